@@ -1,0 +1,78 @@
+import { readGuestLog } from '../hypervisor/serial-log';
+import { readHostFacts, readHostLoad, type HostFacts } from '../hypervisor/host-facts';
+import type { QemuHost } from '../hypervisor/qemu-host';
+
+export interface HostActivityDeps {
+  hostId: string;
+  qemu: QemuHost;
+  patchLevel: () => string;
+}
+
+export interface GuestReport {
+  vmId: string;
+  pid: number;
+  status: string;
+  memoryMiB: number;
+  booted: boolean;
+  lastHeartbeatSeq: number | null;
+  heartbeatAgeSec: number | null;
+}
+
+export interface HostReport {
+  hostId: string;
+  facts: HostFacts;
+  patchLevel: string;
+  load: ReturnType<typeof readHostLoad>;
+  guests: GuestReport[];
+}
+
+/** What one guest is doing right now, from QMP and its serial log. */
+async function reportGuest(
+  qemu: QemuHost,
+  vmId: string,
+  pid: number,
+  memoryMiB: number,
+): Promise<GuestReport> {
+  let status = 'unknown';
+  try {
+    status = (await (await qemu.monitor(vmId)).command('query-status', 2000)).status;
+  } catch {
+    // A guest whose monitor does not answer is still reported: the reconciler decides what it means.
+  }
+  const log = readGuestLog(qemu.files(vmId).serialLog, vmId);
+  return {
+    vmId,
+    pid,
+    status,
+    memoryMiB,
+    booted: log.booted,
+    lastHeartbeatSeq: log.lastHeartbeat?.seq ?? null,
+    heartbeatAgeSec:
+      log.lastHeartbeat && log.modifiedAt ? (Date.now() - log.modifiedAt.getTime()) / 1000 : null,
+  };
+}
+
+/** Reports everything this host runs, as the hypervisor sees it. */
+export async function reportHost(deps: HostActivityDeps): Promise<HostReport> {
+  const guests = await Promise.all(
+    deps.qemu.list().map((g) => reportGuest(deps.qemu, g.vmId, g.pid, g.spec.memoryMiB)),
+  );
+  return {
+    hostId: deps.hostId,
+    facts: await readHostFacts(),
+    patchLevel: deps.patchLevel(),
+    load: readHostLoad(),
+    guests,
+  };
+}
+
+/** Activities that run on one host, scheduled on its task queue `host/<hostId>`. */
+export function createHostActivities(deps: HostActivityDeps) {
+  return {
+    async reportHost(): Promise<HostReport> {
+      return reportHost(deps);
+    },
+  };
+}
+
+export type HostActivities = ReturnType<typeof createHostActivities>;

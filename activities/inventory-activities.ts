@@ -1,0 +1,71 @@
+import type { Inventory } from '../inventory/db';
+import { recordEvent } from '../inventory/events';
+import type { HostReport } from './host-activities';
+import { Context } from '@temporalio/activity';
+
+export interface HostCheckResult {
+  hostId: string;
+  qemuVersion: string;
+  vcpus: number;
+  memoryMiB: number;
+  guests: string[];
+}
+
+/** The workflow and run an activity belongs to, for the audit trail. */
+function caller() {
+  const run = Context.current().info.workflowExecution;
+  return { workflowId: run?.workflowId, runId: run?.runId };
+}
+
+/** Activities that touch only MongoDB; they run on the controller worker. */
+export function createInventoryActivities(inv: Inventory) {
+  return {
+    async recordHostCheck(report: HostReport): Promise<HostCheckResult> {
+      const now = new Date();
+      await inv.hosts.updateOne(
+        { _id: report.hostId },
+        {
+          $set: {
+            facts: report.facts,
+            patchLevel: report.patchLevel,
+            state: 'up',
+            'agent.heartbeatAt': now,
+            updatedAt: now,
+          },
+          $inc: { revision: 1 },
+        },
+      );
+      const result: HostCheckResult = {
+        hostId: report.hostId,
+        qemuVersion: report.facts.qemuVersion,
+        vcpus: report.facts.vcpus,
+        memoryMiB: report.facts.memoryMiB,
+        guests: report.guests.map((g) => g.vmId),
+      };
+      await recordEvent(inv, {
+        operation: 'check-host',
+        subject: `host/${report.hostId}`,
+        outcome: 'completed',
+        message: `host ${report.hostId} answered: QEMU ${result.qemuVersion}, ${result.guests.length} guest(s)`,
+        ...caller(),
+      });
+      return result;
+    },
+
+    async recordHostUnreachable(hostId: string, reason: string): Promise<void> {
+      await inv.hosts.updateOne(
+        { _id: hostId },
+        { $set: { state: 'unreachable', updatedAt: new Date() }, $inc: { revision: 1 } },
+      );
+      await recordEvent(inv, {
+        operation: 'check-host',
+        subject: `host/${hostId}`,
+        outcome: 'failed',
+        message: `host ${hostId} did not answer: ${reason}`,
+        ...caller(),
+      });
+    },
+  };
+}
+
+export type InventoryActivities = ReturnType<typeof createInventoryActivities>;

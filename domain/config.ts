@@ -1,0 +1,88 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/** The repository root: install outputs (.virtflow/bin, .virtflow/guest) live under it. */
+export const repoRoot = path.resolve(__dirname, '..');
+export const installDir = path.join(repoRoot, '.virtflow');
+
+const port = z.coerce.number().int().min(1).max(65535);
+
+const configSchema = z.object({
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TLS_CERT: z.string().optional(),
+  TEMPORAL_TLS_KEY: z.string().optional(),
+  TEMPORAL_TLS_CA: z.string().optional(),
+  TEMPORAL_UI_URL: z.url().default('http://localhost:8233'),
+  MONGODB_URI: z.string().startsWith('mongodb').default('mongodb://127.0.0.1:27017/'),
+  VIRTFLOW_DB: z.string().min(1).default('virtflow'),
+  VIRTFLOW_DATA_DIR: z.string().default(installDir),
+  VIRTFLOW_TEMPORAL_PORT: port.default(7233),
+  VIRTFLOW_UI_PORT: port.default(8233),
+  VIRTFLOW_FERRETDB_PORT: port.default(27017),
+  VIRTFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export interface Config {
+  temporal: {
+    address: string;
+    namespace: string;
+    uiUrl: string;
+    tls?: { certPath?: string; keyPath?: string; caPath?: string };
+  };
+  mongo: { uri: string; dbName: string };
+  /** Where hosts' runtime files, the shared datastore, images and backups live. */
+  dataDir: string;
+  localStack: { temporalPort: number; uiPort: number; ferretdbPort: number };
+  logLevel: z.infer<typeof configSchema>['VIRTFLOW_LOG_LEVEL'];
+}
+
+/**
+ * Reads virtflow's configuration from the environment. The only place that does: every
+ * process (CLI, controller, host agent, local stack, tests) goes through here.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`invalid configuration: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  const tlsGiven = e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_KEY || e.TEMPORAL_TLS_CA;
+  return {
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      uiUrl: e.TEMPORAL_UI_URL.replace(/\/$/, ''),
+      tls: tlsGiven
+        ? { certPath: e.TEMPORAL_TLS_CERT, keyPath: e.TEMPORAL_TLS_KEY, caPath: e.TEMPORAL_TLS_CA }
+        : undefined,
+    },
+    mongo: { uri: e.MONGODB_URI, dbName: e.VIRTFLOW_DB },
+    dataDir: path.resolve(e.VIRTFLOW_DATA_DIR),
+    localStack: {
+      temporalPort: e.VIRTFLOW_TEMPORAL_PORT,
+      uiPort: e.VIRTFLOW_UI_PORT,
+      ferretdbPort: e.VIRTFLOW_FERRETDB_PORT,
+    },
+    logLevel: e.VIRTFLOW_LOG_LEVEL,
+  };
+}
+
+/** Paths of the things scripts/bootstrap installs. */
+export const installed = {
+  temporal: path.join(installDir, 'bin', 'temporal'),
+  ferretdb: path.join(installDir, 'bin', 'ferretdb'),
+  guestKernel: path.join(installDir, 'guest', 'vmlinuz'),
+  guestInitrd: path.join(installDir, 'guest', 'initrd.img'),
+};
+
+/** The layout of the data directory (DESIGN.md §4). */
+export function dataPaths(dataDir: string) {
+  return {
+    hostDir: (hostId: string) => path.join(dataDir, 'hosts', hostId),
+    datastore: path.join(dataDir, 'datastore'),
+    images: path.join(dataDir, 'images'),
+    backups: path.join(dataDir, 'backups'),
+  };
+}

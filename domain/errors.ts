@@ -1,0 +1,53 @@
+import { ApplicationFailure } from '@temporalio/common';
+import type { z } from 'zod';
+
+/**
+ * Operator-facing errors. Each has a stable `type` so a workflow can turn it into a
+ * non-retryable ApplicationFailure and a client can recognise it on the other side.
+ */
+export class VirtflowError extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = type;
+  }
+
+  toFailure(): ApplicationFailure {
+    return ApplicationFailure.nonRetryable(this.message, this.type);
+  }
+}
+
+/** Bad input: names the field, the value and the rule. Raised before any state changes. */
+export class ValidationError extends VirtflowError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super('ValidationError', `${field}: ${message}`);
+  }
+}
+
+export class NotFoundError extends VirtflowError {
+  constructor(kind: string, id: string) {
+    super('NotFoundError', `${kind} "${id}" does not exist`);
+  }
+}
+
+/**
+ * Validates `input` with `schema`; on failure throws a ValidationError naming the first
+ * offending field (prefixed with `what`, e.g. "vm.memoryMiB") and the rule it broke.
+ */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = [what, ...issue.path.map(String)].filter(Boolean).join('.');
+  const value = issue.path.reduce<unknown>(
+    (v, key) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[key] : undefined),
+    input,
+  );
+  const shown = value === undefined ? '' : ` (got ${JSON.stringify(value)})`;
+  throw new ValidationError(field, `${issue.message}${shown}`);
+}

@@ -1,0 +1,39 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/** The controller worker's task queue: every workflow and the inventory activities. */
+export const CONTROLLER_TASK_QUEUE = 'virtflow-controller';
+
+/** Each host agent polls its own queue, so an activity scheduled there runs on that host. */
+export function hostTaskQueue(hostId: string): string {
+  return `host/${hostId}`;
+}
+
+/** Workflow ids are resource-scoped so Temporal itself allows one operation per resource. */
+export const workflowIds = {
+  vm: (vmId: string) => `vm/${vmId}`,
+  host: (hostId: string) => `host/${hostId}`,
+  rollout: (name: string) => `rollout/${name}`,
+};
+
+/** The custom search attributes every workflow sets (DESIGN.md §6). */
+export const searchAttributes = {
+  vm: defineSearchAttributeKey('VfVm', SearchAttributeType.KEYWORD),
+  hosts: defineSearchAttributeKey('VfHosts', SearchAttributeType.KEYWORD_LIST),
+  operation: defineSearchAttributeKey('VfOperation', SearchAttributeType.KEYWORD),
+  cluster: defineSearchAttributeKey('VfCluster', SearchAttributeType.KEYWORD),
+  phase: defineSearchAttributeKey('VfPhase', SearchAttributeType.KEYWORD),
+};
+
+export const allSearchAttributes = Object.values(searchAttributes);
+
+/** `--search-attribute` flags for `temporal server start-dev`. */
+export function devServerSearchAttributeFlags(): string[] {
+  const temporalType: Record<string, string> = {
+    [SearchAttributeType.KEYWORD]: 'Keyword',
+    [SearchAttributeType.KEYWORD_LIST]: 'KeywordList',
+  };
+  return allSearchAttributes.flatMap((key) => [
+    '--search-attribute',
+    `${key.name}=${temporalType[key.type]}`,
+  ]);
+}

@@ -1,0 +1,58 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface HostFacts {
+  hostname: string;
+  vcpus: number;
+  memoryMiB: number;
+  cpuModel: string;
+  cpuFlags: string[];
+  qemuVersion: string;
+  kernel: string;
+}
+
+/** The QEMU version, e.g. "7.2.22", as `qemu-system-x86_64 --version` prints it. */
+export async function qemuVersion(binary = 'qemu-system-x86_64'): Promise<string> {
+  const { stdout } = await run(binary, ['--version']);
+  const m = /version (\d+\.\d+\.\d+)/.exec(stdout);
+  if (!m) throw new Error(`cannot read the QEMU version from "${stdout.split('\n')[0]}"`);
+  return m[1];
+}
+
+function cpuFlags(): string[] {
+  try {
+    const line = fs
+      .readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('flags'));
+    return line ? line.split(':')[1].trim().split(/\s+/).sort() : [];
+  } catch {
+    return [];
+  }
+}
+
+/** What this physical machine really is, read from the OS and QEMU. */
+export async function readHostFacts(): Promise<HostFacts> {
+  const cpus = os.cpus();
+  return {
+    hostname: os.hostname(),
+    vcpus: cpus.length,
+    memoryMiB: Math.floor(os.totalmem() / 1024 / 1024),
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    cpuFlags: cpuFlags(),
+    qemuVersion: await qemuVersion(),
+    kernel: os.release(),
+  };
+}
+
+/** Host load right now: what the metrics sampler records. */
+export function readHostLoad() {
+  return {
+    loadAverage1m: os.loadavg()[0],
+    memoryFreeMiB: Math.floor(os.freemem() / 1024 / 1024),
+  };
+}

@@ -1,0 +1,253 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { QmpClient } from './qmp';
+
+export interface GuestSpec {
+  vmId: string;
+  memoryMiB: number;
+  vcpus: number;
+  diskPath: string;
+  /** Start paused, waiting for an incoming migration (`-incoming defer`). */
+  incoming?: boolean;
+}
+
+export interface GuestProcess {
+  vmId: string;
+  pid: number;
+  spec: GuestSpec;
+  qmpSocket: string;
+  serialLog: string;
+}
+
+export interface GuestBoot {
+  kernel: string;
+  initrd: string;
+}
+
+/** True while `pid` runs. A zombie counts as gone: an orphaned guest may wait for a reaper. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** True when `pid` is a QEMU process started for `vmId` (guards against a recycled pid). */
+function isGuestProcess(pid: number, vmId: string): boolean {
+  try {
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv[0].includes('qemu-system') && argv.some((a) => a.includes(`virtflow.vm=${vmId}`));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The QEMU processes of one host. Guests are daemonized with a pidfile, a QMP socket and a
+ * serial log in the host's run directory, so they outlive the agent that started them and a
+ * restarted agent re-adopts them from those files. The only place QEMU is spawned.
+ */
+export class QemuHost {
+  private monitors = new Map<string, QmpClient>();
+
+  constructor(
+    readonly runDir: string,
+    private readonly boot: GuestBoot,
+    private readonly binary = 'qemu-system-x86_64',
+  ) {
+    fs.mkdirSync(runDir, { recursive: true });
+  }
+
+  files(vmId: string) {
+    return {
+      pidfile: path.join(this.runDir, `${vmId}.pid`),
+      qmpSocket: path.join(this.runDir, `${vmId}.qmp`),
+      serialLog: path.join(this.runDir, `${vmId}.serial.log`),
+      spec: path.join(this.runDir, `${vmId}.json`),
+    };
+  }
+
+  private args(spec: GuestSpec): string[] {
+    const f = this.files(spec.vmId);
+    const args = [
+      '-name',
+      spec.vmId,
+      // /dev/kvm exists on these machines but cannot run Linux guests; a kvm:tcg fallback hangs.
+      '-accel',
+      'tcg',
+      // Fixed machine and CPU model so every host can take every guest's migration stream.
+      '-machine',
+      'pc',
+      '-cpu',
+      'qemu64',
+      '-m',
+      String(spec.memoryMiB),
+      '-smp',
+      String(spec.vcpus),
+      '-nodefaults',
+      '-nographic',
+      '-display',
+      'none',
+      '-kernel',
+      this.boot.kernel,
+      '-initrd',
+      this.boot.initrd,
+      // no_timer_check: concurrent TCG boots can otherwise panic on a timer check.
+      '-append',
+      `console=ttyS0 panic=-1 no_timer_check quiet virtflow.vm=${spec.vmId}`,
+      '-chardev',
+      `file,id=serial0,path=${f.serialLog}`,
+      '-serial',
+      'chardev:serial0',
+      '-qmp',
+      `unix:${f.qmpSocket},server=on,wait=off`,
+      '-blockdev',
+      `driver=qcow2,node-name=disk0,file.driver=file,file.filename=${spec.diskPath}`,
+      '-device',
+      'virtio-blk-pci,drive=disk0,id=vdisk0',
+      '-daemonize',
+      '-pidfile',
+      f.pidfile,
+    ];
+    if (spec.incoming) args.push('-incoming', 'defer');
+    return args;
+  }
+
+  /** Starts a guest and returns once QEMU has daemonized and its QMP socket answers. */
+  async start(spec: GuestSpec): Promise<GuestProcess> {
+    const existing = this.find(spec.vmId);
+    if (existing) throw new Error(`a QEMU process for ${spec.vmId} is already running (pid ${existing.pid})`);
+    const f = this.files(spec.vmId);
+    for (const stale of [f.pidfile, f.qmpSocket, f.serialLog]) fs.rmSync(stale, { force: true });
+    fs.writeFileSync(f.spec, JSON.stringify(spec, null, 2));
+
+    const stderr = await new Promise<string>((resolve, reject) => {
+      const child = spawn(this.binary, this.args(spec), { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.once('error', reject);
+      // With -daemonize the launcher exits once the guest is set up (or failed to be).
+      child.once('exit', (code) =>
+        code === 0 ? resolve(err) : reject(new Error(`QEMU failed to start ${spec.vmId}: ${err.trim()}`)),
+      );
+    });
+    const guest = this.find(spec.vmId);
+    if (!guest)
+      throw new Error(`QEMU exited without leaving a running guest for ${spec.vmId}: ${stderr.trim()}`);
+    await this.monitor(spec.vmId);
+    return guest;
+  }
+
+  /** The running guest of `vmId` on this host, from its pidfile and /proc. */
+  find(vmId: string): GuestProcess | undefined {
+    const f = this.files(vmId);
+    let pid: number;
+    try {
+      pid = Number(fs.readFileSync(f.pidfile, 'utf8').trim());
+    } catch {
+      return undefined;
+    }
+    if (!pid || !isAlive(pid) || !isGuestProcess(pid, vmId)) return undefined;
+    let spec: GuestSpec;
+    try {
+      spec = JSON.parse(fs.readFileSync(f.spec, 'utf8')) as GuestSpec;
+    } catch {
+      return undefined;
+    }
+    return { vmId, pid, spec, qmpSocket: f.qmpSocket, serialLog: f.serialLog };
+  }
+
+  /** Every guest running on this host, found from the run directory. */
+  list(): GuestProcess[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.runDir);
+    } catch {
+      return [];
+    }
+    return names
+      .filter((n) => n.endsWith('.pid'))
+      .map((n) => this.find(n.slice(0, -'.pid'.length)))
+      .filter((g): g is GuestProcess => g !== undefined);
+  }
+
+  /** The guest's QMP connection, opened once and reopened if QEMU or the agent dropped it. */
+  async monitor(vmId: string): Promise<QmpClient> {
+    const cached = this.monitors.get(vmId);
+    if (cached && !cached.isClosed) return cached;
+    const guest = this.find(vmId);
+    if (!guest) throw new Error(`no running QEMU process for ${vmId} on this host`);
+    const client = await QmpClient.connect(guest.qmpSocket);
+    client.on('close', () => this.monitors.delete(vmId));
+    this.monitors.set(vmId, client);
+    return client;
+  }
+
+  /**
+   * Stops a guest: ACPI power-down first, then `quit` after `gracefulMs`, then SIGKILL.
+   * Returns how it ended so the caller can record it.
+   */
+  async stop(vmId: string, gracefulMs: number): Promise<'not-running' | 'graceful' | 'forced' | 'killed'> {
+    const guest = this.find(vmId);
+    if (!guest) {
+      this.cleanup(vmId);
+      return 'not-running';
+    }
+    let how: 'graceful' | 'forced' | 'killed' = 'graceful';
+    try {
+      const qmp = await this.monitor(vmId);
+      if (gracefulMs > 0) await qmp.command('system_powerdown');
+      if (!(await this.waitForExit(guest.pid, gracefulMs))) {
+        how = 'forced';
+        await qmp.command('quit').catch(() => undefined); // QEMU may close the socket before replying
+      }
+    } catch {
+      how = 'forced';
+    }
+    if (!(await this.waitForExit(guest.pid, 5000))) {
+      how = 'killed';
+      process.kill(guest.pid, 'SIGKILL');
+      await this.waitForExit(guest.pid, 5000);
+    }
+    this.cleanup(vmId);
+    return how;
+  }
+
+  /** Kills a guest at once (a failed incoming migration, a fenced host). */
+  kill(vmId: string): void {
+    const guest = this.find(vmId);
+    if (guest) process.kill(guest.pid, 'SIGKILL');
+    this.cleanup(vmId);
+  }
+
+  /** Forgets the runtime files of a guest that no longer runs; keeps the serial log for diagnosis. */
+  private cleanup(vmId: string): void {
+    this.monitors.get(vmId)?.close();
+    this.monitors.delete(vmId);
+    const f = this.files(vmId);
+    for (const file of [f.pidfile, f.qmpSocket, f.spec]) fs.rmSync(file, { force: true });
+  }
+
+  private async waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (isAlive(pid)) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return true;
+  }
+
+  /** Drops QMP connections without touching the guests (agent shutdown). */
+  disconnectAll(): void {
+    for (const client of this.monitors.values()) client.close();
+    this.monitors.clear();
+  }
+}

@@ -1,0 +1,39 @@
+import { MongoClient, type Collection, type Db } from 'mongodb';
+import type { Config } from '../domain/config';
+import type { EventDoc, HostDoc, MetricsDoc, VmDoc } from './documents';
+
+export interface Inventory {
+  db: Db;
+  hosts: Collection<HostDoc>;
+  vms: Collection<VmDoc>;
+  events: Collection<EventDoc>;
+  metrics: Collection<MetricsDoc>;
+  close(): Promise<void>;
+}
+
+/** Opens the inventory database; the one place a MongoDB client is built. */
+export async function openInventory(config: Config): Promise<Inventory> {
+  // FerretDB and a single mongod both want a direct connection; a replica set URI may override.
+  const client = new MongoClient(config.mongo.uri, {
+    serverSelectionTimeoutMS: 10_000,
+    directConnection: !config.mongo.uri.includes('replicaSet='),
+  });
+  await client.connect();
+  const db = client.db(config.mongo.dbName);
+  return {
+    db,
+    hosts: db.collection<HostDoc>('hosts'),
+    vms: db.collection<VmDoc>('vms'),
+    events: db.collection<EventDoc>('events'),
+    metrics: db.collection<MetricsDoc>('metrics'),
+    close: () => client.close(),
+  };
+}
+
+/** Creates the indexes queries rely on. Idempotent: every process may call it at start. */
+export async function ensureIndexes(inv: Inventory): Promise<void> {
+  await inv.vms.createIndex({ host: 1 });
+  await inv.vms.createIndex({ state: 1 });
+  await inv.events.createIndex({ subject: 1, at: -1 });
+  await inv.metrics.createIndex({ hostId: 1, at: -1 });
+}

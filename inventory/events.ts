@@ -1,0 +1,11 @@
+import { randomBytes } from 'node:crypto';
+import type { EventDoc } from './documents';
+import type { Inventory } from './db';
+
+/** Appends one audit event: every operation outcome leaves exactly one. */
+export async function recordEvent(inv: Inventory, event: Omit<EventDoc, '_id' | 'at'>): Promise<EventDoc> {
+  const at = new Date();
+  const doc: EventDoc = { _id: `ev-${at.getTime()}-${randomBytes(4).toString('hex')}`, at, ...event };
+  await inv.events.insertOne(doc);
+  return doc;
+}

@@ -1,0 +1,49 @@
+import type { HostDoc } from './documents';
+import type { Inventory } from './db';
+
+export type HostRegistration = Pick<
+  HostDoc,
+  'facts' | 'allocatable' | 'patchLevel' | 'agent' | 'migrationPorts' | 'cluster'
+>;
+
+/**
+ * Registers a host or refreshes what its agent reports. Only the host's own agent writes
+ * these fields, so a plain upsert is safe on FerretDB; operator-owned fields (maintenance,
+ * labels) are set only when the document is first created.
+ */
+export async function registerHost(inv: Inventory, hostId: string, reg: HostRegistration): Promise<HostDoc> {
+  const now = new Date();
+  await inv.hosts.updateOne(
+    { _id: hostId },
+    {
+      $set: { ...reg, state: 'up', updatedAt: now },
+      $setOnInsert: { createdAt: now, maintenance: false, labels: {} },
+      $inc: { revision: 1 },
+    },
+    { upsert: true },
+  );
+  const doc = await inv.hosts.findOne({ _id: hostId });
+  if (!doc) throw new Error(`host ${hostId} vanished right after registration`);
+  return doc;
+}
+
+/** The agent's liveness signal, written at every facts interval. */
+export async function touchHostHeartbeat(inv: Inventory, hostId: string): Promise<void> {
+  const now = new Date();
+  await inv.hosts.updateOne(
+    { _id: hostId },
+    { $set: { 'agent.heartbeatAt': now, state: 'up', updatedAt: now }, $inc: { revision: 1 } },
+  );
+}
+
+/** Marks a host down when its agent stops cleanly. */
+export async function markHostDown(inv: Inventory, hostId: string): Promise<void> {
+  await inv.hosts.updateOne(
+    { _id: hostId },
+    { $set: { state: 'down', updatedAt: new Date() }, $inc: { revision: 1 } },
+  );
+}
+
+export function listHosts(inv: Inventory): Promise<HostDoc[]> {
+  return inv.hosts.find({}).sort({ _id: 1 }).toArray();
+}

@@ -1,0 +1,116 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+
+/** Fails at once, naming the service and the setting to change, when a port is taken. */
+export async function assertPortFree(port: number, what: string, setting: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          err.code === 'EADDRINUSE'
+            ? `${what}: port ${port} is already in use; stop what holds it or set ${setting} to a free port`
+            : `${what}: cannot bind port ${port}: ${err.message}`,
+        ),
+      ),
+    );
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}
+
+/** A free TCP port on loopback, as the kernel hands it out. */
+export async function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** A long-running child process whose output goes to a log file. */
+export class ManagedProcess {
+  private exited: Promise<number | null>;
+  private exitCode: number | null | undefined;
+
+  private constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    readonly logPath: string,
+  ) {
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.exitCode = code ?? (signal ? -1 : null);
+        resolve(this.exitCode);
+      }),
+    );
+  }
+
+  static spawn(
+    name: string,
+    command: string,
+    args: string[],
+    opts: { logPath: string; env?: NodeJS.ProcessEnv; cwd?: string },
+  ): ManagedProcess {
+    const log = fs.openSync(opts.logPath, 'a');
+    const child = spawn(command, args, {
+      stdio: ['ignore', log, log],
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+    });
+    fs.closeSync(log);
+    return new ManagedProcess(name, child, opts.logPath);
+  }
+
+  get running(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  /** Resolves when `port` accepts connections; rejects if the process exits or time runs out. */
+  async waitForPort(port: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!this.running)
+        throw new Error(`${this.name} exited before listening on ${port}: ${this.logTail()}`);
+      if (await canConnect(port)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${this.name} did not listen on port ${port} within ${timeoutMs} ms: ${this.logTail()}`);
+  }
+
+  /** Resolves when the process has exited, whoever ended it. */
+  waitForExit(): Promise<number | null> {
+    return this.exited;
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+  async stop(graceMs = 5000): Promise<void> {
+    if (!this.running) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  logTail(lines = 15): string {
+    try {
+      return fs.readFileSync(this.logPath, 'utf8').trim().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+}

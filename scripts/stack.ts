@@ -1,0 +1,118 @@
+/**
+ * `npm start`: the whole of virtflow on one machine. Starts the Temporal dev server (Web UI
+ * on :8233), FerretDB, the controller worker and three host agents, shows a real operation,
+ * then runs until Ctrl-C, when it stops everything and leaves no process behind.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { CONTROLLER_TASK_QUEUE, workflowIds } from '../domain/names';
+import { dataPaths, installDir, loadConfig } from '../domain/config';
+import { connectClient, runUrl } from '../client/temporal';
+import { QemuHost } from '../hypervisor/qemu-host';
+import { installed } from '../domain/config';
+import { startFerretDb } from './services/ferretdb';
+import { startTemporalDevServer } from './services/temporal-dev-server';
+import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from './services/entry-points';
+import type { ManagedProcess } from './services/processes';
+
+const say = (msg: string) => console.log(`virtflow: ${msg}`);
+
+async function main(): Promise<void> {
+  const base = loadConfig();
+  const logDir = path.join(installDir, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+
+  const services: ManagedProcess[] = [];
+  const workers: Supervised[] = [];
+  let shuttingDown = false;
+  const shutdown = async (code: number) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    say('stopping workers, guests, FerretDB and Temporal …');
+    await Promise.all(workers.map((w) => w.stop()));
+    // The local "datacenter" powers off with the stack: no guest outlives it.
+    for (const { hostId } of localHosts) {
+      const qemu = new QemuHost(dataPaths(base.dataDir).hostDir(hostId), {
+        kernel: installed.guestKernel,
+        initrd: installed.guestInitrd,
+      });
+      for (const guest of qemu.list()) await qemu.stop(guest.vmId, 0);
+    }
+    for (const s of services.reverse()) await s.stop();
+    say('stopped');
+    process.exit(code);
+  };
+  process.once('SIGINT', () => void shutdown(0));
+  process.once('SIGTERM', () => void shutdown(0));
+
+  try {
+    say(
+      `starting the Temporal dev server on :${base.localStack.temporalPort} (UI :${base.localStack.uiPort})`,
+    );
+    const temporal = await startTemporalDevServer({
+      port: base.localStack.temporalPort,
+      uiPort: base.localStack.uiPort,
+      dbFile: path.join(installDir, 'temporal.db'),
+      logDir,
+    });
+    services.push(temporal.process);
+    say(`starting FerretDB on :${base.localStack.ferretdbPort}`);
+    const ferret = await startFerretDb({
+      port: base.localStack.ferretdbPort,
+      dataDir: path.join(installDir, 'ferretdb'),
+      logDir,
+    });
+    services.push(ferret.process);
+
+    const env = {
+      ...process.env,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_UI_URL: temporal.uiUrl,
+      MONGODB_URI: ferret.uri,
+    };
+    const config = loadConfig(env);
+    say('starting the controller worker and host agents host-a, host-b, host-c');
+    workers.push(
+      new Supervised(() => spawnEntryPoint('controller', 'worker/controller.ts', [], { logDir, env })),
+    );
+    for (const host of localHosts) {
+      workers.push(
+        new Supervised(() =>
+          spawnEntryPoint(
+            `agent-${host.hostId}`,
+            'worker/host-agent.ts',
+            hostAgentArgs(host, ['--memory', '4096']),
+            {
+              logDir,
+              env,
+            },
+          ),
+        ),
+      );
+    }
+
+    const client = await connectClient(config);
+    say('checking every host through its agent (workflow checkHost) …');
+    for (const { hostId } of localHosts) {
+      const workflowId = `${workflowIds.host(hostId)}/check`;
+      const result = await client.workflow.execute('checkHost', {
+        taskQueue: CONTROLLER_TASK_QUEUE,
+        workflowId,
+        args: [{ hostId }],
+        staticSummary: `Check host ${hostId}`,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      });
+      say(
+        `  ${hostId}: up, QEMU ${result.qemuVersion}, ${result.vcpus} vCPUs, ${result.memoryMiB} MiB, ` +
+          `${result.guests.length} guest(s) — ${runUrl(config, workflowId)}`,
+      );
+    }
+    say(`Temporal Web UI: ${temporal.uiUrl}   logs: ${logDir}`);
+    say('running; press Ctrl-C to stop everything');
+  } catch (err) {
+    console.error(`virtflow: ${(err as Error).message}`);
+    await shutdown(1);
+  }
+}
+
+void main();

@@ -1,0 +1,51 @@
+import { Worker, type WorkflowBundle } from '@temporalio/worker';
+import { createInventoryActivities } from '../activities/inventory-activities';
+import { connectWorkerConnection } from '../client/temporal';
+import { loadConfig, type Config } from '../domain/config';
+import { logger } from '../domain/logger';
+import { CONTROLLER_TASK_QUEUE } from '../domain/names';
+import { ensureIndexes, openInventory } from '../inventory/db';
+
+/**
+ * Builds the controller worker: every workflow plus the activities that touch only MongoDB.
+ * Any number of replicas may run. Tests pass a pre-built bundle so workflow code is bundled
+ * once per file, not once per worker.
+ */
+export async function createController(config: Config, opts: { workflowBundle?: WorkflowBundle } = {}) {
+  const inv = await openInventory(config);
+  await ensureIndexes(inv);
+  const connection = await connectWorkerConnection(config);
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: CONTROLLER_TASK_QUEUE,
+    ...(opts.workflowBundle
+      ? { workflowBundle: opts.workflowBundle }
+      : { workflowsPath: require.resolve('../workflows') }),
+    activities: createInventoryActivities(inv),
+  });
+  return {
+    worker,
+    /** Runs until shut down, then releases its connections. */
+    async run(): Promise<void> {
+      try {
+        await worker.run();
+      } finally {
+        await connection.close();
+        await inv.close();
+      }
+    },
+  };
+}
+
+if (require.main === module) {
+  void (async () => {
+    const controller = await createController(loadConfig());
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.worker.shutdown());
+    logger.info({ taskQueue: CONTROLLER_TASK_QUEUE }, 'controller worker started');
+    await controller.run();
+  })().catch((err: unknown) => {
+    logger.fatal({ err }, 'controller worker failed');
+    process.exit(1);
+  });
+}

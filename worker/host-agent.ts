@@ -1,0 +1,188 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { Worker } from '@temporalio/worker';
+import { createHostActivities, reportHost } from '../activities/host-activities';
+import { connectWorkerConnection } from '../client/temporal';
+import { dataPaths, installed, loadConfig, type Config } from '../domain/config';
+import { idSchema } from '../domain/ids';
+import { logger } from '../domain/logger';
+import { hostTaskQueue } from '../domain/names';
+import { QemuHost } from '../hypervisor/qemu-host';
+import { ensureIndexes, openInventory, type Inventory } from '../inventory/db';
+import { recordEvent } from '../inventory/events';
+import { markHostDown, registerHost, touchHostHeartbeat } from '../inventory/hosts';
+import { AGENT_VERSION } from './version';
+
+export interface HostAgentOptions {
+  hostId: string;
+  cluster: string;
+  migrationPorts: { first: number; last: number };
+  factsIntervalMs: number;
+  /** Memory and vCPUs placement may hand out; defaults to what the machine has. */
+  allocatable?: { memoryMiB?: number; vcpus?: number };
+}
+
+/** The host's patch level lives in its directory so a patch (and a restart) can change it. */
+function patchLevelReader(hostDir: string) {
+  const file = path.join(hostDir, 'patch-level');
+  return () => {
+    try {
+      return fs.readFileSync(file, 'utf8').trim() || '0';
+    } catch {
+      return '0';
+    }
+  };
+}
+
+async function sampleMetrics(
+  inv: Inventory,
+  opts: HostAgentOptions,
+  qemu: QemuHost,
+  patchLevel: () => string,
+) {
+  const report = await reportHost({ hostId: opts.hostId, qemu, patchLevel });
+  const at = new Date();
+  await inv.metrics.insertOne({
+    _id: `${opts.hostId}-${at.getTime()}`,
+    hostId: opts.hostId,
+    at,
+    host: { ...report.load, runningVms: report.guests.length },
+    vms: report.guests.map((g) => ({
+      vmId: g.vmId,
+      pid: g.pid,
+      status: g.status,
+      memoryMiB: g.memoryMiB,
+      heartbeatAgeSec: g.heartbeatAgeSec,
+    })),
+  });
+  await touchHostHeartbeat(inv, opts.hostId);
+}
+
+/**
+ * Runs one host agent until `signal` aborts: registers the host, re-adopts the guests still
+ * running from a previous agent, samples facts into `metrics`, and serves the host's task
+ * queue. Stopping the agent never stops its guests.
+ */
+export async function runHostAgent(
+  config: Config,
+  opts: HostAgentOptions,
+  signal: AbortSignal,
+): Promise<void> {
+  const log = logger.child({ hostId: opts.hostId });
+  const hostDir = dataPaths(config.dataDir).hostDir(opts.hostId);
+  const qemu = new QemuHost(hostDir, { kernel: installed.guestKernel, initrd: installed.guestInitrd });
+  const patchLevel = patchLevelReader(hostDir);
+  const inv = await openInventory(config);
+  const connection = await connectWorkerConnection(config);
+  try {
+    await ensureIndexes(inv);
+    const report = await reportHost({ hostId: opts.hostId, qemu, patchLevel });
+    const taskQueue = hostTaskQueue(opts.hostId);
+    const now = new Date();
+    await registerHost(inv, opts.hostId, {
+      cluster: opts.cluster,
+      facts: report.facts,
+      allocatable: {
+        memoryMiB: opts.allocatable?.memoryMiB ?? report.facts.memoryMiB,
+        vcpus: opts.allocatable?.vcpus ?? report.facts.vcpus,
+      },
+      patchLevel: report.patchLevel,
+      agent: { version: AGENT_VERSION, pid: process.pid, startedAt: now, heartbeatAt: now, taskQueue },
+      migrationPorts: opts.migrationPorts,
+    });
+    if (report.guests.length > 0) {
+      await recordEvent(inv, {
+        operation: 'agent-start',
+        subject: `host/${opts.hostId}`,
+        outcome: 'info',
+        message: `agent re-adopted ${report.guests.length} running guest(s): ${report.guests.map((g) => g.vmId).join(', ')}`,
+      });
+    }
+    log.info({ guests: report.guests.map((g) => g.vmId), taskQueue }, 'host registered');
+
+    const worker = await Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue,
+      activities: createHostActivities({ hostId: opts.hostId, qemu, patchLevel }),
+    });
+    const sampler = setInterval(() => {
+      sampleMetrics(inv, opts, qemu, patchLevel).catch((err: unknown) =>
+        log.warn({ err }, 'metrics sample failed'),
+      );
+    }, opts.factsIntervalMs);
+    signal.addEventListener('abort', () => worker.shutdown(), { once: true });
+    try {
+      await worker.run();
+    } finally {
+      clearInterval(sampler);
+      qemu.disconnectAll();
+      await markHostDown(inv, opts.hostId).catch(() => undefined);
+    }
+  } finally {
+    await connection.close();
+    await inv.close();
+  }
+}
+
+function portRange(value: string): { first: number; last: number } {
+  const m = /^(\d+)-(\d+)$/.exec(value);
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (!m || first < 1024 || last > 65535 || first > last) {
+    throw new InvalidArgumentError('expected FIRST-LAST with 1024 <= FIRST <= LAST <= 65535');
+  }
+  return { first, last };
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+}
+
+function hostId(value: string): string {
+  const r = idSchema.safeParse(value);
+  if (!r.success) throw new InvalidArgumentError(r.error.issues[0].message);
+  return value;
+}
+
+if (require.main === module) {
+  const program = new Command('host-agent')
+    .description('virtflow host agent: runs the QEMU guests of one host and serves its task queue')
+    .requiredOption('--host <id>', 'host id (DNS label)', hostId)
+    .option('--cluster <name>', 'cluster the host belongs to', 'local')
+    .requiredOption('--migration-ports <first-last>', 'TCP ports for incoming migrations', portRange)
+    .option('--facts-interval <seconds>', 'how often facts are sampled into metrics', positiveInt, 10)
+    .option('--memory <MiB>', 'memory placement may allocate (default: all of it)', positiveInt)
+    .option('--vcpus <n>', 'vCPUs placement may allocate (default: all of them)', positiveInt)
+    .parse();
+  const o = program.opts<{
+    host: string;
+    cluster: string;
+    migrationPorts: { first: number; last: number };
+    factsInterval: number;
+    memory?: number;
+    vcpus?: number;
+  }>();
+  const abort = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());
+  runHostAgent(
+    loadConfig(),
+    {
+      hostId: o.host,
+      cluster: o.cluster,
+      migrationPorts: o.migrationPorts,
+      factsIntervalMs: o.factsInterval * 1000,
+      allocatable: { memoryMiB: o.memory, vcpus: o.vcpus },
+    },
+    abort.signal,
+  ).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      logger.fatal({ err }, 'host agent failed');
+      process.exit(1);
+    },
+  );
+}
