@@ -26,7 +26,7 @@ export interface GuestBoot {
 }
 
 /** True while `pid` runs. A zombie counts as gone: an orphaned guest may wait for a reaper. */
-function isAlive(pid: number): boolean {
+export function isProcessRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch {
@@ -155,7 +155,7 @@ export class QemuHost {
     } catch {
       return undefined;
     }
-    if (!pid || !isAlive(pid) || !isGuestProcess(pid, vmId)) return undefined;
+    if (!pid || !isProcessRunning(pid) || !isGuestProcess(pid, vmId)) return undefined;
     let spec: GuestSpec;
     try {
       spec = JSON.parse(fs.readFileSync(f.spec, 'utf8')) as GuestSpec;
@@ -238,7 +238,7 @@ export class QemuHost {
 
   private async waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (isAlive(pid)) {
+    while (isProcessRunning(pid)) {
       if (Date.now() >= deadline) return false;
       await new Promise((r) => setTimeout(r, 100));
     }

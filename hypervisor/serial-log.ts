@@ -5,7 +5,7 @@ import fs from 'node:fs';
  * file: `virtflow-guest-ready vm=<id>` once init runs, then
  * `virtflow-heartbeat vm=<id> seq=<n> uptime=<s>` every 2 seconds.
  */
-const READY = /^virtflow-guest-ready vm=([a-z0-9-]*)/m;
+const READY = /virtflow-guest-ready vm=([a-z0-9-]*)/;
 const HEARTBEAT = /virtflow-heartbeat vm=([a-z0-9-]*) seq=(\d+) uptime=([\d.]+)/g;
 
 export interface Heartbeat {

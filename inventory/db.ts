@@ -18,7 +18,13 @@ export async function openInventory(config: Config): Promise<Inventory> {
     serverSelectionTimeoutMS: 10_000,
     directConnection: !config.mongo.uri.includes('replicaSet='),
   });
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new Error(
+      `cannot reach MongoDB at ${config.mongo.uri} (${(err as Error).message}); start the local stack with \`npm start\` or set MONGODB_URI`,
+    );
+  }
   const db = client.db(config.mongo.dbName);
   return {
     db,

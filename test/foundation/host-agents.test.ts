@@ -1,0 +1,81 @@
+import { execFile } from 'node:child_process';
+import os from 'node:os';
+import { promisify } from 'node:util';
+import { installed } from '../../domain/config';
+import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
+import { qemuVersion } from '../../hypervisor/host-facts';
+import { bundleWorkflows, TestStack } from '../helpers/test-stack';
+
+const run = promisify(execFile);
+
+describe('the local stack: three host agents and the controller on the real dev server', () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    stack = await TestStack.create('host-agents');
+    await stack.startController(await bundleWorkflows());
+    await stack.startAgents();
+  });
+  afterAll(() => stack.stop());
+
+  test('each agent registers its host with the facts of the real machine', async () => {
+    const hosts = await stack.inventory.hosts.find({}).sort({ _id: 1 }).toArray();
+    expect(hosts.map((h) => h._id)).toEqual(['host-a', 'host-b', 'host-c']);
+    const version = await qemuVersion();
+    for (const host of hosts) {
+      expect(host.state).toBe('up');
+      expect(host.facts.qemuVersion).toBe(version);
+      expect(host.facts.vcpus).toBe(os.cpus().length);
+      expect(host.facts.memoryMiB).toBe(Math.floor(os.totalmem() / 1024 / 1024));
+      expect(host.agent.taskQueue).toBe(`host/${host._id}`);
+      expect(host.revision).toBeGreaterThanOrEqual(1);
+    }
+    expect(new Set(hosts.map((h) => h.migrationPorts.first)).size).toBe(3);
+  });
+
+  test('a checkHost workflow runs on the dev server and is found by a search-attribute query', async () => {
+    const handle = await stack.client.workflow.start('checkHost', {
+      taskQueue: CONTROLLER_TASK_QUEUE,
+      workflowId: 'host/host-b/check-smoke',
+      args: [{ hostId: 'host-b' }],
+      staticSummary: 'Check host host-b',
+    });
+    const result = await handle.result();
+    expect(result).toMatchObject({ hostId: 'host-b', qemuVersion: await qemuVersion(), guests: [] });
+
+    const query = `VfOperation = "check-host" AND VfHosts = "host-b" AND VfPhase = "done"`;
+    let listed: { execution: { workflowId: string; runId: string } }[] = [];
+    for (let i = 0; i < 50 && listed.length === 0; i++) {
+      const { stdout } = await run(installed.temporal, [
+        'workflow',
+        'list',
+        '--address',
+        stack.config.temporal.address,
+        '--query',
+        query,
+        '--output',
+        'json',
+      ]);
+      listed = stdout.trim() ? JSON.parse(stdout) : [];
+      if (listed.length === 0) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(listed.map((w) => w.execution.workflowId)).toEqual(['host/host-b/check-smoke']);
+    expect(listed[0].execution.runId).toBe(handle.firstExecutionRunId);
+
+    const event = await stack.inventory.events.findOne({ workflowId: 'host/host-b/check-smoke' });
+    expect(event).toMatchObject({ operation: 'check-host', subject: 'host/host-b', outcome: 'completed' });
+  });
+
+  test('a host whose agent is gone is reported unreachable, not waited on forever', async () => {
+    await stack.agents.get('host-c')!.process.stop();
+    const err = await stack.client.workflow
+      .execute('checkHost', {
+        taskQueue: CONTROLLER_TASK_QUEUE,
+        workflowId: 'host/host-c/check-down',
+        args: [{ hostId: 'host-c' }],
+      })
+      .catch((e: unknown) => e as Error);
+    expect(String((err as Error).cause)).toMatch(/host host-c did not answer/);
+    expect((await stack.inventory.hosts.findOne({ _id: 'host-c' }))?.state).toBe('unreachable');
+  });
+});

@@ -1,0 +1,116 @@
+import path from 'node:path';
+import { bundleWorkflowCode, Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import { loadConfig, repoRoot, type Config } from '../../domain/config';
+import { connectClient } from '../../client/temporal';
+import { openInventory, type Inventory } from '../../inventory/db';
+import { createController } from '../../worker/controller';
+import { hostAgentArgs, localHosts, spawnEntryPoint } from '../../scripts/services/entry-points';
+import type { ManagedProcess } from '../../scripts/services/processes';
+
+let runtimeInstalled = false;
+
+/** Keeps the SDK's own logging to warnings so test output stays readable. */
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+/**
+ * The environment of one test file: its own database and data directory on the shared
+ * Temporal server and FerretDB, so files never see each other's hosts or VMs.
+ */
+export function fileConfig(name: string): { config: Config; env: NodeJS.ProcessEnv } {
+  const runDir = process.env.VIRTFLOW_TEST_RUN_DIR;
+  if (!runDir) throw new Error('VIRTFLOW_TEST_RUN_DIR is unset: run the tests with `npm test`');
+  const env = {
+    ...process.env,
+    VIRTFLOW_DB: `vf-${name}`,
+    VIRTFLOW_DATA_DIR: path.join(runDir, name),
+  };
+  return { config: loadConfig(env), env };
+}
+
+export function bundleWorkflows(): Promise<WorkflowBundle> {
+  quietRuntime();
+  return bundleWorkflowCode({
+    workflowsPath: path.join(repoRoot, 'workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
+}
+
+export interface HostAgentHandle {
+  hostId: string;
+  process: ManagedProcess;
+}
+
+/**
+ * The pieces a test file starts: a controller worker in this process (with the file's
+ * workflow bundle) and host agents as real child processes, so a test can kill -9 one.
+ */
+export class TestStack {
+  agents = new Map<string, HostAgentHandle>();
+  private controllerRun?: Promise<void>;
+  private controllerWorker?: Awaited<ReturnType<typeof createController>>['worker'];
+
+  private constructor(
+    readonly name: string,
+    readonly config: Config,
+    readonly env: NodeJS.ProcessEnv,
+    readonly client: Client,
+    readonly inventory: Inventory,
+  ) {}
+
+  static async create(name: string): Promise<TestStack> {
+    quietRuntime();
+    const { config, env } = fileConfig(name);
+    const inventory = await openInventory(config);
+    await inventory.db.dropDatabase();
+    return new TestStack(name, config, env, await connectClient(config), inventory);
+  }
+
+  async startController(bundle: WorkflowBundle): Promise<void> {
+    const controller = await createController(this.config, { workflowBundle: bundle });
+    this.controllerWorker = controller.worker;
+    this.controllerRun = controller.run();
+  }
+
+  /** Starts the agent of a local host and waits until it has registered. */
+  async startAgent(hostId: string, extraArgs: string[] = []): Promise<HostAgentHandle> {
+    const host = localHosts.find((h) => h.hostId === hostId);
+    if (!host) throw new Error(`unknown local host ${hostId}`);
+    const proc = spawnEntryPoint(
+      `${this.name}-agent-${hostId}`,
+      'worker/host-agent.ts',
+      hostAgentArgs(host, extraArgs),
+      {
+        logDir: process.env.VIRTFLOW_TEST_RUN_DIR!,
+        env: { ...this.env, VIRTFLOW_LOG_LEVEL: 'warn' },
+      },
+    );
+    const handle = { hostId, process: proc };
+    this.agents.set(hostId, handle);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const doc = await this.inventory.hosts.findOne({ _id: hostId });
+      if (doc && doc.agent.pid === proc.child.pid && doc.state === 'up') return handle;
+      if (!proc.running) throw new Error(`agent ${hostId} exited: ${proc.logTail()}`);
+      if (Date.now() > deadline)
+        throw new Error(`agent ${hostId} did not register within 60 s: ${proc.logTail()}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async startAgents(hostIds = localHosts.map((h) => h.hostId), extraArgs: string[] = []): Promise<void> {
+    await Promise.all(hostIds.map((id) => this.startAgent(id, extraArgs)));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((a) => a.process.stop()));
+    this.controllerWorker?.shutdown();
+    await this.controllerRun;
+    await this.client.connection.close();
+    await this.inventory.close();
+  }
+}
