@@ -1,10 +1,9 @@
 import { readGuestLog } from '../hypervisor/serial-log';
 import { readHostFacts, readHostLoad, type HostFacts } from '../hypervisor/host-facts';
 import type { QemuHost } from '../hypervisor/qemu-host';
+import { createGuestActivities, type GuestActivityDeps } from './guest-activities';
 
-export interface HostActivityDeps {
-  hostId: string;
-  qemu: QemuHost;
+export interface HostActivityDeps extends GuestActivityDeps {
   patchLevel: () => string;
 }
 
@@ -53,7 +52,9 @@ async function reportGuest(
 }
 
 /** Reports everything this host runs, as the hypervisor sees it. */
-export async function reportHost(deps: HostActivityDeps): Promise<HostReport> {
+export async function reportHost(
+  deps: Pick<HostActivityDeps, 'hostId' | 'qemu' | 'patchLevel'>,
+): Promise<HostReport> {
   const guests = await Promise.all(
     deps.qemu.list().map((g) => reportGuest(deps.qemu, g.vmId, g.pid, g.spec.memoryMiB)),
   );
@@ -72,6 +73,7 @@ export function createHostActivities(deps: HostActivityDeps) {
     async reportHost(): Promise<HostReport> {
       return reportHost(deps);
     },
+    ...createGuestActivities(deps),
   };
 }
 

@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { ValidationError, VirtflowError } from '../domain/errors';
 import { registerHostCommands } from './commands/host';
+import { registerImageCommands } from './commands/image';
+import { registerVmCommands } from './commands/vm';
 import { CliContext } from './context';
 
 /**
@@ -12,6 +14,8 @@ export function buildCli(ctx: CliContext): Command {
     .description('virtflow: a Virtual Infrastructure Manager on Temporal, QEMU and MongoDB')
     .showHelpAfterError();
   registerHostCommands(program, ctx);
+  registerImageCommands(program, ctx);
+  registerVmCommands(program, ctx);
   return program;
 }
 

@@ -75,6 +75,7 @@ export const installed = {
   ferretdb: path.join(installDir, 'bin', 'ferretdb'),
   guestKernel: path.join(installDir, 'guest', 'vmlinuz'),
   guestInitrd: path.join(installDir, 'guest', 'initrd.img'),
+  guestDisk: path.join(installDir, 'guest', 'disk.qcow2'),
 };
 
 /** The layout of the data directory (DESIGN.md §4). */

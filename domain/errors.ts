@@ -51,3 +51,45 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what:
   const shown = value === undefined ? '' : ` (got ${JSON.stringify(value)})`;
   throw new ValidationError(field, `${issue.message}${shown}`);
 }
+
+/** No host can take the request; `reasons` says why each host was rejected. */
+export class InsufficientCapacityError extends VirtflowError {
+  constructor(
+    what: string,
+    readonly reasons: Record<string, string[]>,
+  ) {
+    const perHost = Object.entries(reasons)
+      .map(([host, why]) => `${host}: ${why.join('; ')}`)
+      .join(' | ');
+    super(
+      'InsufficientCapacityError',
+      `no host can take ${what}${perHost ? ` — ${perHost}` : ' — no hosts registered'}`,
+    );
+  }
+}
+
+/** Another operation holds the VM (or host): Temporal runs one operation per resource. */
+export class ResourceBusyError extends VirtflowError {
+  constructor(kind: 'VM' | 'host', id: string, operation: string, runId?: string) {
+    super(
+      'ResourceBusyError',
+      `${kind} busy: ${operation}${runId ? ` ${runId}` : ''} is running on ${kind === 'VM' ? 'vm' : 'host'} ${id}`,
+    );
+  }
+}
+
+/** The VM is not in a state that allows the operation. */
+export class InvalidStateError extends VirtflowError {
+  constructor(message: string) {
+    super('InvalidStateError', message);
+  }
+}
+
+/** The operation's error types that retrying cannot fix. */
+export const nonRetryableErrorTypes = [
+  'ValidationError',
+  'NotFoundError',
+  'InsufficientCapacityError',
+  'InvalidStateError',
+  'ImageChecksumError',
+];

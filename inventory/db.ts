@@ -1,11 +1,14 @@
 import { MongoClient, type Collection, type Db } from 'mongodb';
 import type { Config } from '../domain/config';
-import type { EventDoc, HostDoc, MetricsDoc, VmDoc } from './documents';
+import type { EventDoc, HostDoc, ImageDoc, LeaseDoc, MetricsDoc, ReservationDoc, VmDoc } from './schemas';
 
 export interface Inventory {
   db: Db;
   hosts: Collection<HostDoc>;
   vms: Collection<VmDoc>;
+  images: Collection<ImageDoc>;
+  reservations: Collection<ReservationDoc>;
+  leases: Collection<LeaseDoc>;
   events: Collection<EventDoc>;
   metrics: Collection<MetricsDoc>;
   close(): Promise<void>;
@@ -30,6 +33,9 @@ export async function openInventory(config: Config): Promise<Inventory> {
     db,
     hosts: db.collection<HostDoc>('hosts'),
     vms: db.collection<VmDoc>('vms'),
+    images: db.collection<ImageDoc>('images'),
+    reservations: db.collection<ReservationDoc>('reservations'),
+    leases: db.collection<LeaseDoc>('leases'),
     events: db.collection<EventDoc>('events'),
     metrics: db.collection<MetricsDoc>('metrics'),
     close: () => client.close(),
@@ -40,6 +46,12 @@ export async function openInventory(config: Config): Promise<Inventory> {
 export async function ensureIndexes(inv: Inventory): Promise<void> {
   await inv.vms.createIndex({ host: 1 });
   await inv.vms.createIndex({ state: 1 });
+  await inv.images.createIndex({ sha256: 1 });
+  await inv.reservations.createIndex({ hostId: 1, state: 1 });
+  await inv.reservations.createIndex({ hostId: 1, seq: -1 });
+  await inv.reservations.createIndex({ owner: 1 });
+  await inv.leases.createIndex({ resource: 1 }, { unique: true });
   await inv.events.createIndex({ subject: 1, at: -1 });
+  await inv.events.createIndex({ workflowId: 1 });
   await inv.metrics.createIndex({ hostId: 1, at: -1 });
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { EventDoc } from './documents';
+import type { EventDoc } from './schemas';
 import type { Inventory } from './db';
 
 /** Appends one audit event: every operation outcome leaves exactly one. */

@@ -1,4 +1,4 @@
-import type { HostDoc } from './documents';
+import type { HostDoc } from './schemas';
 import type { Inventory } from './db';
 
 export type HostRegistration = Pick<

@@ -1,5 +1,5 @@
 import { Worker, type WorkflowBundle } from '@temporalio/worker';
-import { createInventoryActivities } from '../activities/inventory-activities';
+import { createControllerActivities } from '../activities/controller-activities';
 import { connectWorkerConnection } from '../client/temporal';
 import { loadConfig, type Config } from '../domain/config';
 import { logger } from '../domain/logger';
@@ -22,7 +22,7 @@ export async function createController(config: Config, opts: { workflowBundle?: 
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }
       : { workflowsPath: require.resolve('../workflows') }),
-    activities: createInventoryActivities(inv),
+    activities: createControllerActivities(inv),
   });
   return {
     worker,

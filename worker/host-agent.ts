@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { Worker } from '@temporalio/worker';
 import { createHostActivities, reportHost } from '../activities/host-activities';
+import { withOperatorErrors } from '../activities/operator-errors';
 import { connectWorkerConnection } from '../client/temporal';
 import { dataPaths, installed, loadConfig, type Config } from '../domain/config';
 import { idSchema } from '../domain/ids';
@@ -19,8 +20,10 @@ export interface HostAgentOptions {
   cluster: string;
   migrationPorts: { first: number; last: number };
   factsIntervalMs: number;
-  /** Memory and vCPUs placement may hand out; defaults to what the machine has. */
-  allocatable?: { memoryMiB?: number; vcpus?: number };
+  /** Memory placement may hand out; defaults to what the machine has. */
+  allocatableMemoryMiB?: number;
+  /** vCPUs placement may hand out per physical CPU (Nova's cpu_allocation_ratio). */
+  cpuAllocationRatio: number;
 }
 
 /** The host's patch level lives in its directory so a patch (and a restart) can change it. */
@@ -84,11 +87,18 @@ export async function runHostAgent(
       cluster: opts.cluster,
       facts: report.facts,
       allocatable: {
-        memoryMiB: opts.allocatable?.memoryMiB ?? report.facts.memoryMiB,
-        vcpus: opts.allocatable?.vcpus ?? report.facts.vcpus,
+        memoryMiB: opts.allocatableMemoryMiB ?? report.facts.memoryMiB,
+        vcpus: Math.floor(report.facts.vcpus * opts.cpuAllocationRatio),
       },
       patchLevel: report.patchLevel,
-      agent: { version: AGENT_VERSION, pid: process.pid, startedAt: now, heartbeatAt: now, taskQueue },
+      agent: {
+        version: AGENT_VERSION,
+        pid: process.pid,
+        startedAt: now,
+        heartbeatAt: now,
+        taskQueue,
+        factsIntervalMs: opts.factsIntervalMs,
+      },
       migrationPorts: opts.migrationPorts,
     });
     if (report.guests.length > 0) {
@@ -105,7 +115,14 @@ export async function runHostAgent(
       connection,
       namespace: config.temporal.namespace,
       taskQueue,
-      activities: createHostActivities({ hostId: opts.hostId, qemu, patchLevel }),
+      activities: withOperatorErrors(
+        createHostActivities({
+          hostId: opts.hostId,
+          qemu,
+          patchLevel,
+          datastoreDir: dataPaths(config.dataDir).datastore,
+        }),
+      ),
     });
     const sampler = setInterval(() => {
       sampleMetrics(inv, opts, qemu, patchLevel).catch((err: unknown) =>
@@ -156,7 +173,7 @@ if (require.main === module) {
     .requiredOption('--migration-ports <first-last>', 'TCP ports for incoming migrations', portRange)
     .option('--facts-interval <seconds>', 'how often facts are sampled into metrics', positiveInt, 10)
     .option('--memory <MiB>', 'memory placement may allocate (default: all of it)', positiveInt)
-    .option('--vcpus <n>', 'vCPUs placement may allocate (default: all of them)', positiveInt)
+    .option('--cpu-ratio <n>', 'vCPUs placement may allocate per physical CPU', positiveInt, 8)
     .parse();
   const o = program.opts<{
     host: string;
@@ -164,7 +181,7 @@ if (require.main === module) {
     migrationPorts: { first: number; last: number };
     factsInterval: number;
     memory?: number;
-    vcpus?: number;
+    cpuRatio: number;
   }>();
   const abort = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());
@@ -175,7 +192,8 @@ if (require.main === module) {
       cluster: o.cluster,
       migrationPorts: o.migrationPorts,
       factsIntervalMs: o.factsInterval * 1000,
-      allocatable: { memoryMiB: o.memory, vcpus: o.vcpus },
+      allocatableMemoryMiB: o.memory,
+      cpuAllocationRatio: o.cpuRatio,
     },
     abort.signal,
   ).then(

@@ -1,24 +1,34 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
+import type { ControllerActivities } from '../activities/controller-activities';
 import type { HostActivities } from '../activities/host-activities';
-import type { InventoryActivities } from '../activities/inventory-activities';
+import { nonRetryableErrorTypes } from '../domain/errors';
 import { hostTaskQueue } from '../domain/names';
 
 /** Inventory and pure-logic activities run on the controller's own task queue. */
-export const inventory = proxyActivities<InventoryActivities>({
+export const inventory = proxyActivities<ControllerActivities>({
   startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['ValidationError', 'NotFoundError'] },
+  retry: { maximumAttempts: 10, nonRetryableErrorTypes },
 });
 
+export interface HostCallOptions {
+  /** How long the call may run; long calls also need a heartbeat timeout. */
+  startToCloseTimeout?: Duration;
+  heartbeatTimeout?: Duration;
+  /** How long to wait for the host's agent to pick the call up before calling the host unreachable. */
+  scheduleToStartTimeout?: Duration;
+}
+
 /**
- * Activities of one host, routed to its task queue. Short calls fail fast when the agent is
- * gone (scheduleToStart) instead of waiting forever on a queue nobody polls.
+ * Activities of one host, routed to its task queue. Calls fail when the agent does not pick
+ * them up in time (scheduleToStart) instead of waiting forever on a queue nobody polls.
  */
-export function onHost(hostId: string, opts: { scheduleToStartTimeout?: Duration } = {}) {
+export function onHost(hostId: string, opts: HostCallOptions = {}) {
   return proxyActivities<HostActivities>({
     taskQueue: hostTaskQueue(hostId),
-    startToCloseTimeout: '1 minute',
+    startToCloseTimeout: opts.startToCloseTimeout ?? '1 minute',
+    heartbeatTimeout: opts.heartbeatTimeout,
     scheduleToStartTimeout: opts.scheduleToStartTimeout ?? '1 minute',
-    retry: { maximumAttempts: 3 },
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes },
   });
 }

@@ -1,2 +1,6 @@
 // Every workflow the controller worker runs; the bundler starts here.
 export { checkHost } from './check-host';
+export { createVm } from './create-vm';
+export { startVm } from './start-vm';
+export { stopVm } from './stop-vm';
+export { deleteVm } from './delete-vm';

@@ -1,0 +1,11 @@
+import type { Inventory } from '../inventory/db';
+import { createInventoryActivities } from './inventory-activities';
+import { withOperatorErrors } from './operator-errors';
+import { createVmInventoryActivities } from './vm-inventory-activities';
+
+/** Every activity the controller worker serves: inventory and pure logic, no hypervisor. */
+export function createControllerActivities(inv: Inventory) {
+  return withOperatorErrors({ ...createInventoryActivities(inv), ...createVmInventoryActivities(inv) });
+}
+
+export type ControllerActivities = ReturnType<typeof createControllerActivities>;

@@ -1,0 +1,200 @@
+import { Context } from '@temporalio/activity';
+import { InsufficientCapacityError, InvalidStateError, parseInput, ValidationError } from '../domain/errors';
+import { placeVm, type PlacementDecision, type PlacementHost } from '../domain/placement';
+import { createVmRequestSchema, type CreateVmSpec } from '../domain/requests';
+import type { Inventory } from '../inventory/db';
+import { recordEvent } from '../inventory/events';
+import { claimCapacity, readUsage, releaseOwnedReservations } from '../inventory/reservations';
+import type { EventDoc, VmDoc, VmState } from '../inventory/schemas';
+import { deleteVmDoc, getVm, insertCreatingVm, updateVm } from '../inventory/vms';
+import type { ImageRef } from './guest-activities';
+
+/** The workflow run an activity serves: audit events and reservations carry it. */
+function currentRun() {
+  const run = Context.current().info.workflowExecution;
+  return { workflowId: run?.workflowId ?? 'unknown', runId: run?.runId ?? 'unknown' };
+}
+
+function reservationOwner(): string {
+  const { workflowId, runId } = currentRun();
+  return `${workflowId}@${runId}`;
+}
+
+async function placementHosts(inv: Inventory): Promise<PlacementHost[]> {
+  const usage = await readUsage(inv);
+  const hosts = await inv.hosts.find({}).toArray();
+  return hosts.map((h) => {
+    const u = usage.get(h._id);
+    return {
+      id: h._id,
+      state: h.state,
+      maintenance: h.maintenance,
+      labels: h.labels,
+      cpuFlags: h.facts.cpuFlags,
+      qemuVersion: h.facts.qemuVersion,
+      heartbeatAt: h.agent.heartbeatAt,
+      factsIntervalMs: h.agent.factsIntervalMs,
+      allocatable: h.allocatable,
+      used: { memoryMiB: u?.memoryMiB ?? 0, vcpus: u?.vcpus ?? 0, runningVms: u?.runningVms ?? 0 },
+    };
+  });
+}
+
+/** Inventory activities of the VM lifecycle; they run on the controller worker. */
+export function createVmInventoryActivities(inv: Inventory) {
+  const audit = (e: Omit<EventDoc, '_id' | 'at' | 'workflowId' | 'runId'>) =>
+    recordEvent(inv, { ...e, ...currentRun() });
+
+  return {
+    /**
+     * Validates a create request completely, then claims the VM id with a `creating` document.
+     * Nothing is written unless every check passed. A retry of this activity finds its own claim.
+     */
+    async beginCreateVm(input: unknown): Promise<{ spec: CreateVmSpec; image: ImageRef }> {
+      const spec = parseInput(createVmRequestSchema, input, '');
+      const image = await inv.images.findOne({ _id: spec.image });
+      if (!image)
+        throw new ValidationError('image', `no image named "${spec.image}" (see \`virtflow image list\`)`);
+      if (spec.host && !(await inv.hosts.findOne({ _id: spec.host }))) {
+        throw new ValidationError('host', `no host named "${spec.host}" (see \`virtflow host list\`)`);
+      }
+      const { runId } = currentRun();
+      const existing = await inv.vms.findOne({ _id: spec.vmId });
+      if (!(existing && existing.state === 'creating' && existing.createdByRun === runId)) {
+        await insertCreatingVm(inv, {
+          _id: spec.vmId,
+          image: spec.image,
+          memoryMiB: spec.memoryMiB,
+          vcpus: spec.vcpus,
+          labels: spec.labels,
+          createdByRun: runId,
+        });
+      }
+      return { spec, image: { path: image.path, format: image.format, sha256: image.sha256 } };
+    },
+
+    /** Picks the most expedient host (or checks the requested one), saying why others were rejected. */
+    async placeVm(req: { spec: CreateVmSpec; excludeHosts?: string[] }): Promise<PlacementDecision> {
+      const hosts = await placementHosts(inv);
+      const candidates = req.spec.host ? hosts.filter((h) => h.id === req.spec.host) : hosts;
+      const decision = placeVm(candidates, {
+        memoryMiB: req.spec.memoryMiB,
+        vcpus: req.spec.vcpus,
+        labels: req.spec.hostLabels,
+        excludeHosts: req.excludeHosts,
+      });
+      if (!decision.chosen) {
+        throw new InsufficientCapacityError(
+          `vm ${req.spec.vmId} (${req.spec.memoryMiB} MiB, ${req.spec.vcpus} vCPU)`,
+          decision.rejected,
+        );
+      }
+      return decision;
+    },
+
+    async claimCapacity(req: {
+      hostId: string;
+      vmId: string;
+      memoryMiB: number;
+      vcpus: number;
+    }): Promise<string> {
+      return (await claimCapacity(inv, { ...req, owner: reservationOwner() }))._id;
+    },
+
+    /** The VM exists now: record its owner and state, then give back the reservation. */
+    async commitVmCreated(req: { vmId: string; host: string; diskPath: string }): Promise<void> {
+      await updateVm(inv, req.vmId, {
+        state: 'running',
+        host: req.host,
+        diskPath: req.diskPath,
+        stateReason: '',
+      });
+      await releaseOwnedReservations(inv, reservationOwner());
+      await audit({
+        operation: 'create-vm',
+        subject: `vm/${req.vmId}`,
+        outcome: 'completed',
+        message: `vm ${req.vmId} created and running on ${req.host}`,
+        details: { host: req.host },
+      });
+    },
+
+    /** Undoes the inventory side of a failed create: no reservation and no VM document remain. */
+    async abandonVmCreate(req: { vmId: string; reason: string }): Promise<void> {
+      await releaseOwnedReservations(inv, reservationOwner());
+      const vm = await inv.vms.findOne({ _id: req.vmId });
+      if (vm?.state === 'creating' && vm.createdByRun === currentRun().runId)
+        await deleteVmDoc(inv, req.vmId);
+      await audit({
+        operation: 'create-vm',
+        subject: `vm/${req.vmId}`,
+        outcome: 'rolled-back',
+        message: `vm ${req.vmId} was not created: ${req.reason}`,
+      });
+    },
+
+    /** Loads the VM and checks the operation is allowed in its state. */
+    async beginVmOperation(req: {
+      vmId: string;
+      operation: string;
+      allowedStates: VmState[];
+    }): Promise<VmDoc> {
+      const vm = await getVm(inv, req.vmId);
+      if (!req.allowedStates.includes(vm.state)) {
+        throw new InvalidStateError(
+          `cannot ${req.operation} vm ${req.vmId}: it is ${vm.state}${vm.stateReason ? ` (${vm.stateReason})` : ''}; ${req.operation} needs ${req.allowedStates.join(' or ')}`,
+        );
+      }
+      if (!vm.host) throw new InvalidStateError(`vm ${req.vmId} has no host`);
+      return vm;
+    },
+
+    /** Checks a host can run guests now: up, agent alive, not in maintenance. */
+    async assertHostUsable(req: { hostId: string }): Promise<void> {
+      const hosts = await placementHosts(inv);
+      const host = hosts.find((h) => h.id === req.hostId);
+      if (!host) throw new ValidationError('host', `no host named "${req.hostId}"`);
+      // Capacity is already held by the VM on its own host: check liveness filters only.
+      const decision = placeVm([{ ...host, used: { memoryMiB: 0, vcpus: 0, runningVms: 0 } }], {
+        memoryMiB: 0,
+        vcpus: 0,
+      });
+      if (!decision.chosen) {
+        throw new InvalidStateError(
+          `host ${req.hostId} cannot run guests now: ${decision.rejected[req.hostId].join('; ')}`,
+        );
+      }
+    },
+
+    /** Records a VM's new state and the operation's outcome in one step. */
+    async recordVmOutcome(req: {
+      vmId: string;
+      state: VmState;
+      reason?: string;
+      operation: string;
+      outcome: EventDoc['outcome'];
+      message: string;
+    }): Promise<void> {
+      await updateVm(inv, req.vmId, { state: req.state, stateReason: req.reason ?? '' });
+      await audit({
+        operation: req.operation,
+        subject: `vm/${req.vmId}`,
+        outcome: req.outcome,
+        message: req.message,
+      });
+    },
+
+    /** The VM is gone from its host and datastore: forget it and anything it held. */
+    async recordVmDeleted(req: { vmId: string; host: string | null }): Promise<void> {
+      await deleteVmDoc(inv, req.vmId);
+      await audit({
+        operation: 'delete-vm',
+        subject: `vm/${req.vmId}`,
+        outcome: 'completed',
+        message: `vm ${req.vmId} deleted${req.host ? ` from ${req.host}` : ''}`,
+      });
+    },
+  };
+}
+
+export type VmInventoryActivities = ReturnType<typeof createVmInventoryActivities>;

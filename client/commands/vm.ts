@@ -1,0 +1,150 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { NotFoundError } from '../../domain/errors';
+import { listVms } from '../../inventory/vms';
+import type { VmDoc } from '../../inventory/schemas';
+import type { CliContext } from '../context';
+import { emit, printFields, printTable, type OutputOptions } from '../output';
+import { vmOperations, type StartedOperation } from '../vm-operations';
+
+/** Whole numbers pass through as numbers; anything else reaches zod, which names the field. */
+function numberArg(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || Number.isNaN(n)) throw new InvalidArgumentError(`"${value}" is not a number`);
+  return n;
+}
+
+function labelArg(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`"${value}" is not KEY=VALUE`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+/** Prints the run's link, then waits for the outcome unless --no-wait. */
+async function follow<R>(
+  op: StartedOperation<R>,
+  opts: OutputOptions & { wait: boolean },
+  human: (r: R) => void,
+) {
+  if (!opts.json) console.error(`started ${op.workflowId} — ${op.url}`);
+  if (!opts.wait) {
+    emit(opts, { workflowId: op.workflowId, runId: op.runId, url: op.url }, () => undefined);
+    return;
+  }
+  const result = await op.result();
+  emit(opts, { ...result, workflowId: op.workflowId, runId: op.runId, url: op.url }, () => human(result));
+}
+
+function vmRow(v: VmDoc) {
+  return {
+    id: v._id,
+    state: v.state,
+    host: v.host,
+    'memory-mib': v.memoryMiB,
+    vcpus: v.vcpus,
+    image: v.image,
+    updated: v.updatedAt,
+  };
+}
+
+export function registerVmCommands(program: Command, ctx: CliContext): void {
+  const vm = program.command('vm').description('virtual machines');
+  const ops = async () => vmOperations(await ctx.client(), ctx.config);
+  const waitOption = (c: Command) =>
+    c.option('--no-wait', 'return once the operation has started').option('--json', 'print JSON');
+
+  waitOption(
+    vm
+      .command('create <vmId>')
+      .description('create a VM on the most expedient host (or --host) and boot it')
+      .requiredOption('--image <name>', 'image to create the disk from')
+      .option('--memory <MiB>', 'memory in MiB', numberArg, 128)
+      .option('--vcpus <n>', 'virtual CPUs', numberArg, 1)
+      .option('--host <hostId>', 'run on this host instead of letting placement choose')
+      .option('--label <key=value>', 'VM label (repeatable)', labelArg)
+      .option('--host-label <key=value>', 'only hosts with this label (repeatable)', labelArg)
+      .option('--boot-timeout <seconds>', 'how long the guest may take to boot', numberArg, 180),
+  ).action(
+    async (
+      vmId: string,
+      o: OutputOptions & {
+        wait: boolean;
+        image: string;
+        memory: number;
+        vcpus: number;
+        host?: string;
+        label?: Record<string, string>;
+        hostLabel?: Record<string, string>;
+        bootTimeout: number;
+      },
+    ) => {
+      const op = await (
+        await ops()
+      ).create({
+        vmId,
+        image: o.image,
+        memoryMiB: o.memory,
+        vcpus: o.vcpus,
+        host: o.host,
+        labels: o.label,
+        hostLabels: o.hostLabel,
+        bootTimeoutSec: o.bootTimeout,
+      });
+      await follow(op, o, (r) => console.log(`vm ${r.vmId} is running on ${r.host} (disk ${r.diskPath})`));
+    },
+  );
+
+  waitOption(vm.command('start <vmId>').description('start a stopped VM on its host')).action(
+    async (vmId: string, o: OutputOptions & { wait: boolean }) => {
+      const op = await (await ops()).start({ vmId });
+      await follow(op, o, (r) => console.log(`vm ${r.vmId} is running on ${r.host}`));
+    },
+  );
+
+  waitOption(
+    vm
+      .command('stop <vmId>')
+      .description('power a VM off (forced after the grace period)')
+      .option('--grace <seconds>', 'how long the guest may take to power off', numberArg, 30),
+  ).action(async (vmId: string, o: OutputOptions & { wait: boolean; grace: number }) => {
+    const op = await (await ops()).stop({ vmId, gracefulTimeoutSec: o.grace });
+    await follow(op, o, (r) => console.log(`vm ${r.vmId} stopped on ${r.host} (${r.how})`));
+  });
+
+  waitOption(
+    vm
+      .command('delete <vmId>')
+      .description('stop a VM if it runs, delete its disk and forget it')
+      .option('--grace <seconds>', 'how long the guest may take to power off', numberArg, 30),
+  ).action(async (vmId: string, o: OutputOptions & { wait: boolean; grace: number }) => {
+    const op = await (await ops()).delete({ vmId, gracefulTimeoutSec: o.grace });
+    await follow(op, o, (r) => console.log(`vm ${r.vmId} deleted`));
+  });
+
+  vm.command('list')
+    .description('list VMs')
+    .option('--host <hostId>', 'only VMs on this host')
+    .option('--json', 'print JSON')
+    .action(async (o: OutputOptions & { host?: string }) => {
+      const vms = await listVms(await ctx.inventory(), { host: o.host });
+      emit(o, vms, (vs) =>
+        printTable(vs.map(vmRow), ['id', 'state', 'host', 'memory-mib', 'vcpus', 'image', 'updated']),
+      );
+    });
+
+  vm.command('show <vmId>')
+    .description('show one VM')
+    .option('--json', 'print JSON')
+    .action(async (vmId: string, o: OutputOptions) => {
+      const doc = await (await ctx.inventory()).vms.findOne({ _id: vmId });
+      if (!doc) throw new NotFoundError('vm', vmId);
+      emit(o, doc, (v) =>
+        printFields({
+          ...vmRow(v),
+          disk: v.diskPath,
+          reason: v.stateReason || undefined,
+          labels: Object.entries(v.labels).map(([k, x]) => `${k}=${x}`),
+          revision: v.revision,
+        }),
+      );
+    });
+}

@@ -1,0 +1,123 @@
+/**
+ * Placement: which host is the most expedient for a VM. Named filters reject hosts (each
+ * saying why), then weights rank the rest. Pure logic over plain data, so it runs the same in
+ * an activity, a benchmark or a simulation.
+ */
+
+export interface PlacementHost {
+  id: string;
+  state: 'up' | 'down' | 'unreachable';
+  maintenance: boolean;
+  labels: Record<string, string>;
+  cpuFlags: string[];
+  qemuVersion: string;
+  heartbeatAt: Date;
+  factsIntervalMs: number;
+  allocatable: { memoryMiB: number; vcpus: number };
+  used: { memoryMiB: number; vcpus: number; runningVms: number };
+}
+
+export interface PlacementRequest {
+  memoryMiB: number;
+  vcpus: number;
+  /** CPU flags the guest needs the host to have. */
+  requiredCpuFlags?: string[];
+  /** Oldest QEMU that can run the guest (a migration stream needs a target at least as new). */
+  minQemuVersion?: string;
+  /** Every label must match the host's. */
+  labels?: Record<string, string>;
+  /** Hosts that must not be chosen (the source of a migration). */
+  excludeHosts?: string[];
+}
+
+export interface PlacementDecision {
+  chosen: string | null;
+  /** Eligible hosts, best first, with their scores. */
+  ranked: { host: string; score: number }[];
+  /** Why each other host was rejected. */
+  rejected: Record<string, string[]>;
+}
+
+type Filter = (h: PlacementHost, r: PlacementRequest, now: number) => string | null;
+
+/** An agent is alive while its heartbeat is younger than three fact intervals. */
+export function heartbeatFresh(
+  h: Pick<PlacementHost, 'heartbeatAt' | 'factsIntervalMs'>,
+  now: number,
+): boolean {
+  return now - h.heartbeatAt.getTime() <= 3 * h.factsIntervalMs;
+}
+
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+export const filters: Record<string, Filter> = {
+  excluded: (h, r) => (r.excludeHosts?.includes(h.id) ? 'excluded by the request' : null),
+  hostUp: (h) => (h.state === 'up' ? null : `host is ${h.state}`),
+  agentAlive: (h, _r, now) =>
+    heartbeatFresh(h, now)
+      ? null
+      : `agent heartbeat is ${Math.round((now - h.heartbeatAt.getTime()) / 1000)} s old`,
+  notInMaintenance: (h) => (h.maintenance ? 'host is in maintenance' : null),
+  memory: (h, r) => {
+    const free = h.allocatable.memoryMiB - h.used.memoryMiB;
+    return r.memoryMiB <= free ? null : `needs ${r.memoryMiB} MiB memory, ${free} MiB free`;
+  },
+  vcpus: (h, r) => {
+    const free = h.allocatable.vcpus - h.used.vcpus;
+    return r.vcpus <= free ? null : `needs ${r.vcpus} vCPUs, ${free} free`;
+  },
+  cpuCompatible: (h, r) => {
+    const missing = (r.requiredCpuFlags ?? []).filter((f) => !h.cpuFlags.includes(f));
+    if (missing.length > 0) return `CPU lacks ${missing.join(', ')}`;
+    if (r.minQemuVersion && compareVersions(h.qemuVersion, r.minQemuVersion) < 0)
+      return `QEMU ${h.qemuVersion} is older than ${r.minQemuVersion}`;
+    return null;
+  },
+  labels: (h, r) => {
+    const wrong = Object.entries(r.labels ?? {}).filter(([k, v]) => h.labels[k] !== v);
+    return wrong.length === 0 ? null : `labels do not match ${wrong.map(([k, v]) => `${k}=${v}`).join(', ')}`;
+  },
+};
+
+/**
+ * Weights, each scoring 0..1 and multiplied by its factor: spread VMs by free memory left
+ * after placing this one, and prefer hosts running fewer VMs.
+ */
+const weights: { factor: number; score: (h: PlacementHost, r: PlacementRequest) => number }[] = [
+  {
+    factor: 1,
+    score: (h, r) => (h.allocatable.memoryMiB - h.used.memoryMiB - r.memoryMiB) / h.allocatable.memoryMiB,
+  },
+  { factor: 0.5, score: (h) => 1 / (1 + h.used.runningVms) },
+];
+
+export function placeVm(hosts: PlacementHost[], req: PlacementRequest, now = Date.now()): PlacementDecision {
+  const rejected: Record<string, string[]> = {};
+  const ranked: { host: string; score: number }[] = [];
+  const filterList = Object.values(filters);
+  for (const h of hosts) {
+    const reasons: string[] = [];
+    for (const f of filterList) {
+      const why = f(h, req, now);
+      if (why) reasons.push(why);
+    }
+    if (reasons.length > 0) {
+      rejected[h.id] = reasons;
+      continue;
+    }
+    let score = 0;
+    for (const w of weights) score += w.factor * w.score(h, req);
+    ranked.push({ host: h.id, score });
+  }
+  // Ties go to the lower host id so a decision is reproducible.
+  ranked.sort((a, b) => b.score - a.score || (a.host < b.host ? -1 : 1));
+  return { chosen: ranked[0]?.host ?? null, ranked, rejected };
+}

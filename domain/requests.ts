@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { idSchema } from './ids';
+
+/**
+ * Operation requests, validated at the edge (CLI, client library) and again by the
+ * workflow's first activity, so a bad request never changes state.
+ */
+
+/** The guest kernel needs at least 96 MiB; nothing here runs a guest larger than 1 TiB. */
+const memoryMiB = z
+  .number({ error: 'must be a number of MiB' })
+  .int('must be a whole number of MiB')
+  .min(96, 'must be at least 96 MiB (the guest does not boot with less)')
+  .max(1024 * 1024, 'must be at most 1048576 MiB (1 TiB)');
+
+const vcpus = z
+  .number({ error: 'must be a number' })
+  .int('must be a whole number')
+  .min(1, 'must be at least 1')
+  .max(64, 'must be at most 64');
+
+const labelsSchema = z.record(
+  z.string().regex(/^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/, 'label keys are lowercase DNS-like names'),
+  z.string().max(63, 'label values are at most 63 characters'),
+);
+
+export const createVmRequestSchema = z.object({
+  vmId: idSchema,
+  image: idSchema,
+  memoryMiB: memoryMiB.default(128),
+  vcpus: vcpus.default(1),
+  /** Run on this host instead of letting placement choose. */
+  host: idSchema.optional(),
+  /** Labels a host must carry to be chosen. */
+  hostLabels: labelsSchema.optional(),
+  labels: labelsSchema.default({}),
+  bootTimeoutSec: z.number().int().min(10).max(1800).default(180),
+});
+export type CreateVmRequest = z.input<typeof createVmRequestSchema>;
+export type CreateVmSpec = z.output<typeof createVmRequestSchema>;
+
+export const vmRefSchema = z.object({
+  vmId: idSchema,
+  bootTimeoutSec: z.number().int().min(10).max(1800).default(180),
+});
+export type VmRef = z.input<typeof vmRefSchema>;
+
+export const stopVmRequestSchema = z.object({
+  vmId: idSchema,
+  /** How long the guest may take to power off before it is stopped by force. */
+  gracefulTimeoutSec: z.number().int().min(0).max(3600).default(30),
+});
+export type StopVmRequest = z.input<typeof stopVmRequestSchema>;
+
+export const deleteVmRequestSchema = stopVmRequestSchema;
+export type DeleteVmRequest = StopVmRequest;
+
+export const importImageRequestSchema = z.object({
+  name: idSchema,
+  file: z.string().min(1, 'must name a file'),
+});

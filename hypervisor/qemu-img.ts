@@ -1,0 +1,42 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface ImageInfo {
+  format: string;
+  virtualSizeBytes: number;
+  actualSizeBytes: number;
+  backingFile?: string;
+}
+
+/** `qemu-img info`: the format is read from the file, never trusted from a name. */
+export async function imageInfo(file: string): Promise<ImageInfo> {
+  const { stdout } = await run('qemu-img', ['info', '--output=json', file]);
+  const info = JSON.parse(stdout) as {
+    format: string;
+    'virtual-size': number;
+    'actual-size': number;
+    'backing-filename'?: string;
+  };
+  return {
+    format: info.format,
+    virtualSizeBytes: info['virtual-size'],
+    actualSizeBytes: info['actual-size'],
+    backingFile: info['backing-filename'],
+  };
+}
+
+/** A copy-on-write disk whose backing file is `base`; the base is never written. */
+export async function createOverlay(base: string, baseFormat: string, overlay: string): Promise<void> {
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', baseFormat, overlay]);
+}
+
+/** SHA-256 of a file, streamed so multi-GiB images do not sit in memory. */
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

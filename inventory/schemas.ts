@@ -1,0 +1,140 @@
+import { z } from 'zod';
+import { idSchema } from '../domain/ids';
+
+/**
+ * Inventory documents (DESIGN.md §5). Every document has a readable DNS-label `_id`,
+ * `createdAt`, `updatedAt` and a `revision` bumped by every write. Writers parse with these
+ * schemas before inserting, so a malformed document never reaches the database.
+ */
+const stamped = {
+  _id: idSchema,
+  createdAt: z.date(),
+  updatedAt: z.date(),
+  revision: z.number().int().nonnegative(),
+};
+
+const labels = z.record(z.string(), z.string());
+
+export const hostSchema = z.object({
+  ...stamped,
+  state: z.enum(['up', 'down', 'unreachable']),
+  maintenance: z.boolean(),
+  cluster: z.string(),
+  labels,
+  /** What the host really is, as its agent read it from the OS and QEMU. */
+  facts: z.object({
+    hostname: z.string(),
+    vcpus: z.number().int().positive(),
+    memoryMiB: z.number().int().positive(),
+    cpuModel: z.string(),
+    cpuFlags: z.array(z.string()),
+    qemuVersion: z.string(),
+    kernel: z.string(),
+  }),
+  /** What placement may hand out: memory the operator allows, vCPUs times the overcommit ratio. */
+  allocatable: z.object({ vcpus: z.number().int().positive(), memoryMiB: z.number().int().positive() }),
+  patchLevel: z.string(),
+  agent: z.object({
+    version: z.string(),
+    pid: z.number().int(),
+    startedAt: z.date(),
+    heartbeatAt: z.date(),
+    taskQueue: z.string(),
+    factsIntervalMs: z.number().int().positive(),
+  }),
+  migrationPorts: z.object({ first: z.number().int(), last: z.number().int() }),
+});
+export type HostDoc = z.infer<typeof hostSchema>;
+export type HostState = HostDoc['state'];
+
+export const vmStates = ['creating', 'running', 'stopped', 'crashed', 'deleting'] as const;
+export const vmSchema = z.object({
+  ...stamped,
+  state: z.enum(vmStates),
+  /** The one host that runs (or last ran) this VM; it holds the VM's capacity. */
+  host: idSchema.nullable(),
+  image: idSchema,
+  memoryMiB: z.number().int().positive(),
+  vcpus: z.number().int().positive(),
+  diskPath: z.string(),
+  labels,
+  stateReason: z.string().optional(),
+  /** The run of the createVm workflow that claimed this id; lets a retried step recognise its own claim. */
+  createdByRun: z.string().optional(),
+});
+export type VmDoc = z.infer<typeof vmSchema>;
+export type VmState = VmDoc['state'];
+
+export const imageSchema = z.object({
+  ...stamped,
+  format: z.enum(['qcow2', 'raw']),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  virtualSizeBytes: z.number().int().positive(),
+  actualSizeBytes: z.number().int().nonnegative(),
+  /** Content-addressed path in the image repository. */
+  path: z.string(),
+  source: z.string(),
+});
+export type ImageDoc = z.infer<typeof imageSchema>;
+
+/**
+ * A claim on a host's capacity. Claims on one host form a chain by `seq`: a claim is made by
+ * inserting `<hostId>-r<seq>` with the next free seq after checking every earlier claim, so
+ * the unique `_id` arbitrates races even where updates are not atomic (FerretDB).
+ */
+export const reservationSchema = z.object({
+  _id: z.string(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+  revision: z.number().int().nonnegative(),
+  hostId: idSchema,
+  seq: z.number().int().positive(),
+  vmId: idSchema,
+  memoryMiB: z.number().int().nonnegative(),
+  vcpus: z.number().int().nonnegative(),
+  owner: z.string(),
+  state: z.enum(['active', 'released']),
+});
+export type ReservationDoc = z.infer<typeof reservationSchema>;
+
+/** Exclusive ownership of a resource (`vm-<id>`), taken by a unique insert, with a fencing epoch. */
+export const leaseSchema = z.object({
+  _id: z.string(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+  revision: z.number().int().nonnegative(),
+  resource: z.string(),
+  owner: z.string(),
+  epoch: z.number().int().positive(),
+});
+export type LeaseDoc = z.infer<typeof leaseSchema>;
+
+export const eventSchema = z.object({
+  _id: z.string(),
+  at: z.date(),
+  operation: z.string(),
+  subject: z.string(),
+  outcome: z.enum(['completed', 'failed', 'rolled-back', 'info']),
+  message: z.string(),
+  workflowId: z.string().optional(),
+  runId: z.string().optional(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type EventDoc = z.infer<typeof eventSchema>;
+
+export const metricsSchema = z.object({
+  _id: z.string(),
+  hostId: idSchema,
+  at: z.date(),
+  host: z.object({ loadAverage1m: z.number(), memoryFreeMiB: z.number(), runningVms: z.number().int() }),
+  vms: z.array(
+    z.object({
+      vmId: z.string(),
+      pid: z.number().int(),
+      status: z.string(),
+      memoryMiB: z.number(),
+      heartbeatAgeSec: z.number().nullable(),
+    }),
+  ),
+});
+export type MetricsDoc = z.infer<typeof metricsSchema>;

@@ -1,0 +1,74 @@
+import { MongoServerError } from 'mongodb';
+import { NotFoundError, ValidationError } from '../domain/errors';
+import type { Inventory } from './db';
+import { vmSchema, type VmDoc, type VmState } from './schemas';
+
+/*
+ * A VM document is written only by the workflow that holds `vm/<vmId>`, and Temporal runs one
+ * such workflow at a time, so these read-modify-writes are serialized without a lock. The id
+ * itself is claimed by a unique insert.
+ */
+
+export async function getVm(inv: Inventory, vmId: string): Promise<VmDoc> {
+  const vm = await inv.vms.findOne({ _id: vmId });
+  if (!vm) throw new NotFoundError('vm', vmId);
+  return vm;
+}
+
+/** Claims the VM id with a `creating` document; a taken id is a validation error. */
+export async function insertCreatingVm(
+  inv: Inventory,
+  vm: Pick<VmDoc, '_id' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'createdByRun'>,
+): Promise<VmDoc> {
+  const now = new Date();
+  const doc = vmSchema.parse({
+    ...vm,
+    createdAt: now,
+    updatedAt: now,
+    revision: 1,
+    state: 'creating',
+    host: null,
+    diskPath: '',
+  });
+  try {
+    await inv.vms.insertOne(doc);
+  } catch (err) {
+    if (err instanceof MongoServerError && err.code === 11000) {
+      throw new ValidationError('vmId', `a VM named "${vm._id}" already exists`);
+    }
+    throw err;
+  }
+  return doc;
+}
+
+export async function updateVm(
+  inv: Inventory,
+  vmId: string,
+  set: Partial<Pick<VmDoc, 'state' | 'host' | 'diskPath' | 'stateReason'>>,
+): Promise<void> {
+  const res = await inv.vms.updateOne(
+    { _id: vmId },
+    { $set: { ...set, updatedAt: new Date() }, $inc: { revision: 1 } },
+  );
+  if (res.matchedCount === 0) throw new NotFoundError('vm', vmId);
+}
+
+export async function setVmState(
+  inv: Inventory,
+  vmId: string,
+  state: VmState,
+  reason?: string,
+): Promise<void> {
+  await updateVm(inv, vmId, { state, stateReason: reason ?? '' });
+}
+
+export async function deleteVmDoc(inv: Inventory, vmId: string): Promise<void> {
+  await inv.vms.deleteOne({ _id: vmId });
+}
+
+export function listVms(inv: Inventory, filter: { host?: string } = {}): Promise<VmDoc[]> {
+  return inv.vms
+    .find(filter.host ? { host: filter.host } : {})
+    .sort({ _id: 1 })
+    .toArray();
+}

@@ -1,0 +1,61 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { dataPaths, installed, repoRoot, type Config } from '../../domain/config';
+import { QemuHost } from '../../hypervisor/qemu-host';
+import { readGuestLog, waitForFreshHeartbeat, type Heartbeat } from '../../hypervisor/serial-log';
+import { importImage } from '../../inventory/images';
+import type { Inventory } from '../../inventory/db';
+
+const run = promisify(execFile);
+
+export const GUEST_IMAGE = 'debian-busybox';
+
+/** Imports the bootstrap's guest disk, as `npm start` does. */
+export function importGuestImage(inv: Inventory, config: Config) {
+  return importImage(inv, dataPaths(config.dataDir).images, { name: GUEST_IMAGE, file: installed.guestDisk });
+}
+
+/** The QEMU processes of one host, read the way its agent reads them. */
+export function qemuOn(config: Config, hostId: string): QemuHost {
+  return new QemuHost(dataPaths(config.dataDir).hostDir(hostId), {
+    kernel: installed.guestKernel,
+    initrd: installed.guestInitrd,
+  });
+}
+
+/** Waits for a heartbeat the guest writes from now on: proof it runs, not that it once ran. */
+export function freshHeartbeat(config: Config, hostId: string, vmId: string): Promise<Heartbeat> {
+  const log = qemuOn(config, hostId).files(vmId).serialLog;
+  return waitForFreshHeartbeat(log, vmId, { offset: readGuestLog(log, vmId).size, timeoutMs: 15_000 });
+}
+
+/** Every host on which a QEMU process for `vmId` runs. */
+export function hostsRunning(
+  config: Config,
+  vmId: string,
+  hostIds = ['host-a', 'host-b', 'host-c'],
+): string[] {
+  return hostIds.filter((h) => qemuOn(config, h).find(vmId) !== undefined);
+}
+
+/** Runs the real `virtflow` CLI with the test file's environment. */
+export async function cli(
+  env: NodeJS.ProcessEnv,
+  args: string[],
+): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      [path.join(repoRoot, 'bin', 'virtflow.js'), ...args],
+      {
+        env,
+        cwd: repoRoot,
+      },
+    );
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}

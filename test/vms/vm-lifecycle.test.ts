@@ -1,0 +1,131 @@
+import fs from 'node:fs';
+import { bundleWorkflows, TestStack } from '../helpers/test-stack';
+import { cli, freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage, qemuOn } from '../helpers/guests';
+import { vmOperations } from '../../client/vm-operations';
+import { isProcessRunning } from '../../hypervisor/qemu-host';
+
+describe('VM lifecycle on real QEMU hosts', () => {
+  let stack: TestStack;
+  let ops: ReturnType<typeof vmOperations>;
+
+  beforeAll(async () => {
+    stack = await TestStack.create('vm-lifecycle');
+    await stack.startController(await bundleWorkflows());
+    await stack.startAgents(undefined, ['--memory', '4096']);
+    await importGuestImage(stack.inventory, stack.config);
+    ops = vmOperations(stack.client, stack.config);
+  });
+  afterAll(() => stack.stop());
+
+  test('a VM created without a host lands on the least-loaded eligible host and really runs there', async () => {
+    // host-a gets a VM first, so host-b and host-c are the least loaded; the tie goes to host-b.
+    const first = await (await ops.create({ vmId: 'web-1', image: GUEST_IMAGE, host: 'host-a' })).result();
+    expect(first.host).toBe('host-a');
+
+    const op = await ops.create({ vmId: 'web-2', image: GUEST_IMAGE, memoryMiB: 128 });
+    const created = await op.result();
+    expect(created.host).toBe('host-b');
+    expect(hostsRunning(stack.config, 'web-2')).toEqual(['host-b']);
+    const hb = await freshHeartbeat(stack.config, 'host-b', 'web-2');
+    expect(hb.vmId).toBe('web-2');
+
+    const listed = await cli(stack.env, ['vm', 'list', '--json']);
+    expect(listed.code).toBe(0);
+    const vms = JSON.parse(listed.stdout) as { _id: string; state: string; host: string }[];
+    expect(vms.map((v) => [v._id, v.state, v.host])).toEqual([
+      ['web-1', 'running', 'host-a'],
+      ['web-2', 'running', 'host-b'],
+    ]);
+    expect(await stack.inventory.reservations.countDocuments({ state: 'active' })).toBe(0);
+    const events = await stack.inventory.events
+      .find({ subject: 'vm/web-2', operation: 'create-vm' })
+      .toArray();
+    expect(events.map((e) => e.outcome)).toEqual(['completed']);
+  });
+
+  test('stop, start and delete: the process and the disk are really gone after delete, and the inventory agrees', async () => {
+    const vm = await stack.inventory.vms.findOne({ _id: 'web-1' });
+    const pid = qemuOn(stack.config, 'host-a').find('web-1')!.pid;
+
+    const stopped = await (await ops.stop({ vmId: 'web-1', gracefulTimeoutSec: 2 })).result();
+    expect(stopped.how).toBe('forced'); // busybox init ignores ACPI power-down
+    expect(isProcessRunning(pid)).toBe(false);
+    expect(hostsRunning(stack.config, 'web-1')).toEqual([]);
+    expect(await stack.inventory.vms.findOne({ _id: 'web-1' })).toMatchObject({
+      state: 'stopped',
+      host: 'host-a',
+    });
+    expect(fs.existsSync(vm!.diskPath)).toBe(true);
+
+    await (await ops.start({ vmId: 'web-1' })).result();
+    expect(hostsRunning(stack.config, 'web-1')).toEqual(['host-a']);
+    await freshHeartbeat(stack.config, 'host-a', 'web-1');
+    expect(await stack.inventory.vms.findOne({ _id: 'web-1' })).toMatchObject({
+      state: 'running',
+      host: 'host-a',
+    });
+
+    const newPid = qemuOn(stack.config, 'host-a').find('web-1')!.pid;
+    await (await ops.delete({ vmId: 'web-1', gracefulTimeoutSec: 0 })).result();
+    expect(isProcessRunning(newPid)).toBe(false);
+    expect(hostsRunning(stack.config, 'web-1')).toEqual([]);
+    expect(fs.existsSync(vm!.diskPath)).toBe(false);
+    expect(await stack.inventory.vms.findOne({ _id: 'web-1' })).toBeNull();
+    const outcomes = await stack.inventory.events.find({ subject: 'vm/web-1' }).sort({ at: 1 }).toArray();
+    expect(outcomes.map((e) => `${e.operation}:${e.outcome}`)).toEqual([
+      'create-vm:completed',
+      'stop-vm:completed',
+      'start-vm:completed',
+      'delete-vm:info',
+      'delete-vm:completed',
+    ]);
+  });
+
+  test("asking for more memory than any host has is rejected with each host's reason, and nothing is left behind", async () => {
+    const op = await ops.create({ vmId: 'huge-1', image: GUEST_IMAGE, memoryMiB: 8192 });
+    const err = (await op.result().catch((e: unknown) => e)) as Error & { cause?: Error & { type?: string } };
+    expect(err.cause?.type).toBe('InsufficientCapacityError');
+    for (const host of ['host-a', 'host-b', 'host-c']) {
+      expect(err.cause?.message).toMatch(new RegExp(`${host}: needs 8192 MiB memory, \\d+ MiB free`));
+    }
+    expect(await stack.inventory.vms.findOne({ _id: 'huge-1' })).toBeNull();
+    expect(await stack.inventory.reservations.countDocuments({ vmId: 'huge-1', state: 'active' })).toBe(0);
+    expect(hostsRunning(stack.config, 'huge-1')).toEqual([]);
+  });
+
+  test('a second operation on a busy VM is rejected at once with the busy error', async () => {
+    const op = await ops.create({ vmId: 'busy-1', image: GUEST_IMAGE });
+    await expect(ops.stop({ vmId: 'busy-1' })).rejects.toThrow(
+      /^VM busy: createVm .* is running on vm busy-1$/,
+    );
+    await expect(ops.create({ vmId: 'busy-1', image: GUEST_IMAGE })).rejects.toThrow(/VM busy: createVm/);
+    const result = await op.result();
+    expect(hostsRunning(stack.config, 'busy-1')).toEqual([result.host]);
+  });
+
+  test('kill -9 of a host agent leaves its VM running; the restarted agent re-adopts it and the inventory is unchanged', async () => {
+    const before = await stack.inventory.vms.findOne({ _id: 'web-2' });
+    const guest = qemuOn(stack.config, 'host-b').find('web-2')!;
+    const agent = stack.agents.get('host-b')!;
+    agent.process.child.kill('SIGKILL');
+    await agent.process.waitForExit();
+
+    expect(isProcessRunning(guest.pid)).toBe(true);
+    await stack.startAgent('host-b', ['--memory', '4096']);
+    const check = await stack.client.workflow.execute('checkHost', {
+      taskQueue: 'virtflow-controller',
+      workflowId: 'host/host-b/check-after-restart',
+      args: [{ hostId: 'host-b' }],
+    });
+    expect(check.guests).toEqual(['web-2']);
+    expect(qemuOn(stack.config, 'host-b').find('web-2')!.pid).toBe(guest.pid);
+    await freshHeartbeat(stack.config, 'host-b', 'web-2');
+    const after = await stack.inventory.vms.findOne({ _id: 'web-2' });
+    expect(after).toEqual(before);
+    const readopted = await stack.inventory.events.findOne({
+      subject: 'host/host-b',
+      operation: 'agent-start',
+    });
+    expect(readopted?.message).toMatch(/re-adopted 1 running guest\(s\): web-2/);
+  });
+});

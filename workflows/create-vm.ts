@@ -1,0 +1,98 @@
+import { CancellationScope, log } from '@temporalio/workflow';
+import type { CreateVmRequest } from '../domain/requests';
+import { inventory, onHost } from './activity-proxies';
+import { isFailureOfType, operatorFailure, reasonOf } from './failures';
+import { trackOperation } from './observability';
+
+export interface CreateVmResult {
+  vmId: string;
+  host: string;
+  diskPath: string;
+  heartbeatSeq: number;
+}
+
+/** Placement and the capacity claim race other creates; a lost race places again. */
+const PLACEMENT_ATTEMPTS = 3;
+
+/**
+ * Creates a VM on the most expedient host (or the one requested): validate, place, reserve,
+ * make its disk from the image, start it, wait until the guest really runs, then commit owner
+ * and state. Any failure after validation compensates (stop, delete disk, release, forget) so
+ * nothing is left half-done.
+ */
+export async function createVm(request: CreateVmRequest): Promise<CreateVmResult> {
+  const op = trackOperation({ operation: 'create-vm', vm: request.vmId });
+  op.phase('validating', `validating the request for vm ${request.vmId}`);
+  let begun;
+  try {
+    begun = await inventory.beginCreateVm(request);
+  } catch (err) {
+    op.phase('rejected', reasonOf(err));
+    throw operatorFailure(err);
+  }
+  const { spec, image } = begun;
+  let host: string | undefined;
+  try {
+    for (let attempt = 1; ; attempt++) {
+      op.phase(
+        'placing',
+        spec.host ? `checking requested host ${spec.host}` : 'choosing the most expedient host',
+      );
+      const decision = await inventory.placeVm({ spec });
+      host = decision.chosen!;
+      op.phase('reserving', `reserving ${spec.memoryMiB} MiB and ${spec.vcpus} vCPU on ${host}`, {
+        decision,
+      });
+      try {
+        await inventory.claimCapacity({
+          hostId: host,
+          vmId: spec.vmId,
+          memoryMiB: spec.memoryMiB,
+          vcpus: spec.vcpus,
+        });
+        break;
+      } catch (err) {
+        if (!isFailureOfType(err, 'InsufficientCapacityError') || attempt >= PLACEMENT_ATTEMPTS) throw err;
+        log.info('capacity was taken by a concurrent claim; placing again', { host, attempt });
+        host = undefined;
+      }
+    }
+    op.hosts([host]);
+    const agent = onHost(host);
+    op.phase('preparing-disk', `creating the disk of ${spec.vmId} from image ${spec.image}`, { host });
+    const { diskPath } = await agent.prepareDisk({ vmId: spec.vmId, image });
+    op.phase('starting', `starting QEMU for ${spec.vmId} on ${host}`);
+    await agent.startGuest({ vmId: spec.vmId, memoryMiB: spec.memoryMiB, vcpus: spec.vcpus, diskPath });
+    op.phase('booting', `waiting for ${spec.vmId} to boot and send a heartbeat`);
+    const { heartbeatSeq } = await onHost(host, {
+      startToCloseTimeout: `${spec.bootTimeoutSec + 30} seconds`,
+      heartbeatTimeout: '15 seconds',
+    }).waitForGuestBoot({ vmId: spec.vmId, timeoutMs: spec.bootTimeoutSec * 1000 });
+    op.phase('committing', `recording ${spec.vmId} as running on ${host}`);
+    await inventory.commitVmCreated({ vmId: spec.vmId, host, diskPath });
+    op.phase('done', `${spec.vmId} is running on ${host}`);
+    return { vmId: spec.vmId, host, diskPath, heartbeatSeq };
+  } catch (err) {
+    const reason = reasonOf(err);
+    op.phase('compensating', `undoing the create: ${reason}`);
+    await CancellationScope.nonCancellable(() => compensateCreate(spec.vmId, host, reason));
+    op.phase('failed', reason);
+    throw operatorFailure(err);
+  }
+}
+
+/** Stop the guest, delete its disk, release its reservation, forget the VM. */
+async function compensateCreate(vmId: string, host: string | undefined, reason: string): Promise<void> {
+  if (host) {
+    const agent = onHost(host, { scheduleToStartTimeout: '30 seconds' });
+    try {
+      await agent.destroyGuest({ vmId });
+      await agent.deleteDisk({ vmId });
+    } catch (err) {
+      // The host is gone: its leftovers are the reconciler's to find. The inventory is still undone.
+      log.warn('could not clean up on the host', { host, vmId, error: reasonOf(err) });
+      reason = `${reason}; cleanup on ${host} is pending: ${reasonOf(err)}`;
+    }
+  }
+  await inventory.abandonVmCreate({ vmId, reason });
+}
