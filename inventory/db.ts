@@ -26,6 +26,7 @@ export async function openInventory(config: Config): Promise<Inventory> {
   } catch (err) {
     throw new Error(
       `cannot reach MongoDB at ${config.mongo.uri} (${(err as Error).message}); start the local stack with \`npm start\` or set MONGODB_URI`,
+      { cause: err },
     );
   }
   const db = client.db(config.mongo.dbName);
