@@ -66,7 +66,7 @@ async function startVmWorkflow<W extends VmWorkflow>(
 /** The typed client for VM operations; the CLI and tests are built on it. */
 export function vmOperations(client: Client, config: Config) {
   return {
-    create(req: CreateVmRequest) {
+    async create(req: CreateVmRequest) {
       const spec = parseInput(createVmRequestSchema, req, '');
       return startVmWorkflow<typeof createVm>(
         client,
@@ -77,7 +77,7 @@ export function vmOperations(client: Client, config: Config) {
         `Create VM ${spec.vmId} (${spec.memoryMiB} MiB, ${spec.vcpus} vCPU) from ${spec.image}${spec.host ? ` on ${spec.host}` : ''}`,
       );
     },
-    start(req: VmRef) {
+    async start(req: VmRef) {
       const spec = parseInput(vmRefSchema, req, '');
       return startVmWorkflow<typeof startVm>(
         client,
@@ -88,7 +88,7 @@ export function vmOperations(client: Client, config: Config) {
         `Start VM ${spec.vmId}`,
       );
     },
-    stop(req: StopVmRequest) {
+    async stop(req: StopVmRequest) {
       const spec = parseInput(stopVmRequestSchema, req, '');
       return startVmWorkflow<typeof stopVm>(
         client,
@@ -99,7 +99,7 @@ export function vmOperations(client: Client, config: Config) {
         `Stop VM ${spec.vmId} (forced after ${spec.gracefulTimeoutSec} s)`,
       );
     },
-    delete(req: DeleteVmRequest) {
+    async delete(req: DeleteVmRequest) {
       const spec = parseInput(deleteVmRequestSchema, req, '');
       return startVmWorkflow<typeof deleteVm>(
         client,

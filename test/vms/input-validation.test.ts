@@ -1,0 +1,77 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { ValidationError } from '../../domain/errors';
+import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
+import { vmOperations } from '../../client/vm-operations';
+import { bundleWorkflows, TestStack } from '../helpers/test-stack';
+import { cli, GUEST_IMAGE, importGuestImage } from '../helpers/guests';
+
+describe('bad input is rejected before any state changes, naming the field', () => {
+  let stack: TestStack;
+  let ops: ReturnType<typeof vmOperations>;
+
+  beforeAll(async () => {
+    stack = await TestStack.create('input-validation');
+    await stack.startController(await bundleWorkflows());
+    await importGuestImage(stack.inventory, stack.config);
+    ops = vmOperations(stack.client, stack.config);
+  });
+  afterAll(() => stack.stop());
+
+  async function expectNothingChanged(vmId: string) {
+    expect(await stack.inventory.vms.countDocuments({})).toBe(0);
+    expect(await stack.inventory.reservations.countDocuments({})).toBe(0);
+    await expect(stack.client.workflow.getHandle(`vm/${vmId}`).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
+  }
+
+  test.each([
+    ['a path separator in the id', { vmId: 'a/b' }, /^vmId: must be a DNS label/],
+    ['an uppercase id', { vmId: 'Web1' }, /^vmId: must be a DNS label.*\(got "Web1"\)/],
+    ['a 64-character id', { vmId: 'a'.repeat(64) }, /^vmId: must be at most 63 characters/],
+    ['negative memory', { memoryMiB: -5 }, /^memoryMiB: must be at least 96 MiB.*\(got -5\)/],
+    ['absurd memory', { memoryMiB: 10 ** 9 }, /^memoryMiB: must be at most 1048576 MiB/],
+    ['fractional vCPUs', { vcpus: 1.5 }, /^vcpus: must be a whole number/],
+    ['an image name with a dot', { image: 'debian.img' }, /^image: must be a DNS label/],
+  ])('%s', async (_what, bad, message) => {
+    const req = { vmId: 'ok-vm', image: GUEST_IMAGE, ...bad };
+    const err = await ops.create(req).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as Error).message).toMatch(message);
+    await expectNothingChanged(req.vmId);
+  });
+
+  test('the workflow validates again: a request that skips the client is rejected by its first step', async () => {
+    const err = (await stack.client.workflow
+      .execute('createVm', {
+        taskQueue: CONTROLLER_TASK_QUEUE,
+        workflowId: 'vm/raw-request',
+        args: [{ vmId: 'raw-request', image: GUEST_IMAGE, memoryMiB: 64 }],
+      })
+      .catch((e: unknown) => e)) as { cause?: { type?: string; message?: string } };
+    expect(err.cause?.type).toBe('ValidationError');
+    expect(err.cause?.message).toMatch(/^memoryMiB: must be at least 96 MiB/);
+    expect(await stack.inventory.vms.countDocuments({})).toBe(0);
+  });
+
+  test('an unknown image is rejected by name, with nothing created', async () => {
+    const op = await ops.create({ vmId: 'no-image', image: 'no-such-image' });
+    const err = (await op.result().catch((e: unknown) => e)) as {
+      cause?: { type?: string; message?: string };
+    };
+    expect(err.cause?.type).toBe('ValidationError');
+    expect(err.cause?.message).toMatch(/^image: no image named "no-such-image"/);
+    expect(await stack.inventory.vms.countDocuments({})).toBe(0);
+    expect(await stack.inventory.reservations.countDocuments({})).toBe(0);
+  });
+
+  test('the CLI prints a one-line reason naming the field and exits non-zero', async () => {
+    const res = await cli(stack.env, ['vm', 'create', 'Bad/Id', '--image', GUEST_IMAGE]);
+    expect(res.code).toBe(1);
+    expect(res.stderr.trim()).toMatch(/^virtflow: error: vmId: must be a DNS label.*\(got "Bad\/Id"\)$/);
+    const mem = await cli(stack.env, ['vm', 'create', 'ok-vm', '--image', GUEST_IMAGE, '--memory', 'lots']);
+    expect(mem.code).not.toBe(0);
+    expect(mem.stderr).toMatch(/--memory.*"lots" is not a number/);
+    await expectNothingChanged('ok-vm');
+  });
+});
