@@ -5,17 +5,63 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import { CONTROLLER_TASK_QUEUE, workflowIds } from '../domain/names';
-import { dataPaths, installDir, loadConfig } from '../domain/config';
+import { dataPaths, installDir, installed, loadConfig, type Config } from '../domain/config';
 import { connectClient, runUrl } from '../client/temporal';
+import { vmOperations } from '../client/vm-operations';
 import { QemuHost } from '../hypervisor/qemu-host';
-import { installed } from '../domain/config';
+import { openInventory } from '../inventory/db';
+import { importImage } from '../inventory/images';
+import { setVmState } from '../inventory/vms';
 import { startFerretDb } from './services/ferretdb';
 import { startTemporalDevServer } from './services/temporal-dev-server';
 import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from './services/entry-points';
 import type { ManagedProcess } from './services/processes';
 
 const say = (msg: string) => console.log(`virtflow: ${msg}`);
+const DEMO_VM = 'demo-1';
+const GUEST_IMAGE = 'debian-busybox';
+
+/** Powers off every guest of the local hosts and records them as stopped. */
+async function powerOffGuests(config: Config): Promise<void> {
+  const inv = await openInventory(config).catch(() => undefined);
+  for (const { hostId } of localHosts) {
+    const qemu = new QemuHost(dataPaths(config.dataDir).hostDir(hostId), {
+      kernel: installed.guestKernel,
+      initrd: installed.guestInitrd,
+    });
+    for (const guest of qemu.list()) {
+      await qemu.stop(guest.vmId, 0);
+      // The workers are already stopped, so no workflow holds the VM: the stack records it.
+      if (inv) await setVmState(inv, guest.vmId, 'stopped', 'local stack shut down').catch(() => undefined);
+    }
+  }
+  await inv?.close();
+}
+
+/** The real operation `npm start` shows: the guest image imported and a VM running on a host. */
+async function showDemoVm(client: Client, config: Config): Promise<void> {
+  const inv = await openInventory(config);
+  try {
+    const image = await importImage(inv, dataPaths(config.dataDir).images, { name: GUEST_IMAGE, file: installed.guestDisk });
+    say(`image ${image._id}: ${image.format}, sha256 ${image.sha256.slice(0, 16)}…`);
+    const ops = vmOperations(client, config);
+    const existing = await inv.vms.findOne({ _id: DEMO_VM });
+    if (existing?.state === 'running') {
+      say(`vm ${DEMO_VM} is already running on ${existing.host}`);
+      return;
+    }
+    const op = existing
+      ? await ops.start({ vmId: DEMO_VM })
+      : await ops.create({ vmId: DEMO_VM, image: GUEST_IMAGE, memoryMiB: 128 });
+    say(`${existing ? 'starting' : 'creating'} vm ${DEMO_VM} (placement picks the host, the guest must boot) — ${op.url}`);
+    const result = await op.result();
+    say(`vm ${DEMO_VM} is running on ${result.host}; try: npx virtflow vm list`);
+  } finally {
+    await inv.close();
+  }
+}
 
 async function main(): Promise<void> {
   const base = loadConfig();
@@ -25,19 +71,14 @@ async function main(): Promise<void> {
   const services: ManagedProcess[] = [];
   const workers: Supervised[] = [];
   let shuttingDown = false;
+  let stackConfig: Config | undefined;
   const shutdown = async (code: number) => {
     if (shuttingDown) return;
     shuttingDown = true;
     say('stopping workers, guests, FerretDB and Temporal …');
     await Promise.all(workers.map((w) => w.stop()));
     // The local "datacenter" powers off with the stack: no guest outlives it.
-    for (const { hostId } of localHosts) {
-      const qemu = new QemuHost(dataPaths(base.dataDir).hostDir(hostId), {
-        kernel: installed.guestKernel,
-        initrd: installed.guestInitrd,
-      });
-      for (const guest of qemu.list()) await qemu.stop(guest.vmId, 0);
-    }
+    if (stackConfig) await powerOffGuests(stackConfig);
     for (const s of services.reverse()) await s.stop();
     say('stopped');
     process.exit(code);
@@ -71,6 +112,7 @@ async function main(): Promise<void> {
       MONGODB_URI: ferret.uri,
     };
     const config = loadConfig(env);
+    stackConfig = config;
     say('starting the controller worker and host agents host-a, host-b, host-c');
     workers.push(
       new Supervised(() => spawnEntryPoint('controller', 'worker/controller.ts', [], { logDir, env })),
@@ -107,6 +149,7 @@ async function main(): Promise<void> {
           `${result.guests.length} guest(s) — ${runUrl(config, workflowId)}`,
       );
     }
+    await showDemoVm(client, config);
     say(`Temporal Web UI: ${temporal.uiUrl}   logs: ${logDir}`);
     say('running; press Ctrl-C to stop everything');
   } catch (err) {

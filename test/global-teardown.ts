@@ -10,7 +10,7 @@ export default async function globalTeardown(): Promise<void> {
   const services = (globalThis as Record<string, unknown>).__virtflowTestServices as
     { temporal: TestWorkflowEnvironment; ferret: { process: ManagedProcess }; runDir: string } | undefined;
   if (!services) return;
-  for (const runDir of findHostRunDirs(path.join(services.runDir, 'data'))) {
+  for (const runDir of findHostRunDirs(services.runDir)) {
     const qemu = new QemuHost(runDir, { kernel: installed.guestKernel, initrd: installed.guestInitrd });
     for (const guest of qemu.list()) qemu.kill(guest.vmId);
   }
@@ -19,7 +19,7 @@ export default async function globalTeardown(): Promise<void> {
   fs.rmSync(services.runDir, { recursive: true, force: true });
 }
 
-/** Every `hosts/<id>` directory below the run's data directories (one per test file). */
+/** Every `hosts/<id>` directory below the run's per-file data directories. */
 function findHostRunDirs(root: string): string[] {
   const found: string[] = [];
   const walk = (dir: string, depth: number) => {

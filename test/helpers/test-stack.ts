@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { bundleWorkflowCode, Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
-import { loadConfig, repoRoot, type Config } from '../../domain/config';
+import { dataPaths, installed, loadConfig, repoRoot, type Config } from '../../domain/config';
+import { QemuHost } from '../../hypervisor/qemu-host';
 import { connectClient } from '../../client/temporal';
 import { openInventory, type Inventory } from '../../inventory/db';
 import { createController } from '../../worker/controller';
@@ -106,8 +107,16 @@ export class TestStack {
     await Promise.all(hostIds.map((id) => this.startAgent(id, extraArgs)));
   }
 
+  /** Stops everything this file started, its guests included, so later files run on idle cores. */
   async stop(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.process.stop()));
+    for (const { hostId } of localHosts) {
+      const qemu = new QemuHost(dataPaths(this.config.dataDir).hostDir(hostId), {
+        kernel: installed.guestKernel,
+        initrd: installed.guestInitrd,
+      });
+      for (const guest of qemu.list()) qemu.kill(guest.vmId);
+    }
     this.controllerWorker?.shutdown();
     await this.controllerRun;
     await this.client.connection.close();
