@@ -51,11 +51,18 @@ describe('placement', () => {
       host('c', { used: { memoryMiB: 1024, vcpus: 1, runningVms: 1 } }),
       host('a', { used: { memoryMiB: 1024, vcpus: 1, runningVms: 1 } }),
     ];
-    expect(placeVm(hosts, { memoryMiB: 128, vcpus: 1 }, now).ranked.map((r) => r.host)).toEqual(['a', 'c', 'b']);
+    expect(placeVm(hosts, { memoryMiB: 128, vcpus: 1 }, now).ranked.map((r) => r.host)).toEqual([
+      'a',
+      'c',
+      'b',
+    ]);
   });
 
   test('honours labels, exclusions and the minimum QEMU version', () => {
-    const hosts = [host('r1', { labels: { rack: 'r1' } }), host('r2', { labels: { rack: 'r2' }, qemuVersion: '6.2.0' })];
+    const hosts = [
+      host('r1', { labels: { rack: 'r1' } }),
+      host('r2', { labels: { rack: 'r2' }, qemuVersion: '6.2.0' }),
+    ];
     expect(placeVm(hosts, { memoryMiB: 128, vcpus: 1, labels: { rack: 'r2' } }, now).rejected).toEqual({
       r1: ['labels do not match rack=r2'],
     });

@@ -11,7 +11,7 @@ describe('VM lifecycle on real QEMU hosts', () => {
   beforeAll(async () => {
     stack = await TestStack.create('vm-lifecycle');
     await stack.startController(await bundleWorkflows());
-    await stack.startAgents(undefined, ['--memory', '4096']);
+    await stack.startAgents(undefined, ['--memory', '4096', '--facts-interval', '2']);
     await importGuestImage(stack.inventory, stack.config);
     ops = vmOperations(stack.client, stack.config);
   });
@@ -111,7 +111,8 @@ describe('VM lifecycle on real QEMU hosts', () => {
     await agent.process.waitForExit();
 
     expect(isProcessRunning(guest.pid)).toBe(true);
-    await stack.startAgent('host-b', ['--memory', '4096']);
+    const restartedAt = new Date();
+    await stack.startAgent('host-b', ['--memory', '4096', '--facts-interval', '2']);
     const check = await stack.client.workflow.execute('checkHost', {
       taskQueue: 'virtflow-controller',
       workflowId: 'host/host-b/check-after-restart',
@@ -127,5 +128,17 @@ describe('VM lifecycle on real QEMU hosts', () => {
       operation: 'agent-start',
     });
     expect(readopted?.message).toMatch(/re-adopted 1 running guest\(s\): web-2/);
+
+    // The re-adopted guest shows up in the operational data the new agent samples.
+    let sample;
+    for (let i = 0; i < 40 && !sample; i++) {
+      sample = await stack.inventory.metrics.findOne({ hostId: 'host-b', at: { $gt: restartedAt } });
+      if (!sample) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(sample?.host.runningVms).toBe(1);
+    expect(sample?.vms).toEqual([
+      expect.objectContaining({ vmId: 'web-2', pid: guest.pid, status: 'running', memoryMiB: 128 }),
+    ]);
+    expect(sample?.vms[0].heartbeatAgeSec).toBeLessThan(10);
   });
 });
