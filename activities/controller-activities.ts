@@ -1,11 +1,16 @@
 import type { Inventory } from '../inventory/db';
 import { createInventoryActivities } from './inventory-activities';
+import { createMigrationInventoryActivities } from './migration-inventory-activities';
 import { withOperatorErrors } from './operator-errors';
 import { createVmInventoryActivities } from './vm-inventory-activities';
 
 /** Every activity the controller worker serves: inventory and pure logic, no hypervisor. */
 export function createControllerActivities(inv: Inventory) {
-  return withOperatorErrors({ ...createInventoryActivities(inv), ...createVmInventoryActivities(inv) });
+  return withOperatorErrors({
+    ...createInventoryActivities(inv),
+    ...createVmInventoryActivities(inv),
+    ...createMigrationInventoryActivities(inv),
+  });
 }
 
 export type ControllerActivities = ReturnType<typeof createControllerActivities>;

@@ -2,8 +2,9 @@ import { readGuestLog } from '../hypervisor/serial-log';
 import { readHostFacts, readHostLoad, type HostFacts } from '../hypervisor/host-facts';
 import type { QemuHost } from '../hypervisor/qemu-host';
 import { createGuestActivities, type GuestActivityDeps } from './guest-activities';
+import { createMigrationActivities, type MigrationActivityDeps } from './migration-activities';
 
-export interface HostActivityDeps extends GuestActivityDeps {
+export interface HostActivityDeps extends GuestActivityDeps, MigrationActivityDeps {
   patchLevel: () => string;
 }
 
@@ -74,6 +75,7 @@ export function createHostActivities(deps: HostActivityDeps) {
       return reportHost(deps);
     },
     ...createGuestActivities(deps),
+    ...createMigrationActivities(deps),
   };
 }
 

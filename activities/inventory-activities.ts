@@ -1,7 +1,7 @@
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
 import type { HostReport } from './host-activities';
-import { Context } from '@temporalio/activity';
+import { currentRun } from './run-context';
 
 export interface HostCheckResult {
   hostId: string;
@@ -9,12 +9,6 @@ export interface HostCheckResult {
   vcpus: number;
   memoryMiB: number;
   guests: string[];
-}
-
-/** The workflow and run an activity belongs to, for the audit trail. */
-function caller() {
-  const run = Context.current().info.workflowExecution;
-  return { workflowId: run?.workflowId, runId: run?.runId };
 }
 
 /** Activities that touch only MongoDB; they run on the controller worker. */
@@ -47,7 +41,7 @@ export function createInventoryActivities(inv: Inventory) {
         subject: `host/${report.hostId}`,
         outcome: 'completed',
         message: `host ${report.hostId} answered: QEMU ${result.qemuVersion}, ${result.guests.length} guest(s)`,
-        ...caller(),
+        ...currentRun(),
       });
       return result;
     },
@@ -62,7 +56,7 @@ export function createInventoryActivities(inv: Inventory) {
         subject: `host/${hostId}`,
         outcome: 'failed',
         message: `host ${hostId} did not answer: ${reason}`,
-        ...caller(),
+        ...currentRun(),
       });
     },
   };

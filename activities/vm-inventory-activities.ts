@@ -1,44 +1,14 @@
-import { Context } from '@temporalio/activity';
+import { currentRun, reservationOwner } from './run-context';
 import { InsufficientCapacityError, InvalidStateError, parseInput, ValidationError } from '../domain/errors';
-import { placeVm, type PlacementDecision, type PlacementHost } from '../domain/placement';
+import { placeVm, type PlacementDecision } from '../domain/placement';
+import { placementHosts } from '../inventory/placement-view';
 import { createVmRequestSchema, type CreateVmSpec } from '../domain/requests';
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
-import { claimCapacity, readUsage, releaseOwnedReservations } from '../inventory/reservations';
+import { claimCapacity, releaseOwnedReservations } from '../inventory/reservations';
 import type { EventDoc, VmDoc, VmState } from '../inventory/schemas';
 import { deleteVmDoc, getVm, insertCreatingVm, updateVm } from '../inventory/vms';
 import type { ImageRef } from './guest-activities';
-
-/** The workflow run an activity serves: audit events and reservations carry it. */
-function currentRun() {
-  const run = Context.current().info.workflowExecution;
-  return { workflowId: run?.workflowId ?? 'unknown', runId: run?.runId ?? 'unknown' };
-}
-
-function reservationOwner(): string {
-  const { workflowId, runId } = currentRun();
-  return `${workflowId}@${runId}`;
-}
-
-async function placementHosts(inv: Inventory): Promise<PlacementHost[]> {
-  const usage = await readUsage(inv);
-  const hosts = await inv.hosts.find({}).toArray();
-  return hosts.map((h) => {
-    const u = usage.get(h._id);
-    return {
-      id: h._id,
-      state: h.state,
-      maintenance: h.maintenance,
-      labels: h.labels,
-      cpuFlags: h.facts.cpuFlags,
-      qemuVersion: h.facts.qemuVersion,
-      heartbeatAt: h.agent.heartbeatAt,
-      factsIntervalMs: h.agent.factsIntervalMs,
-      allocatable: h.allocatable,
-      used: { memoryMiB: u?.memoryMiB ?? 0, vcpus: u?.vcpus ?? 0, runningVms: u?.runningVms ?? 0 },
-    };
-  });
-}
 
 /** Inventory activities of the VM lifecycle; they run on the controller worker. */
 export function createVmInventoryActivities(inv: Inventory) {

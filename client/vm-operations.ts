@@ -12,7 +12,22 @@ import {
   type StopVmRequest,
   type VmRef,
 } from '../domain/requests';
-import type { createVm, deleteVm, startVm, stopVm } from '../workflows';
+import type { createVm, deleteVm, liveMigration, startVm, stopVm } from '../workflows';
+import {
+  migrationRequestSchema,
+  setBandwidthSchema,
+  forceCompleteSchema,
+  type ForceCompleteRequest,
+  type MigrationRequest,
+} from '../domain/migration';
+import {
+  abortMigration,
+  forceCompleteMigration,
+  setMaxBandwidth,
+  type MigrationProgress,
+} from '../workflows/migration-control';
+import { progressQuery } from '../workflows/observability';
+import { InvalidStateError } from '../domain/errors';
 import { runUrl } from './temporal';
 
 export interface StartedOperation<R> {
@@ -23,7 +38,7 @@ export interface StartedOperation<R> {
   result(): Promise<R>;
 }
 
-type VmWorkflow = typeof createVm | typeof startVm | typeof stopVm | typeof deleteVm;
+type VmWorkflow = typeof createVm | typeof startVm | typeof stopVm | typeof deleteVm | typeof liveMigration;
 
 /**
  * Starts a VM operation under the id `vm/<vmId>`. Temporal refuses a second running workflow
@@ -61,6 +76,18 @@ async function startVmWorkflow<W extends VmWorkflow>(
     }
     throw err;
   }
+}
+
+/** The running migration of a VM, or a clear error when the VM is doing something else. */
+async function runningMigration(client: Client, vmId: string): Promise<WorkflowHandle> {
+  const handle = client.workflow.getHandle(workflowIds.vm(vmId));
+  const running = await handle.describe().catch(() => undefined);
+  if (!running || running.status.name !== 'RUNNING' || running.type !== 'liveMigration') {
+    throw new InvalidStateError(
+      `vm ${vmId} has no migration running${running?.status.name === 'RUNNING' ? ` (it is running ${running.type})` : ''}`,
+    );
+  }
+  return handle;
 }
 
 /** The typed client for VM operations; the CLI and tests are built on it. */
@@ -109,6 +136,34 @@ export function vmOperations(client: Client, config: Config) {
         [spec],
         `Delete VM ${spec.vmId}`,
       );
+    },
+    async migrate(req: MigrationRequest) {
+      const spec = parseInput(migrationRequestSchema, req, '');
+      return startVmWorkflow<typeof liveMigration>(
+        client,
+        config,
+        'liveMigration',
+        spec.vmId,
+        [spec],
+        `Live-migrate VM ${spec.vmId} ${spec.to ? `to ${spec.to}` : '(placement picks the target)'} at up to ${spec.policy.maxBandwidthMiBps} MiB/s${spec.policy.postCopy ? ', post-copy allowed' : ''}`,
+      );
+    },
+    async abortMigration(vmId: string, reason?: string): Promise<string> {
+      return (await runningMigration(client, vmId)).executeUpdate(abortMigration, { args: [{ reason }] });
+    },
+    async forceCompleteMigration(vmId: string, req: ForceCompleteRequest = {}): Promise<string> {
+      const spec = parseInput(forceCompleteSchema, req, '');
+      return (await runningMigration(client, vmId)).executeUpdate(forceCompleteMigration, { args: [spec] });
+    },
+    async setMaxBandwidth(vmId: string, maxBandwidthMiBps: number): Promise<string> {
+      const spec = parseInput(setBandwidthSchema, { maxBandwidthMiBps }, '');
+      return (await runningMigration(client, vmId)).executeUpdate(setMaxBandwidth, { args: [spec] });
+    },
+    /** Where the VM's current operation is, from its `progress` query. */
+    async progress(vmId: string): Promise<MigrationProgress> {
+      return client.workflow
+        .getHandle(workflowIds.vm(vmId))
+        .query(progressQuery) as Promise<MigrationProgress>;
     },
   };
 }

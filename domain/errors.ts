@@ -85,6 +85,13 @@ export class InvalidStateError extends VirtflowError {
   }
 }
 
+/** A named pre-check of an operation failed; `type` names the check for the operator. */
+export class PreCheckError extends VirtflowError {
+  constructor(type: string, message: string) {
+    super(type, message);
+  }
+}
+
 /** The operation's error types that retrying cannot fix. */
 export const nonRetryableErrorTypes = [
   'ValidationError',
@@ -92,4 +99,13 @@ export const nonRetryableErrorTypes = [
   'InsufficientCapacityError',
   'InvalidStateError',
   'ImageChecksumError',
+  'ResourceBusyError',
+  'VmNotRunningError',
+  'SourceMismatchError',
+  'SameHostError',
+  'TargetUnavailableError',
+  'IncompatibleHostError',
+  'DatastoreNotVisibleError',
+  'VerificationError',
+  'GuestBootError',
 ];

@@ -221,6 +221,13 @@ export class QemuHost {
     return how;
   }
 
+  /** Rewrites a running guest's recorded spec (an incoming guest becomes an ordinary one). */
+  updateSpec(vmId: string, patch: Partial<GuestSpec>): void {
+    const guest = this.find(vmId);
+    if (!guest) throw new Error(`no running QEMU process for ${vmId} on this host`);
+    fs.writeFileSync(this.files(vmId).spec, JSON.stringify({ ...guest.spec, ...patch }, null, 2));
+  }
+
   /** Kills a guest at once (a failed incoming migration, a fenced host). */
   kill(vmId: string): void {
     const guest = this.find(vmId);

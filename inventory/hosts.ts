@@ -3,7 +3,7 @@ import type { Inventory } from './db';
 
 export type HostRegistration = Pick<
   HostDoc,
-  'facts' | 'allocatable' | 'patchLevel' | 'agent' | 'migrationPorts' | 'cluster'
+  'facts' | 'allocatable' | 'patchLevel' | 'agent' | 'migrationPorts' | 'migrationAddress' | 'cluster'
 >;
 
 /**

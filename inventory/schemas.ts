@@ -43,6 +43,8 @@ export const hostSchema = z.object({
     factsIntervalMs: z.number().int().positive(),
   }),
   migrationPorts: z.object({ first: z.number().int(), last: z.number().int() }),
+  /** Where other hosts reach this one's incoming migration ports. */
+  migrationAddress: z.string(),
 });
 export type HostDoc = z.infer<typeof hostSchema>;
 export type HostState = HostDoc['state'];

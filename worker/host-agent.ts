@@ -19,6 +19,7 @@ export interface HostAgentOptions {
   hostId: string;
   cluster: string;
   migrationPorts: { first: number; last: number };
+  migrationAddress: string;
   factsIntervalMs: number;
   /** Memory placement may hand out; defaults to what the machine has. */
   allocatableMemoryMiB?: number;
@@ -100,6 +101,7 @@ export async function runHostAgent(
         factsIntervalMs: opts.factsIntervalMs,
       },
       migrationPorts: opts.migrationPorts,
+      migrationAddress: opts.migrationAddress,
     });
     if (report.guests.length > 0) {
       await recordEvent(inv, {
@@ -121,6 +123,8 @@ export async function runHostAgent(
           qemu,
           patchLevel,
           datastoreDir: dataPaths(config.dataDir).datastore,
+          migrationAddress: opts.migrationAddress,
+          migrationPorts: opts.migrationPorts,
         }),
       ),
     });
@@ -171,6 +175,7 @@ if (require.main === module) {
     .requiredOption('--host <id>', 'host id (DNS label)', hostId)
     .option('--cluster <name>', 'cluster the host belongs to', 'local')
     .requiredOption('--migration-ports <first-last>', 'TCP ports for incoming migrations', portRange)
+    .option('--migration-address <ip>', 'address other hosts reach for migrations', '127.0.0.1')
     .option('--facts-interval <seconds>', 'how often facts are sampled into metrics', positiveInt, 10)
     .option('--memory <MiB>', 'memory placement may allocate (default: all of it)', positiveInt)
     .option('--cpu-ratio <n>', 'vCPUs placement may allocate per physical CPU', positiveInt, 8)
@@ -179,6 +184,7 @@ if (require.main === module) {
     host: string;
     cluster: string;
     migrationPorts: { first: number; last: number };
+    migrationAddress: string;
     factsInterval: number;
     memory?: number;
     cpuRatio: number;
@@ -191,6 +197,7 @@ if (require.main === module) {
       hostId: o.host,
       cluster: o.cluster,
       migrationPorts: o.migrationPorts,
+      migrationAddress: o.migrationAddress,
       factsIntervalMs: o.factsInterval * 1000,
       allocatableMemoryMiB: o.memory,
       cpuAllocationRatio: o.cpuRatio,

@@ -4,3 +4,4 @@ export { createVm } from './create-vm';
 export { startVm } from './start-vm';
 export { stopVm } from './stop-vm';
 export { deleteVm } from './delete-vm';
+export { liveMigration } from './live-migration';

@@ -37,6 +37,7 @@ describe('capacity claims under concurrency, on FerretDB', () => {
         factsIntervalMs: 10_000,
       },
       migrationPorts: { first: 50000, last: 50010 },
+      migrationAddress: '127.0.0.1',
     });
     const outcomes = await Promise.allSettled(
       Array.from({ length: 20 }, (_, i) =>

@@ -1,0 +1,259 @@
+import fs from 'node:fs';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { decideConvergence, newTracker, type ConvergenceTracker } from '../domain/convergence';
+import type { MigrationPolicy, MigrationStats } from '../domain/migration';
+import {
+  migrationInFlight,
+  readMigration,
+  setMigrationCapabilities,
+  setMigrationParameters,
+} from '../hypervisor/migration';
+import type { QemuHost } from '../hypervisor/qemu-host';
+import { readGuestLog } from '../hypervisor/serial-log';
+
+export interface MigrationActivityDeps {
+  hostId: string;
+  qemu: QemuHost;
+  migrationAddress: string;
+  migrationPorts: { first: number; last: number };
+}
+
+export interface IncomingEndpoint {
+  address: string;
+  port: number;
+  pid: number;
+}
+
+export interface DriveResult {
+  /** completed: switched over, source paused; failed: QEMU gave up; gave-up: the policy did. */
+  outcome: 'in-progress' | 'completed' | 'failed' | 'gave-up';
+  reason?: string;
+  stats: MigrationStats;
+  tracker: ConvergenceTracker;
+  /** Last heartbeat the guest wrote on the source: the destination must go beyond it. */
+  sourceHeartbeatSeq: number | null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Live migration, both ends: the target's incoming QEMU and the source's outgoing stream. */
+export function createMigrationActivities({
+  hostId,
+  qemu,
+  migrationAddress,
+  migrationPorts,
+}: MigrationActivityDeps) {
+  const monitor = (vmId: string) => qemu.monitor(vmId);
+
+  return {
+    /**
+     * Target: starts a fresh QEMU waiting for the stream (`-incoming defer`) on a free port of
+     * this host's range. A leftover destination from an earlier try is killed first: after a
+     * cancelled migration QEMU needs a new process. A guest already running here is never touched.
+     */
+    async prepareIncoming(req: {
+      vmId: string;
+      memoryMiB: number;
+      vcpus: number;
+      diskPath: string;
+      policy: MigrationPolicy;
+    }): Promise<IncomingEndpoint> {
+      const existing = qemu.find(req.vmId);
+      if (existing) {
+        const status = await (await monitor(req.vmId)).command('query-status').catch(() => undefined);
+        if (status?.running) {
+          throw ApplicationFailure.nonRetryable(
+            `vm ${req.vmId} already runs on ${hostId}`,
+            'InvalidStateError',
+          );
+        }
+        qemu.kill(req.vmId);
+      }
+      try {
+        fs.accessSync(req.diskPath, fs.constants.R_OK | fs.constants.W_OK);
+      } catch {
+        throw ApplicationFailure.nonRetryable(
+          `${hostId} cannot see the shared datastore: disk ${req.diskPath} is not accessible`,
+          'DatastoreNotVisibleError',
+        );
+      }
+      const guest = await qemu.start({ ...req, incoming: true });
+      const qmp = await monitor(req.vmId);
+      await setMigrationCapabilities(qmp, req.policy, 'target');
+      for (let port = migrationPorts.first; port <= migrationPorts.last; port++) {
+        try {
+          await qmp.execute('migrate-incoming', { uri: `tcp:${migrationAddress}:${port}` });
+          return { address: migrationAddress, port, pid: guest.pid };
+        } catch (err) {
+          if (!/in use|Failed to bind|Address already/i.test((err as Error).message)) throw err;
+        }
+      }
+      qemu.kill(req.vmId);
+      throw ApplicationFailure.retryable(
+        `no free migration port on ${hostId} in ${migrationPorts.first}-${migrationPorts.last}`,
+        'NoMigrationPortError',
+      );
+    },
+
+    /**
+     * Source: drives the migration for one slice of time and reports where it is. The first
+     * slice starts the stream; later slices (and retries after an agent restart) re-attach to
+     * the one QEMU is already running. Heartbeats carry bytes, rate, iteration and downtime.
+     */
+    async driveMigration(req: {
+      vmId: string;
+      target: { address: string; port: number };
+      policy: MigrationPolicy;
+      memoryMiB: number;
+      tracker: ConvergenceTracker | null;
+      sliceMs: number;
+    }): Promise<DriveResult> {
+      const ctx = Context.current();
+      const qmp = await monitor(req.vmId);
+      let tracker = req.tracker;
+      let stats = await readMigration(qmp);
+      if (!tracker || stats.status === 'none') {
+        await setMigrationCapabilities(qmp, req.policy, 'source');
+        await setMigrationParameters(qmp, {
+          maxBandwidthMiBps: req.policy.maxBandwidthMiBps,
+          downtimeLimitMs: req.policy.maxDowntimeMs,
+        });
+        await qmp.execute('migrate', { uri: `tcp:${req.target.address}:${req.target.port}` });
+        tracker = newTracker(Date.now());
+      }
+      const sourceSeq = () =>
+        readGuestLog(qemu.files(req.vmId).serialLog, req.vmId).lastHeartbeat?.seq ?? null;
+      const sliceEnd = Date.now() + req.sliceMs;
+      for (;;) {
+        stats = await readMigration(qmp);
+        ctx.heartbeat(stats);
+        if (stats.status === 'completed') {
+          return { outcome: 'completed', stats, tracker, sourceHeartbeatSeq: sourceSeq() };
+        }
+        if (!migrationInFlight.has(stats.status)) {
+          const info = await qmp.command('query-migrate');
+          return {
+            outcome: 'failed',
+            reason: `QEMU reports the migration ${stats.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`,
+            stats,
+            tracker,
+            sourceHeartbeatSeq: sourceSeq(),
+          };
+        }
+        const decision = decideConvergence(tracker, stats, req.policy, req.memoryMiB, Date.now());
+        tracker = decision.tracker;
+        const action = decision.action;
+        if (action.kind === 'set-downtime')
+          await setMigrationParameters(qmp, { downtimeLimitMs: action.downtimeMs });
+        if (action.kind === 'force')
+          await qmp.execute(action.mode === 'post-copy' ? 'migrate-start-postcopy' : 'stop');
+        if (action.kind === 'give-up') {
+          return {
+            outcome: 'gave-up',
+            reason: action.reason,
+            stats,
+            tracker,
+            sourceHeartbeatSeq: sourceSeq(),
+          };
+        }
+        if (Date.now() >= sliceEnd)
+          return { outcome: 'in-progress', stats, tracker, sourceHeartbeatSeq: null };
+        // An abort cancels this activity: stop watching at once, the workflow rolls back.
+        await Promise.race([sleep(100), ctx.cancelled]);
+      }
+    },
+
+    async setMigrationBandwidth(req: { vmId: string; maxBandwidthMiBps: number }): Promise<void> {
+      await setMigrationParameters(await monitor(req.vmId), { maxBandwidthMiBps: req.maxBandwidthMiBps });
+    },
+
+    /** Source: finish now, by switching to post-copy or by pausing the guest until the copy ends. */
+    async forceCompleteMigration(req: { vmId: string; mode: 'post-copy' | 'pause' }): Promise<void> {
+      const qmp = await monitor(req.vmId);
+      await qmp.execute(req.mode === 'post-copy' ? 'migrate-start-postcopy' : 'stop');
+    },
+
+    /** Target: the guest must run and write a heartbeat newer than any it wrote on the source. */
+    async verifyGuestAlive(req: {
+      vmId: string;
+      afterSeq: number | null;
+      timeoutMs: number;
+    }): Promise<{ seq: number }> {
+      const ctx = Context.current();
+      const deadline = Date.now() + req.timeoutMs;
+      for (;;) {
+        const guest = qemu.find(req.vmId);
+        if (!guest) {
+          throw ApplicationFailure.nonRetryable(
+            `the destination QEMU of ${req.vmId} on ${hostId} is gone`,
+            'VerificationError',
+          );
+        }
+        const status = await (await monitor(req.vmId)).command('query-status').catch(() => undefined);
+        const hb = readGuestLog(guest.serialLog, req.vmId).lastHeartbeat;
+        if (status?.running && hb && hb.seq > (req.afterSeq ?? 0)) return { seq: hb.seq };
+        if (Date.now() > deadline) {
+          throw ApplicationFailure.nonRetryable(
+            `the guest of ${req.vmId} sent no fresh heartbeat on ${hostId} within ${req.timeoutMs / 1000} s (status ${status?.status ?? 'unknown'}, last seq ${hb?.seq ?? 'none'}, source seq ${req.afterSeq ?? 'none'})`,
+            'VerificationError',
+          );
+        }
+        ctx.heartbeat({ status: status?.status, seq: hb?.seq });
+        await Promise.race([sleep(250), ctx.cancelled]);
+      }
+    },
+
+    /** Target, on commit: the verified guest is now an ordinary guest of this host. */
+    async adoptIncomingGuest(req: { vmId: string }): Promise<void> {
+      qemu.updateSpec(req.vmId, { incoming: false });
+    },
+
+    /** Target, on rollback: the destination process is killed and confirmed gone. */
+    async killIncoming(req: { vmId: string }): Promise<{ killed: boolean }> {
+      const guest = qemu.find(req.vmId);
+      qemu.kill(req.vmId);
+      for (let i = 0; i < 50 && qemu.find(req.vmId); i++) await sleep(100);
+      if (qemu.find(req.vmId)) throw new Error(`destination QEMU of ${req.vmId} on ${hostId} did not die`);
+      return { killed: guest !== undefined };
+    },
+
+    /**
+     * Source, on rollback, once the destination is confirmed dead: cancel a stream still in
+     * flight and resume the guest if it was paused (forced completion, or completed but not verified).
+     */
+    async resumeSource(req: { vmId: string }): Promise<{ status: string }> {
+      const qmp = await monitor(req.vmId);
+      let stats = await readMigration(qmp);
+      if (stats.status.startsWith('postcopy')) {
+        throw ApplicationFailure.nonRetryable(
+          `cannot resume ${req.vmId} on ${hostId}: post-copy had started, the guest's memory is split between hosts`,
+          'InvalidStateError',
+        );
+      }
+      if (migrationInFlight.has(stats.status)) await qmp.execute('migrate_cancel');
+      for (let i = 0; i < 100 && migrationInFlight.has(stats.status); i++) {
+        await sleep(100);
+        stats = await readMigration(qmp);
+      }
+      const status = await qmp.command('query-status');
+      if (!status.running) await qmp.command('cont');
+      return { status: (await qmp.command('query-status')).status };
+    },
+
+    /** Source, on commit: quit the paused source QEMU. Refuses a source that is running. */
+    async quitMigratedSource(req: { vmId: string }): Promise<{ quit: boolean }> {
+      if (!qemu.find(req.vmId)) return { quit: false };
+      const status = await (await monitor(req.vmId)).command('query-status');
+      if (status.running) {
+        throw ApplicationFailure.nonRetryable(
+          `refusing to quit the source of ${req.vmId} on ${hostId}: it is running (${status.status})`,
+          'InvalidStateError',
+        );
+      }
+      await qemu.stop(req.vmId, 0);
+      return { quit: true };
+    },
+  };
+}
+
+export type MigrationActivities = ReturnType<typeof createMigrationActivities>;

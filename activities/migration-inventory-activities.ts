@@ -1,0 +1,157 @@
+import { InsufficientCapacityError, parseInput, PreCheckError, ValidationError } from '../domain/errors';
+import { migrationRequestSchema, type MigrationPolicy } from '../domain/migration';
+import { filters, placeVm, type PlacementHost, type PlacementRequest } from '../domain/placement';
+import type { Inventory } from '../inventory/db';
+import { recordEvent } from '../inventory/events';
+import { placementHosts } from '../inventory/placement-view';
+import { claimCapacity, releaseOwnedReservations } from '../inventory/reservations';
+import { getVm, updateVm } from '../inventory/vms';
+import { currentRun, reservationOwner } from './run-context';
+
+export interface MigrationPlan {
+  vmId: string;
+  source: string;
+  target: string;
+  memoryMiB: number;
+  vcpus: number;
+  diskPath: string;
+  policy: MigrationPolicy;
+}
+
+/**
+ * The target's checks, as Nova's conductor names them: each failure is its own error type with
+ * a sentence an operator can act on.
+ */
+function checkTarget(
+  target: PlacementHost,
+  source: PlacementHost,
+  req: PlacementRequest,
+  vmId: string,
+): void {
+  if (target.id === source.id)
+    throw new PreCheckError('SameHostError', `vm ${vmId} already runs on ${target.id}`);
+  const now = Date.now();
+  const unavailable = [filters.hostUp, filters.agentAlive, filters.notInMaintenance]
+    .map((f) => f(target, req, now))
+    .filter((r): r is string => r !== null);
+  if (unavailable.length > 0) {
+    throw new PreCheckError(
+      'TargetUnavailableError',
+      `target ${target.id} cannot take vm ${vmId}: ${unavailable.join('; ')}`,
+    );
+  }
+  const incompatible = filters.cpuCompatible(target, req, now);
+  if (incompatible)
+    throw new PreCheckError('IncompatibleHostError', `target ${target.id} is incompatible: ${incompatible}`);
+  const short = [filters.memory, filters.vcpus]
+    .map((f) => f(target, req, now))
+    .filter((r): r is string => r !== null);
+  if (short.length > 0) throw new InsufficientCapacityError(`vm ${vmId}`, { [target.id]: short });
+}
+
+/** Controller-side steps of a live migration: pre-checks, reservation, commit, rollback record. */
+export function createMigrationInventoryActivities(inv: Inventory) {
+  return {
+    /** Validates the request and runs the named pre-checks; nothing is written. */
+    async planMigration(input: unknown): Promise<MigrationPlan> {
+      const req = parseInput(migrationRequestSchema, input, '');
+      const vm = await getVm(inv, req.vmId);
+      if (vm.state !== 'running' || !vm.host) {
+        throw new PreCheckError(
+          'VmNotRunningError',
+          `vm ${vm._id} is ${vm.state}; only a running VM can be live-migrated`,
+        );
+      }
+      const hosts = await placementHosts(inv);
+      const source = hosts.find((h) => h.id === vm.host);
+      if (!source)
+        throw new PreCheckError('SourceMismatchError', `vm ${vm._id}'s host ${vm.host} is not registered`);
+      const placement: PlacementRequest = {
+        memoryMiB: vm.memoryMiB,
+        vcpus: vm.vcpus,
+        // The destination must understand the source's migration stream and CPU.
+        minQemuVersion: source.qemuVersion,
+        requiredCpuFlags: source.cpuFlags,
+        excludeHosts: [source.id],
+      };
+      let target: string;
+      if (req.to) {
+        const t = hosts.find((h) => h.id === req.to);
+        if (!t) throw new ValidationError('to', `no host named "${req.to}" (see \`virtflow host list\`)`);
+        checkTarget(t, source, { ...placement, excludeHosts: [] }, vm._id);
+        target = t.id;
+      } else {
+        const decision = placeVm(hosts, placement);
+        if (!decision.chosen)
+          throw new InsufficientCapacityError(
+            `vm ${vm._id} (migration from ${source.id})`,
+            decision.rejected,
+          );
+        target = decision.chosen;
+      }
+      return {
+        vmId: vm._id,
+        source: source.id,
+        target,
+        memoryMiB: vm.memoryMiB,
+        vcpus: vm.vcpus,
+        diskPath: vm.diskPath,
+        policy: req.policy,
+      };
+    },
+
+    /** Holds the VM's memory and vCPUs on the target for as long as the migration runs. */
+    async reserveMigrationTarget(plan: MigrationPlan): Promise<string> {
+      const r = await claimCapacity(inv, {
+        hostId: plan.target,
+        vmId: plan.vmId,
+        memoryMiB: plan.memoryMiB,
+        vcpus: plan.vcpus,
+        owner: reservationOwner(),
+      });
+      return r._id;
+    },
+
+    /** The destination is verified and the source gone: the VM now belongs to the target. */
+    async commitMigration(req: { plan: MigrationPlan; details: Record<string, unknown> }): Promise<void> {
+      const { plan } = req;
+      await updateVm(inv, plan.vmId, {
+        host: plan.target,
+        state: 'running',
+        stateReason: `migrated from ${plan.source}`,
+      });
+      await releaseOwnedReservations(inv, reservationOwner());
+      await recordEvent(inv, {
+        operation: 'live-migration',
+        subject: `vm/${plan.vmId}`,
+        outcome: 'completed',
+        message: `vm ${plan.vmId} migrated from ${plan.source} to ${plan.target}`,
+        details: { source: plan.source, target: plan.target, ...req.details },
+        ...currentRun(),
+      });
+    },
+
+    /** Records how a migration ended without a commit, and gives back the target's capacity. */
+    async recordMigrationNotCommitted(req: {
+      plan: MigrationPlan;
+      reason: string;
+      outcome: 'rolled-back' | 'failed';
+      vmState?: 'crashed';
+    }): Promise<void> {
+      const { plan } = req;
+      await releaseOwnedReservations(inv, reservationOwner());
+      if (req.vmState) await updateVm(inv, plan.vmId, { state: req.vmState, stateReason: req.reason });
+      await recordEvent(inv, {
+        operation: 'live-migration',
+        subject: `vm/${plan.vmId}`,
+        outcome: req.outcome,
+        message:
+          req.outcome === 'rolled-back'
+            ? `migration of ${plan.vmId} to ${plan.target} rolled back; it runs on ${plan.source}: ${req.reason}`
+            : `migration of ${plan.vmId} to ${plan.target} failed and needs an operator: ${req.reason}`,
+        details: { source: plan.source, target: plan.target },
+        ...currentRun(),
+      });
+    },
+  };
+}

@@ -1,0 +1,13 @@
+import { Context } from '@temporalio/activity';
+
+/** The workflow run an activity serves: audit events and reservations carry it. */
+export function currentRun() {
+  const run = Context.current().info.workflowExecution;
+  return { workflowId: run?.workflowId ?? 'unknown', runId: run?.runId ?? 'unknown' };
+}
+
+/** Reservations belong to a workflow run, so a retried activity finds its own claim. */
+export function reservationOwner(): string {
+  const { workflowId, runId } = currentRun();
+  return `${workflowId}@${runId}`;
+}

@@ -1,0 +1,32 @@
+import { defineUpdate } from '@temporalio/workflow';
+import type { ForceCompleteRequest, MigrationPhase, MigrationStats } from '../domain/migration';
+
+/**
+ * The controls of a running live migration, defined once here and imported by the client, so
+ * a client call is type-checked against the workflow. Each has a validator in the workflow
+ * that rejects it, before anything happens, when the current phase does not allow it.
+ */
+export const abortMigration = defineUpdate<string, [{ reason?: string }]>('abort');
+export const forceCompleteMigration = defineUpdate<string, [ForceCompleteRequest]>('forceComplete');
+export const setMaxBandwidth = defineUpdate<string, [{ maxBandwidthMiBps: number }]>('setMaxBandwidth');
+
+export interface MigrationProgress {
+  operation: string;
+  phase: MigrationPhase | string;
+  message: string;
+  source?: string;
+  target?: string;
+  stats?: MigrationStats;
+  maxBandwidthMiBps?: number;
+}
+
+export interface MigrationResult {
+  vmId: string;
+  source: string;
+  target: string;
+  totalTimeMs: number;
+  downtimeMs: number | null;
+  transferredBytes: number;
+  iterations: number;
+  verifiedHeartbeatSeq: number;
+}
