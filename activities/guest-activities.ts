@@ -65,7 +65,13 @@ export function createGuestActivities({ hostId, qemu, datastoreDir }: GuestActiv
     },
 
     /** Starts the guest; a retry finds the guest it already started. */
-    async startGuest(req: { vmId: string; memoryMiB: number; vcpus: number; diskPath: string }) {
+    async startGuest(req: {
+      vmId: string;
+      memoryMiB: number;
+      vcpus: number;
+      diskPath: string;
+      bootArgs?: string;
+    }) {
       const running = qemu.find(req.vmId);
       if (running) return { pid: running.pid, hostId };
       const guest = await qemu.start({
@@ -73,6 +79,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir }: GuestActiv
         memoryMiB: req.memoryMiB,
         vcpus: req.vcpus,
         diskPath: req.diskPath,
+        bootArgs: req.bootArgs,
       });
       return { pid: guest.pid, hostId };
     },

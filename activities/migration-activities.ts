@@ -8,6 +8,7 @@ import {
   setMigrationCapabilities,
   setMigrationParameters,
 } from '../hypervisor/migration';
+import { faultEnabled } from '../hypervisor/faults';
 import type { QemuHost } from '../hypervisor/qemu-host';
 import { readGuestLog } from '../hypervisor/serial-log';
 
@@ -56,6 +57,7 @@ export function createMigrationActivities({
       memoryMiB: number;
       vcpus: number;
       diskPath: string;
+      bootArgs: string;
       policy: MigrationPolicy;
     }): Promise<IncomingEndpoint> {
       const existing = qemu.find(req.vmId);
@@ -77,7 +79,8 @@ export function createMigrationActivities({
           'DatastoreNotVisibleError',
         );
       }
-      const guest = await qemu.start({ ...req, incoming: true });
+      const { policy: _policy, ...spec } = req;
+      const guest = await qemu.start({ ...spec, incoming: true });
       const qmp = await monitor(req.vmId);
       await setMigrationCapabilities(qmp, req.policy, 'target');
       for (let port = migrationPorts.first; port <= migrationPorts.last; port++) {
@@ -181,6 +184,10 @@ export function createMigrationActivities({
     }): Promise<{ seq: number }> {
       const ctx = Context.current();
       const deadline = Date.now() + req.timeoutMs;
+      if (faultEnabled('freeze-incoming-guest')) {
+        const frozen = qemu.find(req.vmId);
+        if (frozen) process.kill(frozen.pid, 'SIGSTOP');
+      }
       for (;;) {
         const guest = qemu.find(req.vmId);
         if (!guest) {
@@ -189,7 +196,7 @@ export function createMigrationActivities({
             'VerificationError',
           );
         }
-        const status = await (await monitor(req.vmId)).command('query-status').catch(() => undefined);
+        const status = await (await monitor(req.vmId)).command('query-status', 2000).catch(() => undefined);
         const hb = readGuestLog(guest.serialLog, req.vmId).lastHeartbeat;
         if (status?.running && hb && hb.seq > (req.afterSeq ?? 0)) return { seq: hb.seq };
         if (Date.now() > deadline) {

@@ -15,6 +15,7 @@ export interface MigrationPlan {
   memoryMiB: number;
   vcpus: number;
   diskPath: string;
+  bootArgs: string;
   policy: MigrationPolicy;
 }
 
@@ -96,6 +97,7 @@ export function createMigrationInventoryActivities(inv: Inventory) {
         memoryMiB: vm.memoryMiB,
         vcpus: vm.vcpus,
         diskPath: vm.diskPath,
+        bootArgs: vm.bootArgs ?? '',
         policy: req.policy,
       };
     },

@@ -37,6 +37,7 @@ export function createVmInventoryActivities(inv: Inventory) {
           memoryMiB: spec.memoryMiB,
           vcpus: spec.vcpus,
           labels: spec.labels,
+          bootArgs: spec.bootArgs,
           createdByRun: runId,
         });
       }

@@ -18,7 +18,7 @@ const now = Date.now();
 
 // A deterministic fleet: a mix of loads, some hosts down, in maintenance, stale or labelled.
 let seed = 42;
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 const hosts: PlacementHost[] = Array.from({ length: hostCount }, (_, i) => {
   const memory = [65536, 131072, 262144][i % 3];
   return {
@@ -31,7 +31,11 @@ const hosts: PlacementHost[] = Array.from({ length: hostCount }, (_, i) => {
     heartbeatAt: new Date(now - (rand() < 0.01 ? 120_000 : 3_000)),
     factsIntervalMs: 10_000,
     allocatable: { memoryMiB: memory, vcpus: 256 },
-    used: { memoryMiB: Math.floor(rand() * memory), vcpus: Math.floor(rand() * 256), runningVms: Math.floor(rand() * 80) },
+    used: {
+      memoryMiB: Math.floor(rand() * memory),
+      vcpus: Math.floor(rand() * 256),
+      runningVms: Math.floor(rand() * 80),
+    },
   };
 });
 const request = { memoryMiB: 8192, vcpus: 4, requiredCpuFlags: ['avx2'] };
@@ -65,7 +69,13 @@ const base = measure(baseline);
 const full = measure(() => placeVm(hosts, request, now));
 const decision = placeVm(hosts, request, now);
 console.log(`placement over ${hostCount} hosts, ${rounds} rounds`);
-console.log(`  eligible ${decision.ranked.length}, rejected ${Object.keys(decision.rejected).length}, chosen ${decision.chosen}`);
+console.log(
+  `  eligible ${decision.ranked.length}, rejected ${Object.keys(decision.rejected).length}, chosen ${decision.chosen}`,
+);
 console.log(`  baseline (memory-only scan): p50 ${base.p50.toFixed(3)} ms  p99 ${base.p99.toFixed(3)} ms`);
-console.log(`  placeVm (filters + reasons + weights): p50 ${full.p50.toFixed(3)} ms  p99 ${full.p99.toFixed(3)} ms`);
-console.log(`  ratio placeVm/baseline: p50 ${(full.p50 / base.p50).toFixed(1)}x  p99 ${(full.p99 / base.p99).toFixed(1)}x`);
+console.log(
+  `  placeVm (filters + reasons + weights): p50 ${full.p50.toFixed(3)} ms  p99 ${full.p99.toFixed(3)} ms`,
+);
+console.log(
+  `  ratio placeVm/baseline: p50 ${(full.p50 / base.p50).toFixed(1)}x  p99 ${(full.p99 / base.p99).toFixed(1)}x`,
+);

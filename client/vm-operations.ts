@@ -1,4 +1,9 @@
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import type { Config } from '../domain/config';
 import { parseInput, ResourceBusyError } from '../domain/errors';
 import { CONTROLLER_TASK_QUEUE, workflowIds } from '../domain/names';
@@ -90,6 +95,25 @@ async function runningMigration(client: Client, vmId: string): Promise<WorkflowH
   return handle;
 }
 
+/**
+ * Sends a control Update to a VM's running migration. A validator's refusal comes back as the
+ * operator's sentence (why the control is not allowed now), not as "Workflow Update failed".
+ */
+async function control(
+  client: Client,
+  vmId: string,
+  send: (h: WorkflowHandle) => Promise<string>,
+): Promise<string> {
+  const handle = await runningMigration(client, vmId);
+  try {
+    return await send(handle);
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError)
+      throw new InvalidStateError(err.cause?.message ?? err.message);
+    throw err;
+  }
+}
+
 /** The typed client for VM operations; the CLI and tests are built on it. */
 export function vmOperations(client: Client, config: Config) {
   return {
@@ -149,15 +173,15 @@ export function vmOperations(client: Client, config: Config) {
       );
     },
     async abortMigration(vmId: string, reason?: string): Promise<string> {
-      return (await runningMigration(client, vmId)).executeUpdate(abortMigration, { args: [{ reason }] });
+      return control(client, vmId, (h) => h.executeUpdate(abortMigration, { args: [{ reason }] }));
     },
     async forceCompleteMigration(vmId: string, req: ForceCompleteRequest = {}): Promise<string> {
       const spec = parseInput(forceCompleteSchema, req, '');
-      return (await runningMigration(client, vmId)).executeUpdate(forceCompleteMigration, { args: [spec] });
+      return control(client, vmId, (h) => h.executeUpdate(forceCompleteMigration, { args: [spec] }));
     },
     async setMaxBandwidth(vmId: string, maxBandwidthMiBps: number): Promise<string> {
       const spec = parseInput(setBandwidthSchema, { maxBandwidthMiBps }, '');
-      return (await runningMigration(client, vmId)).executeUpdate(setMaxBandwidth, { args: [spec] });
+      return control(client, vmId, (h) => h.executeUpdate(setMaxBandwidth, { args: [spec] }));
     },
     /** Where the VM's current operation is, from its `progress` query. */
     async progress(vmId: string): Promise<MigrationProgress> {

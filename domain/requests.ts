@@ -35,6 +35,12 @@ export const createVmRequestSchema = z.object({
   hostLabels: labelsSchema.optional(),
   labels: labelsSchema.default({}),
   bootTimeoutSec: z.number().int().min(10).max(1800).default(180),
+  /** Extra kernel command-line arguments for the guest (it boots its kernel directly). */
+  bootArgs: z
+    .string()
+    .max(256, 'must be at most 256 characters')
+    .regex(/^[a-zA-Z0-9.=_,: -]*$/, 'may hold only letters, digits, spaces and . = _ , : -')
+    .default(''),
 });
 export type CreateVmRequest = z.input<typeof createVmRequestSchema>;
 export type CreateVmSpec = z.output<typeof createVmRequestSchema>;

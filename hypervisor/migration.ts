@@ -4,7 +4,11 @@ import type { QmpClient } from './qmp';
 const MiB = 1024 * 1024;
 
 /** Capabilities must be set on both ends before the stream starts (post-copy especially). */
-export async function setMigrationCapabilities(qmp: QmpClient, policy: MigrationPolicy, side: 'source' | 'target') {
+export async function setMigrationCapabilities(
+  qmp: QmpClient,
+  policy: MigrationPolicy,
+  side: 'source' | 'target',
+) {
   const capabilities = [{ capability: 'postcopy-ram', state: policy.postCopy }];
   if (side === 'source') capabilities.push({ capability: 'auto-converge', state: policy.autoConverge });
   await qmp.execute('migrate-set-capabilities', { capabilities });
@@ -44,4 +48,14 @@ export async function readMigration(qmp: QmpClient): Promise<MigrationStats> {
 }
 
 /** QEMU's migration states that mean the stream is still going. */
-export const migrationInFlight = new Set(['setup', 'active', 'postcopy-active', 'postcopy-paused', 'postcopy-recover', 'pre-switchover', 'device', 'cancelling', 'wait-unplug']);
+export const migrationInFlight = new Set([
+  'setup',
+  'active',
+  'postcopy-active',
+  'postcopy-paused',
+  'postcopy-recover',
+  'pre-switchover',
+  'device',
+  'cancelling',
+  'wait-unplug',
+]);

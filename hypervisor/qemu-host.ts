@@ -8,6 +8,8 @@ export interface GuestSpec {
   memoryMiB: number;
   vcpus: number;
   diskPath: string;
+  /** Extra kernel command-line arguments (validated by the request schema). */
+  bootArgs?: string;
   /** Start paused, waiting for an incoming migration (`-incoming defer`). */
   incoming?: boolean;
 }
@@ -102,7 +104,7 @@ export class QemuHost {
       this.boot.initrd,
       // no_timer_check: concurrent TCG boots can otherwise panic on a timer check.
       '-append',
-      `console=ttyS0 panic=-1 no_timer_check quiet virtflow.vm=${spec.vmId}`,
+      `console=ttyS0 panic=-1 no_timer_check quiet virtflow.vm=${spec.vmId} ${spec.bootArgs ?? ''}`.trim(),
       '-chardev',
       `file,id=serial0,path=${f.serialLog}`,
       '-serial',

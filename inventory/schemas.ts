@@ -61,6 +61,8 @@ export const vmSchema = z.object({
   diskPath: z.string(),
   labels,
   stateReason: z.string().optional(),
+  /** Extra kernel command-line arguments the guest boots with. */
+  bootArgs: z.string().default(''),
   /** The run of the createVm workflow that claimed this id; lets a retried step recognise its own claim. */
   createdByRun: z.string().optional(),
 });

@@ -18,7 +18,7 @@ export async function getVm(inv: Inventory, vmId: string): Promise<VmDoc> {
 /** Claims the VM id with a `creating` document; a taken id is a validation error. */
 export async function insertCreatingVm(
   inv: Inventory,
-  vm: Pick<VmDoc, '_id' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'createdByRun'>,
+  vm: Pick<VmDoc, '_id' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'createdByRun' | 'bootArgs'>,
 ): Promise<VmDoc> {
   const now = new Date();
   const doc = vmSchema.parse({

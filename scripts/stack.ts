@@ -44,7 +44,10 @@ async function powerOffGuests(config: Config): Promise<void> {
 async function showDemoVm(client: Client, config: Config): Promise<void> {
   const inv = await openInventory(config);
   try {
-    const image = await importImage(inv, dataPaths(config.dataDir).images, { name: GUEST_IMAGE, file: installed.guestDisk });
+    const image = await importImage(inv, dataPaths(config.dataDir).images, {
+      name: GUEST_IMAGE,
+      file: installed.guestDisk,
+    });
     say(`image ${image._id}: ${image.format}, sha256 ${image.sha256.slice(0, 16)}…`);
     const ops = vmOperations(client, config);
     const existing = await inv.vms.findOne({ _id: DEMO_VM });
@@ -55,7 +58,9 @@ async function showDemoVm(client: Client, config: Config): Promise<void> {
     const op = existing
       ? await ops.start({ vmId: DEMO_VM })
       : await ops.create({ vmId: DEMO_VM, image: GUEST_IMAGE, memoryMiB: 128 });
-    say(`${existing ? 'starting' : 'creating'} vm ${DEMO_VM} (placement picks the host, the guest must boot) — ${op.url}`);
+    say(
+      `${existing ? 'starting' : 'creating'} vm ${DEMO_VM} (placement picks the host, the guest must boot) — ${op.url}`,
+    );
     const result = await op.result();
     say(`vm ${DEMO_VM} is running on ${result.host}; try: npx virtflow vm list`);
   } finally {

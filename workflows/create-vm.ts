@@ -62,7 +62,13 @@ export async function createVm(request: CreateVmRequest): Promise<CreateVmResult
     op.phase('preparing-disk', `creating the disk of ${spec.vmId} from image ${spec.image}`, { host });
     const { diskPath } = await agent.prepareDisk({ vmId: spec.vmId, image });
     op.phase('starting', `starting QEMU for ${spec.vmId} on ${host}`);
-    await agent.startGuest({ vmId: spec.vmId, memoryMiB: spec.memoryMiB, vcpus: spec.vcpus, diskPath });
+    await agent.startGuest({
+      vmId: spec.vmId,
+      memoryMiB: spec.memoryMiB,
+      vcpus: spec.vcpus,
+      diskPath,
+      bootArgs: spec.bootArgs,
+    });
     op.phase('booting', `waiting for ${spec.vmId} to boot and send a heartbeat`);
     const { heartbeatSeq } = await onHost(host, {
       startToCloseTimeout: `${spec.bootTimeoutSec + 30} seconds`,

@@ -148,6 +148,7 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
         memoryMiB: p.memoryMiB,
         vcpus: p.vcpus,
         diskPath: p.diskPath,
+        bootArgs: p.bootArgs,
         policy: p.policy,
       });
       setPhase(

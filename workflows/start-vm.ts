@@ -29,6 +29,7 @@ export async function startVm(request: VmRef): Promise<{ vmId: string; host: str
       memoryMiB: vm.memoryMiB,
       vcpus: vm.vcpus,
       diskPath: vm.diskPath,
+      bootArgs: vm.bootArgs,
     });
     op.phase('booting', `waiting for ${vm._id} to boot and send a heartbeat`);
     await onHost(host, {

@@ -62,7 +62,8 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .option('--host <hostId>', 'run on this host instead of letting placement choose')
       .option('--label <key=value>', 'VM label (repeatable)', labelArg)
       .option('--host-label <key=value>', 'only hosts with this label (repeatable)', labelArg)
-      .option('--boot-timeout <seconds>', 'how long the guest may take to boot', numberArg, 180),
+      .option('--boot-timeout <seconds>', 'how long the guest may take to boot', numberArg, 180)
+      .option('--boot-args <args>', 'extra kernel command-line arguments for the guest', ''),
   ).action(
     async (
       vmId: string,
@@ -75,6 +76,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         label?: Record<string, string>;
         hostLabel?: Record<string, string>;
         bootTimeout: number;
+        bootArgs: string;
       },
     ) => {
       const op = await (
@@ -88,6 +90,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         labels: o.label,
         hostLabels: o.hostLabel,
         bootTimeoutSec: o.bootTimeout,
+        bootArgs: o.bootArgs,
       });
       await follow(op, o, (r) => console.log(`vm ${r.vmId} is running on ${r.host} (disk ${r.diskPath})`));
     },

@@ -71,6 +71,17 @@ export class TestStack {
     return new TestStack(name, config, env, await connectClient(config), inventory);
   }
 
+  /** The controller as its own process, for tests that kill it. */
+  controllerProcess?: ManagedProcess;
+
+  async startControllerProcess(): Promise<ManagedProcess> {
+    this.controllerProcess = spawnEntryPoint(`${this.name}-controller`, 'worker/controller.ts', [], {
+      logDir: process.env.VIRTFLOW_TEST_RUN_DIR!,
+      env: { ...this.env, VIRTFLOW_LOG_LEVEL: 'warn' },
+    });
+    return this.controllerProcess;
+  }
+
   async startController(bundle: WorkflowBundle): Promise<void> {
     const controller = await createController(this.config, { workflowBundle: bundle });
     this.controllerWorker = controller.worker;
@@ -78,7 +89,7 @@ export class TestStack {
   }
 
   /** Starts the agent of a local host and waits until it has registered. */
-  async startAgent(hostId: string, extraArgs: string[] = []): Promise<HostAgentHandle> {
+  async startAgent(hostId: string, extraArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<HostAgentHandle> {
     const host = localHosts.find((h) => h.hostId === hostId);
     if (!host) throw new Error(`unknown local host ${hostId}`);
     const proc = spawnEntryPoint(
@@ -87,7 +98,7 @@ export class TestStack {
       hostAgentArgs(host, extraArgs),
       {
         logDir: process.env.VIRTFLOW_TEST_RUN_DIR!,
-        env: { ...this.env, VIRTFLOW_LOG_LEVEL: 'warn' },
+        env: { ...this.env, VIRTFLOW_LOG_LEVEL: 'warn', ...extraEnv },
       },
     );
     const handle = { hostId, process: proc };
@@ -117,6 +128,7 @@ export class TestStack {
       });
       for (const guest of qemu.list()) qemu.kill(guest.vmId);
     }
+    await this.controllerProcess?.stop();
     this.controllerWorker?.shutdown();
     await this.controllerRun;
     await this.client.connection.close();
