@@ -8,5 +8,8 @@ export type FaultName =
   'freeze-incoming-guest';
 
 export function faultEnabled(name: FaultName, env: NodeJS.ProcessEnv = process.env): boolean {
-  return (env.VIRTFLOW_FAULTS ?? '').split(',').map((s) => s.trim()).includes(name);
+  return (env.VIRTFLOW_FAULTS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .includes(name);
 }

@@ -11,7 +11,9 @@ import { dataPaths, installDir, installed, loadConfig, type Config } from '../do
 import { connectClient, runUrl } from '../client/temporal';
 import { vmOperations } from '../client/vm-operations';
 import { QemuHost } from '../hypervisor/qemu-host';
-import { openInventory } from '../inventory/db';
+import { openInventory, type Inventory } from '../inventory/db';
+import type { ImageDoc } from '../inventory/schemas';
+import { sha256File } from '../hypervisor/qemu-img';
 import { importImage } from '../inventory/images';
 import { setVmState } from '../inventory/vms';
 import { startFerretDb } from './services/ferretdb';
@@ -40,14 +42,23 @@ async function powerOffGuests(config: Config): Promise<void> {
   await inv?.close();
 }
 
+/**
+ * Imports the bootstrap's guest disk as `debian-busybox`. Image names are immutable, so when a
+ * rebuilt guest differs from the one already imported, the new one gets its checksum as suffix.
+ */
+async function importGuestImage(inv: Inventory, config: Config): Promise<ImageDoc> {
+  const repo = dataPaths(config.dataDir).images;
+  const sha = await sha256File(installed.guestDisk);
+  const existing = await inv.images.findOne({ _id: GUEST_IMAGE });
+  const name = !existing || existing.sha256 === sha ? GUEST_IMAGE : `${GUEST_IMAGE}-${sha.slice(0, 8)}`;
+  return importImage(inv, repo, { name, file: installed.guestDisk });
+}
+
 /** The real operation `npm start` shows: the guest image imported and a VM running on a host. */
 async function showDemoVm(client: Client, config: Config): Promise<void> {
   const inv = await openInventory(config);
   try {
-    const image = await importImage(inv, dataPaths(config.dataDir).images, {
-      name: GUEST_IMAGE,
-      file: installed.guestDisk,
-    });
+    const image = await importGuestImage(inv, config);
     say(`image ${image._id}: ${image.format}, sha256 ${image.sha256.slice(0, 16)}…`);
     const ops = vmOperations(client, config);
     const existing = await inv.vms.findOne({ _id: DEMO_VM });
@@ -57,7 +68,7 @@ async function showDemoVm(client: Client, config: Config): Promise<void> {
     }
     const op = existing
       ? await ops.start({ vmId: DEMO_VM })
-      : await ops.create({ vmId: DEMO_VM, image: GUEST_IMAGE, memoryMiB: 128 });
+      : await ops.create({ vmId: DEMO_VM, image: image._id, memoryMiB: 128 });
     say(
       `${existing ? 'starting' : 'creating'} vm ${DEMO_VM} (placement picks the host, the guest must boot) — ${op.url}`,
     );

@@ -1,23 +1,12 @@
-import { Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
+import { labelArg, numberArg } from './args';
+import { registerMigrationCommands } from './migration';
 import { NotFoundError } from '../../domain/errors';
 import { listVms } from '../../inventory/vms';
 import type { VmDoc } from '../../inventory/schemas';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
 import { vmOperations, type StartedOperation } from '../vm-operations';
-
-/** Whole numbers pass through as numbers; anything else reaches zod, which names the field. */
-function numberArg(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || Number.isNaN(n)) throw new InvalidArgumentError(`"${value}" is not a number`);
-  return n;
-}
-
-function labelArg(value: string, previous: Record<string, string> = {}): Record<string, string> {
-  const eq = value.indexOf('=');
-  if (eq <= 0) throw new InvalidArgumentError(`"${value}" is not KEY=VALUE`);
-  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
-}
 
 /** Prints the run's link, then waits for the outcome unless --no-wait. */
 async function follow<R>(
@@ -48,6 +37,7 @@ function vmRow(v: VmDoc) {
 
 export function registerVmCommands(program: Command, ctx: CliContext): void {
   const vm = program.command('vm').description('virtual machines');
+  registerMigrationCommands(vm, program, ctx);
   const ops = async () => vmOperations(await ctx.client(), ctx.config);
   const waitOption = (c: Command) =>
     c.option('--no-wait', 'return once the operation has started').option('--json', 'print JSON');

@@ -15,5 +15,7 @@ export async function waitForProgress(
     if (last && until(last)) return last;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`progress of ${vmId} did not reach the expected state within ${timeoutMs} ms: ${JSON.stringify(last)}`);
+  throw new Error(
+    `progress of ${vmId} did not reach the expected state within ${timeoutMs} ms: ${JSON.stringify(last)}`,
+  );
 }

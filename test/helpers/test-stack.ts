@@ -89,7 +89,11 @@ export class TestStack {
   }
 
   /** Starts the agent of a local host and waits until it has registered. */
-  async startAgent(hostId: string, extraArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<HostAgentHandle> {
+  async startAgent(
+    hostId: string,
+    extraArgs: string[] = [],
+    extraEnv: NodeJS.ProcessEnv = {},
+  ): Promise<HostAgentHandle> {
     const host = localHosts.find((h) => h.hostId === hostId);
     if (!host) throw new Error(`unknown local host ${hostId}`);
     const proc = spawnEntryPoint(

@@ -45,12 +45,17 @@ describe('live migration between real QEMU hosts', () => {
       // The same guest, not a new boot: its heartbeat counter carried on.
       expect(hb.seq).toBeGreaterThan(seq);
       seq = hb.seq;
-      expect(await stack.inventory.vms.findOne({ _id: 'mover' })).toMatchObject({ host: to, state: 'running' });
+      expect(await stack.inventory.vms.findOne({ _id: 'mover' })).toMatchObject({
+        host: to,
+        state: 'running',
+      });
       expect(await guestsReportedBy(to)).toEqual(['mover']);
       expect(await guestsReportedBy(from)).toEqual([]);
     }
     expect(await stack.inventory.reservations.countDocuments({ state: 'active' })).toBe(0);
-    const events = await stack.inventory.events.find({ subject: 'vm/mover', operation: 'live-migration' }).toArray();
+    const events = await stack.inventory.events
+      .find({ subject: 'vm/mover', operation: 'live-migration' })
+      .toArray();
     expect(events.map((e) => e.outcome)).toEqual(['completed', 'completed']);
   });
 
@@ -67,7 +72,11 @@ describe('live migration between real QEMU hosts', () => {
     const source = vm!.host!;
     const target = source === 'host-a' ? 'host-b' : 'host-a';
     const op = await ops.migrate({ vmId: 'mover', to: target, policy: { maxBandwidthMiBps: 2 } });
-    await waitForProgress(ops, 'mover', (p) => p.phase === 'transferring' && (p.stats?.transferredBytes ?? 0) > 0);
+    await waitForProgress(
+      ops,
+      'mover',
+      (p) => p.phase === 'transferring' && (p.stats?.transferredBytes ?? 0) > 0,
+    );
     expect(await ops.abortMigration('mover', 'operator changed their mind')).toMatch(/aborting/);
     const err = (await op.result().catch((e: unknown) => e)) as Failure;
     expect(err.cause?.type).toBe('MigrationAborted');
@@ -75,7 +84,10 @@ describe('live migration between real QEMU hosts', () => {
 
     expect(hostsRunning(stack.config, 'mover')).toEqual([source]);
     await freshHeartbeat(stack.config, source, 'mover');
-    expect(await stack.inventory.vms.findOne({ _id: 'mover' })).toMatchObject({ host: source, state: 'running' });
+    expect(await stack.inventory.vms.findOne({ _id: 'mover' })).toMatchObject({
+      host: source,
+      state: 'running',
+    });
     expect(await stack.inventory.reservations.countDocuments({ state: 'active' })).toBe(0);
     const last = await stack.inventory.events.find({ subject: 'vm/mover' }).sort({ at: -1 }).limit(1).next();
     expect(last).toMatchObject({ operation: 'live-migration', outcome: 'rolled-back' });
@@ -87,8 +99,12 @@ describe('live migration between real QEMU hosts', () => {
     const target = vm!.host === 'host-a' ? 'host-b' : 'host-a';
     const op = await ops.migrate({ vmId: 'mover', to: target, policy: { maxBandwidthMiBps: 4 } });
     await waitForProgress(ops, 'mover', (p) => p.phase === 'transferring');
-    await expect(ops.setMaxBandwidth('mover', 0)).rejects.toThrow(/maxBandwidthMiBps: must be at least 1 MiB\/s/);
-    await expect(ops.forceCompleteMigration('mover', { mode: 'post-copy' })).rejects.toThrow(/post-copy was not enabled/);
+    await expect(ops.setMaxBandwidth('mover', 0)).rejects.toThrow(
+      /maxBandwidthMiBps: must be at least 1 MiB\/s/,
+    );
+    await expect(ops.forceCompleteMigration('mover', { mode: 'post-copy' })).rejects.toThrow(
+      /post-copy was not enabled/,
+    );
     // Raising the bandwidth lets it finish quickly.
     expect(await ops.setMaxBandwidth('mover', 1024)).toMatch(/1024 MiB\/s/);
     const result = await op.result();
@@ -104,10 +120,18 @@ describe('live migration between real QEMU hosts', () => {
     await op.result();
 
     await (await ops.create({ vmId: 'bulky', image: GUEST_IMAGE, memoryMiB: 1024, host: 'host-a' })).result();
-    const err = (await (await ops.migrate({ vmId: 'bulky', to: 'host-c' })).result().catch((e: unknown) => e)) as Failure;
+    const err = (await (
+      await ops.migrate({ vmId: 'bulky', to: 'host-c' })
+    )
+      .result()
+      .catch((e: unknown) => e)) as Failure;
     expect(err.cause?.type).toBe('InsufficientCapacityError');
     expect(err.cause?.message).toMatch(/host-c: needs 1024 MiB memory, 512 MiB free/);
-    const same = (await (await ops.migrate({ vmId: 'bulky', to: 'host-a' })).result().catch((e: unknown) => e)) as Failure;
+    const same = (await (
+      await ops.migrate({ vmId: 'bulky', to: 'host-a' })
+    )
+      .result()
+      .catch((e: unknown) => e)) as Failure;
     expect(same.cause?.type).toBe('SameHostError');
     expect(hostsRunning(stack.config, 'bulky')).toEqual(['host-a']);
     expect(await stack.inventory.reservations.countDocuments({ state: 'active' })).toBe(0);
@@ -127,7 +151,10 @@ describe('live migration between real QEMU hosts', () => {
       expect(err.cause?.type).toBe('VerificationError');
       expect(hostsRunning(stack.config, 'mover')).toEqual([source]);
       await freshHeartbeat(stack.config, source, 'mover');
-      expect(await stack.inventory.vms.findOne({ _id: 'mover' })).toMatchObject({ host: source, state: 'running' });
+      expect(await stack.inventory.vms.findOne({ _id: 'mover' })).toMatchObject({
+        host: source,
+        state: 'running',
+      });
       expect(await stack.inventory.reservations.countDocuments({ state: 'active' })).toBe(0);
     } finally {
       await stack.agents.get(target)!.process.stop();
@@ -137,10 +164,20 @@ describe('live migration between real QEMU hosts', () => {
 
   test('post-copy moves a guest that dirties memory heavily, and it stays alive', async () => {
     await (
-      await ops.create({ vmId: 'dirty', image: GUEST_IMAGE, memoryMiB: 256, host: 'host-a', bootArgs: 'virtflow.dirty=48' })
+      await ops.create({
+        vmId: 'dirty',
+        image: GUEST_IMAGE,
+        memoryMiB: 256,
+        host: 'host-a',
+        bootArgs: 'virtflow.dirty=48',
+      })
     ).result();
     const before = await freshHeartbeat(stack.config, 'host-a', 'dirty');
-    const op = await ops.migrate({ vmId: 'dirty', to: 'host-b', policy: { postCopy: true, maxBandwidthMiBps: 16 } });
+    const op = await ops.migrate({
+      vmId: 'dirty',
+      to: 'host-b',
+      policy: { postCopy: true, maxBandwidthMiBps: 16 },
+    });
     await waitForProgress(ops, 'dirty', (p) => p.phase === 'transferring' && (p.stats?.iteration ?? 0) >= 1);
     expect(await ops.forceCompleteMigration('dirty', { mode: 'post-copy' })).toMatch(/post-copy/);
     const result = await op.result();

@@ -29,7 +29,11 @@ describe('live migration survives crashes and cancellation', () => {
 
   test('kill -9 of the controller worker mid-transfer: once it is back, the migration finishes cleanly', async () => {
     const op = await ops.migrate({ vmId: 'survivor', to: 'host-b', policy: { maxBandwidthMiBps: 4 } });
-    await waitForProgress(ops, 'survivor', (p) => p.phase === 'transferring' && (p.stats?.transferredBytes ?? 0) > 0);
+    await waitForProgress(
+      ops,
+      'survivor',
+      (p) => p.phase === 'transferring' && (p.stats?.transferredBytes ?? 0) > 0,
+    );
     stack.controllerProcess!.child.kill('SIGKILL');
     await stack.controllerProcess!.waitForExit();
     // The transfer goes on in QEMU and the source agent while no controller runs.
@@ -42,7 +46,11 @@ describe('live migration survives crashes and cancellation', () => {
 
   test('kill -9 of the source agent mid-transfer: the restarted agent re-attaches and the migration ends cleanly', async () => {
     const op = await ops.migrate({ vmId: 'survivor', to: 'host-a', policy: { maxBandwidthMiBps: 4 } });
-    await waitForProgress(ops, 'survivor', (p) => p.phase === 'transferring' && (p.stats?.transferredBytes ?? 0) > 0);
+    await waitForProgress(
+      ops,
+      'survivor',
+      (p) => p.phase === 'transferring' && (p.stats?.transferredBytes ?? 0) > 0,
+    );
     const agent = stack.agents.get('host-b')!;
     agent.process.child.kill('SIGKILL');
     await agent.process.waitForExit();
@@ -55,11 +63,19 @@ describe('live migration survives crashes and cancellation', () => {
     const source = (await stack.inventory.vms.findOne({ _id: 'survivor' }))!.host!;
     const target = source === 'host-a' ? 'host-b' : 'host-a';
     const op = await ops.migrate({ vmId: 'survivor', to: target, policy: { maxBandwidthMiBps: 2 } });
-    await waitForProgress(ops, 'survivor', (p) => p.phase === 'transferring' && (p.stats?.transferredBytes ?? 0) > 0);
+    await waitForProgress(
+      ops,
+      'survivor',
+      (p) => p.phase === 'transferring' && (p.stats?.transferredBytes ?? 0) > 0,
+    );
     await op.handle.cancel();
     await expect(op.result()).rejects.toThrow();
     expect(await expectConsistent(stack, 'survivor')).toBe(source);
-    const last = await stack.inventory.events.find({ subject: 'vm/survivor' }).sort({ at: -1 }).limit(1).next();
+    const last = await stack.inventory.events
+      .find({ subject: 'vm/survivor' })
+      .sort({ at: -1 })
+      .limit(1)
+      .next();
     expect(last).toMatchObject({ operation: 'live-migration', outcome: 'rolled-back' });
   });
 });
