@@ -162,7 +162,7 @@ export function createMigrationActivities({
         if (Date.now() >= sliceEnd)
           return { outcome: 'in-progress', stats, tracker, sourceHeartbeatSeq: null };
         // An abort cancels this activity: stop watching at once, the workflow rolls back.
-        await Promise.race([sleep(100), ctx.cancelled]);
+        await Promise.race([sleep(50), ctx.cancelled]);
       }
     },
 
@@ -206,7 +206,7 @@ export function createMigrationActivities({
           );
         }
         ctx.heartbeat({ status: status?.status, seq: hb?.seq });
-        await Promise.race([sleep(250), ctx.cancelled]);
+        await Promise.race([sleep(50), ctx.cancelled]);
       }
     },
 

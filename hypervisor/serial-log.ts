@@ -3,7 +3,7 @@ import fs from 'node:fs';
 /**
  * The guest speaks to its host only through the serial console, which QEMU writes to a log
  * file: `virtflow-guest-ready vm=<id>` once init runs, then
- * `virtflow-heartbeat vm=<id> seq=<n> uptime=<s>` every 2 seconds.
+ * `virtflow-heartbeat vm=<id> seq=<n> uptime=<s>` five times a second.
  */
 const READY = /virtflow-guest-ready vm=([a-z0-9-]*)/;
 const HEARTBEAT = /virtflow-heartbeat vm=([a-z0-9-]*) seq=(\d+) uptime=([\d.]+)/g;

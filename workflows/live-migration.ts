@@ -48,7 +48,11 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
   let bandwidth: number | undefined;
   let lastDrive: DriveResult | undefined;
   let abortReason: string | undefined;
+  // When each phase began (ms since the start), so an operator sees where the time went.
+  const workflowStart = Date.now();
+  const timeline: Partial<Record<MigrationPhase, number>> = {};
   const setPhase = (p: MigrationPhase, message: string, extra: Record<string, unknown> = {}) => {
+    timeline[p] ??= Date.now() - workflowStart;
     phase = p;
     op.phase(p, message, {
       source: plan?.source,
@@ -122,14 +126,17 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
     plan = await inventory.planMigration(request);
     op.hosts([plan.source, plan.target]);
     bandwidth ??= plan.policy.maxBandwidthMiBps;
-    const onSource = await onHost(plan.source).guestStatus({ vmId: plan.vmId });
+    // Confirm the source really runs the VM while the target's capacity is claimed.
+    const [onSource] = await Promise.all([
+      onHost(plan.source).guestStatus({ vmId: plan.vmId }),
+      inventory.reserveMigrationTarget(plan),
+    ]);
     if (!onSource.running) {
       throw ApplicationFailure.nonRetryable(
         `vm ${plan.vmId} is recorded on ${plan.source} but QEMU there reports ${onSource.status}`,
         'SourceMismatchError',
       );
     }
-    await inventory.reserveMigrationTarget(plan);
   } catch (err) {
     // Nothing moved; a reservation, if one was made, is released with the record.
     if (plan)
@@ -208,8 +215,10 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
   // Verified: from here on the migration only moves forward, even if the workflow is cancelled.
   return CancellationScope.nonCancellable(async () => {
     setPhase('committing', `quitting the source on ${p.source} and recording ${p.target} as the owner`);
-    await onHost(p.source).quitMigratedSource({ vmId: p.vmId });
-    await onHost(p.target).adoptIncomingGuest({ vmId: p.vmId });
+    await Promise.all([
+      onHost(p.source).quitMigratedSource({ vmId: p.vmId }),
+      onHost(p.target).adoptIncomingGuest({ vmId: p.vmId }),
+    ]);
     const stats = lastDrive!.stats;
     const result: MigrationResult = {
       vmId: p.vmId,
@@ -220,6 +229,7 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
       transferredBytes: stats.transferredBytes,
       iterations: stats.iteration,
       verifiedHeartbeatSeq: verifiedSeq,
+      timelineMs: { ...timeline, done: Date.now() - workflowStart },
     };
     await inventory.commitMigration({ plan: p, details: { ...result } });
     setPhase('done', `${p.vmId} runs on ${p.target} (downtime ${stats.downtimeMs ?? '?'} ms)`, { stats });

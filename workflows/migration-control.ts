@@ -29,4 +29,6 @@ export interface MigrationResult {
   transferredBytes: number;
   iterations: number;
   verifiedHeartbeatSeq: number;
+  /** When each phase began, in ms since the workflow started. */
+  timelineMs: Partial<Record<MigrationPhase | 'done', number>>;
 }

@@ -1,0 +1,166 @@
+/**
+ * Live migration through the workflow against the same migration done by a bare QMP script,
+ * in one run, at the same bandwidth: median wall time and downtime of each and their ratio.
+ * The workflow adds pre-checks, a reservation, progress reporting, verification of a fresh
+ * guest heartbeat on the destination and the inventory commit; this shows what that costs.
+ *
+ *   npx tsx bench/migration.ts [--runs 5] [--bandwidth 32] [--memory 256]
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { connectClient } from '../client/temporal';
+import { vmOperations } from '../client/vm-operations';
+import { installed, loadConfig } from '../domain/config';
+import { QemuHost } from '../hypervisor/qemu-host';
+import { readMigration, setMigrationParameters } from '../hypervisor/migration';
+import { waitForBootMarker } from '../hypervisor/serial-log';
+import { openInventory } from '../inventory/db';
+import { importImage } from '../inventory/images';
+import { hostAgentArgs, localHosts, spawnEntryPoint } from '../scripts/services/entry-points';
+import { startFerretDb } from '../scripts/services/ferretdb';
+import { findFreePort, type ManagedProcess } from '../scripts/services/processes';
+import { startTemporalDevServer } from '../scripts/services/temporal-dev-server';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+}
+const runs = arg('runs', 5);
+const bandwidth = arg('bandwidth', 32);
+const memoryMiB = arg('memory', 256);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** The baseline: QEMU's own migration, driven with nothing but QMP. */
+async function rawQmpRuns(dir: string): Promise<{ wall: number[]; downtime: number[] }> {
+  const boot = { kernel: installed.guestKernel, initrd: installed.guestInitrd };
+  const hosts = [new QemuHost(path.join(dir, 'raw-a'), boot), new QemuHost(path.join(dir, 'raw-b'), boot)];
+  const disk = path.join(dir, 'raw.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', installed.guestDisk, '-F', 'qcow2', disk]);
+  const spec = { vmId: 'bench-raw', memoryMiB, vcpus: 1, diskPath: disk };
+  await hosts[0].start(spec);
+  await waitForBootMarker(hosts[0].files('bench-raw').serialLog, 'bench-raw', 120_000);
+  const wall: number[] = [];
+  const downtime: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const [src, dst] = i % 2 === 0 ? hosts : [hosts[1], hosts[0]];
+    const t0 = Date.now();
+    await dst.start({ ...spec, incoming: true });
+    const port = 49900 + (i % 50);
+    await (await dst.monitor('bench-raw')).execute('migrate-incoming', { uri: `tcp:127.0.0.1:${port}` });
+    const qmp = await src.monitor('bench-raw');
+    await setMigrationParameters(qmp, { maxBandwidthMiBps: bandwidth, downtimeLimitMs: 300 });
+    await qmp.execute('migrate', { uri: `tcp:127.0.0.1:${port}` });
+    let stats = await readMigration(qmp);
+    while (stats.status !== 'completed') {
+      if (!['setup', 'active', 'device'].includes(stats.status))
+        throw new Error(`raw migration ${stats.status}`);
+      await new Promise((r) => setTimeout(r, 100));
+      stats = await readMigration(qmp);
+    }
+    await src.stop('bench-raw', 0);
+    wall.push(Date.now() - t0);
+    downtime.push(stats.downtimeMs ?? 0);
+  }
+  for (const h of hosts) h.kill('bench-raw');
+  return { wall, downtime };
+}
+
+/** The same migrations through virtflow: workflow, host agents, inventory. */
+async function workflowRuns(
+  dir: string,
+  logDir: string,
+): Promise<{ wall: number[]; downtime: number[]; server: number[] }> {
+  const children: ManagedProcess[] = [];
+  const temporal = await startTemporalDevServer({
+    port: await findFreePort(),
+    uiPort: await findFreePort(),
+    dbFile: path.join(dir, 'temporal.db'),
+    logDir,
+  });
+  const ferret = await startFerretDb({
+    port: await findFreePort(),
+    dataDir: path.join(dir, 'ferretdb'),
+    logDir,
+  });
+  try {
+    const env = {
+      ...process.env,
+      TEMPORAL_ADDRESS: temporal.address,
+      MONGODB_URI: ferret.uri,
+      VIRTFLOW_DATA_DIR: path.join(dir, 'data'),
+      VIRTFLOW_LOG_LEVEL: 'warn',
+    };
+    const config = loadConfig(env);
+    children.push(spawnEntryPoint('bench-controller', 'worker/controller.ts', [], { logDir, env }));
+    for (const host of localHosts.slice(0, 2)) {
+      children.push(
+        spawnEntryPoint(`bench-${host.hostId}`, 'worker/host-agent.ts', hostAgentArgs(host), { logDir, env }),
+      );
+    }
+    const inv = await openInventory(config);
+    for (let i = 0; (await inv.hosts.countDocuments({ state: 'up' })) < 2; i++) {
+      if (i > 300) throw new Error('host agents did not register');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await importImage(inv, path.join(config.dataDir, 'images'), { name: 'guest', file: installed.guestDisk });
+    const ops = vmOperations(await connectClient(config), config);
+    await (await ops.create({ vmId: 'bench-wf', image: 'guest', memoryMiB, host: 'host-a' })).result();
+    const wall: number[] = [];
+    const server: number[] = [];
+    const downtime: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = Date.now();
+      const op = await ops.migrate({
+        vmId: 'bench-wf',
+        to: i % 2 === 0 ? 'host-b' : 'host-a',
+        policy: { maxBandwidthMiBps: bandwidth },
+      });
+      const r = await op.result();
+      wall.push(Date.now() - t0);
+      if (process.env.BENCH_VERBOSE) console.log('   ', JSON.stringify(r.timelineMs));
+      const d = await op.handle.describe();
+      server.push(d.closeTime!.getTime() - d.startTime.getTime());
+      downtime.push(r.downtimeMs ?? 0);
+    }
+    await (await ops.delete({ vmId: 'bench-wf', gracefulTimeoutSec: 0 })).result();
+    await inv.close();
+    return { wall, downtime, server };
+  } finally {
+    for (const c of children) await c.stop();
+    await ferret.process.stop();
+    await temporal.process.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vf-bench-'));
+  try {
+    console.log(`live migration of an idle ${memoryMiB} MiB guest at ${bandwidth} MiB/s, ${runs} runs each`);
+    const raw = await rawQmpRuns(dir);
+    const wf = await workflowRuns(dir, dir);
+    const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(' ');
+    console.log(
+      `  raw QMP   wall ms: ${fmt(raw.wall)}  median ${median(raw.wall)}  downtime median ${median(raw.downtime)} ms`,
+    );
+    console.log(
+      `  workflow  wall ms: ${fmt(wf.wall)}  median ${median(wf.wall)}  downtime median ${median(wf.downtime)} ms`,
+    );
+    console.log(
+      `  workflow  start→close as the server records it, ms: ${fmt(wf.server)}  median ${median(wf.server)}`,
+    );
+    console.log(
+      `  ratio workflow/raw: wall ${(median(wf.wall) / median(raw.wall)).toFixed(2)}x, ` +
+        `server-side ${(median(wf.server) / median(raw.wall)).toFixed(2)}x, ` +
+        `added downtime ${median(wf.downtime) - median(raw.downtime)} ms`,
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
