@@ -1,0 +1,123 @@
+import { CronExpressionParser } from 'cron-parser';
+import { z } from 'zod';
+import { idSchema } from './ids';
+
+/**
+ * Backups: requests, retention and policies. Validated at the edge and again by the first
+ * activity of each workflow, so an invalid spec or retention never creates anything.
+ */
+
+const keep = (what: string) =>
+  z
+    .number({ error: `must be a whole number of ${what} to keep` })
+    .int(`must be a whole number of ${what} to keep`)
+    .min(0, 'must not be negative')
+    .max(10_000, 'must be at most 10000')
+    .optional();
+
+/** Proxmox Backup Server's rules, processed in this order. */
+export const retentionSchema = z
+  .object({
+    keepLast: keep('backups'),
+    keepHourly: keep('hours'),
+    keepDaily: keep('days'),
+    keepWeekly: keep('weeks'),
+    keepMonthly: keep('months'),
+    keepYearly: keep('years'),
+  })
+  .strict();
+export type RetentionPolicy = z.infer<typeof retentionSchema>;
+
+export const backupRequestSchema = z.object({
+  vmId: idSchema,
+  /** Start a new chain even if the current one is intact. */
+  full: z.boolean().default(false),
+  /** Cap on the copy rate in MiB/s (0: as fast as the disks allow). */
+  maxSpeedMiBps: z.number().int().min(0).max(100_000).default(0),
+  /** The policy that asked for it, if any. */
+  policy: idSchema.optional(),
+});
+export type BackupRequest = z.input<typeof backupRequestSchema>;
+
+export const restoreRequestSchema = z.object({
+  backupId: z.string().min(1, 'must name a backup'),
+  /** The new VM's id. */
+  vmId: idSchema,
+  host: idSchema.optional(),
+  bootTimeoutSec: z.number().int().min(10).max(1800).default(180),
+});
+export type RestoreRequest = z.input<typeof restoreRequestSchema>;
+
+function validCron(expr: string): boolean {
+  try {
+    CronExpressionParser.parse(expr);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function validTimezone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const calendarField = z.string().regex(/^(\*|\d+(-\d+)?(\/\d+)?)(,(\*|\d+(-\d+)?(\/\d+)?))*$/, 'must be *, a number, a range or a list');
+
+/** When a policy runs: exactly one of a cron expression, a calendar, or an interval. */
+export const backupScheduleSchema = z
+  .object({
+    cron: z
+      .string()
+      .refine(validCron, 'is not a valid cron expression (minute hour day-of-month month day-of-week)')
+      .optional(),
+    calendar: z
+      .object({
+        second: calendarField.optional(),
+        minute: calendarField.optional(),
+        hour: calendarField.optional(),
+        dayOfMonth: calendarField.optional(),
+        month: calendarField.optional(),
+        dayOfWeek: calendarField.optional(),
+      })
+      .strict()
+      .optional(),
+    /** An interval in seconds (at least 5). */
+    everySec: z.number().int().min(5, 'must be at least 5 seconds').max(366 * 86_400).optional(),
+    timezone: z.string().refine(validTimezone, 'is not a known IANA time zone').default('UTC'),
+  })
+  .refine((s) => [s.cron, s.calendar, s.everySec].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of cron, calendar or everySec',
+  });
+export type BackupSchedule = z.output<typeof backupScheduleSchema>;
+
+export const overlapPolicies = ['skip', 'buffer-one', 'buffer-all', 'cancel-other', 'terminate-other', 'allow-all'] as const;
+
+export const backupPolicySchema = z
+  .object({
+    name: idSchema,
+    /** Which VMs: an explicit list, or every VM carrying all these labels. */
+    vmIds: z.array(idSchema).min(1).optional(),
+    vmLabels: z.record(z.string(), z.string()).optional(),
+    schedule: backupScheduleSchema,
+    retention: retentionSchema.default({ keepLast: 7 }),
+    overlap: z.enum(overlapPolicies).default('skip'),
+    /** How far back missed runs are caught up after an outage. */
+    catchupWindowSec: z.number().int().min(60).max(366 * 86_400).default(3600),
+    /** Pause the schedule after this many consecutive failed runs. */
+    pauseAfterFailures: z.number().int().min(1).max(1000).default(3),
+    /** Raise an audit event for a VM with no good backup for this long. */
+    alertAfterHours: z.number().int().min(1).max(24 * 366).default(48),
+    maxParallel: z.number().int().min(1).max(64).default(2),
+    maxSpeedMiBps: z.number().int().min(0).max(100_000).default(0),
+  })
+  .refine((p) => (p.vmIds === undefined) !== (p.vmLabels === undefined), {
+    message: 'give exactly one of vmIds or vmLabels',
+    path: ['vmIds'],
+  });
+export type BackupPolicyInput = z.input<typeof backupPolicySchema>;
+export type BackupPolicySpec = z.output<typeof backupPolicySchema>;
