@@ -1,15 +1,18 @@
+import type { Config } from '../domain/config';
 import type { Inventory } from '../inventory/db';
+import { createBackupInventoryActivities } from './backup-inventory-activities';
 import { createInventoryActivities } from './inventory-activities';
 import { createMigrationInventoryActivities } from './migration-inventory-activities';
 import { withOperatorErrors } from './operator-errors';
 import { createVmInventoryActivities } from './vm-inventory-activities';
 
 /** Every activity the controller worker serves: inventory and pure logic, no hypervisor. */
-export function createControllerActivities(inv: Inventory) {
+export function createControllerActivities(inv: Inventory, config: Config) {
   return withOperatorErrors({
     ...createInventoryActivities(inv),
     ...createVmInventoryActivities(inv),
     ...createMigrationInventoryActivities(inv),
+    ...createBackupInventoryActivities(inv, config),
   });
 }
 

@@ -1,10 +1,11 @@
 import { readGuestLog } from '../hypervisor/serial-log';
 import { readHostFacts, readHostLoad, type HostFacts } from '../hypervisor/host-facts';
 import type { QemuHost } from '../hypervisor/qemu-host';
+import { createBackupActivities, type BackupActivityDeps } from './backup-activities';
 import { createGuestActivities, type GuestActivityDeps } from './guest-activities';
 import { createMigrationActivities, type MigrationActivityDeps } from './migration-activities';
 
-export interface HostActivityDeps extends GuestActivityDeps, MigrationActivityDeps {
+export interface HostActivityDeps extends GuestActivityDeps, MigrationActivityDeps, BackupActivityDeps {
   patchLevel: () => string;
 }
 
@@ -76,6 +77,7 @@ export function createHostActivities(deps: HostActivityDeps) {
     },
     ...createGuestActivities(deps),
     ...createMigrationActivities(deps),
+    ...createBackupActivities(deps),
   };
 }
 

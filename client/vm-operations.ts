@@ -2,6 +2,8 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowUpdateFailedError,
   type Client,
+  type Workflow,
+  type WorkflowStartOptions,
   type WorkflowHandle,
 } from '@temporalio/client';
 import type { Config } from '../domain/config';
@@ -43,14 +45,12 @@ export interface StartedOperation<R> {
   result(): Promise<R>;
 }
 
-type VmWorkflow = typeof createVm | typeof startVm | typeof stopVm | typeof deleteVm | typeof liveMigration;
-
 /**
  * Starts a VM operation under the id `vm/<vmId>`. Temporal refuses a second running workflow
  * with that id, which is what makes "one operation per VM" hold; the refusal becomes a
  * ResourceBusyError naming the operation that holds the VM.
  */
-async function startVmWorkflow<W extends VmWorkflow>(
+export async function startVmWorkflow<W extends Workflow>(
   client: Client,
   config: Config,
   workflowType: string,
@@ -66,7 +66,8 @@ async function startVmWorkflow<W extends VmWorkflow>(
       args,
       staticSummary: summary,
       workflowIdConflictPolicy: 'FAIL',
-    });
+      // The generic W hides the conditional `args` type from the compiler; callers pass W's own parameters.
+    } as unknown as WorkflowStartOptions<W>);
     return {
       workflowId,
       runId: handle.firstExecutionRunId,

@@ -45,6 +45,12 @@ export const restoreRequestSchema = z.object({
   vmId: idSchema,
   host: idSchema.optional(),
   bootTimeoutSec: z.number().int().min(10).max(1800).default(180),
+  /** Boot arguments for the restored guest; by default those the VM had when it was backed up. */
+  bootArgs: z
+    .string()
+    .max(256)
+    .regex(/^[a-zA-Z0-9.=_,: -]*$/, 'may hold only letters, digits, spaces and . = _ , : -')
+    .optional(),
 });
 export type RestoreRequest = z.input<typeof restoreRequestSchema>;
 
@@ -66,7 +72,9 @@ function validTimezone(tz: string): boolean {
   }
 }
 
-const calendarField = z.string().regex(/^(\*|\d+(-\d+)?(\/\d+)?)(,(\*|\d+(-\d+)?(\/\d+)?))*$/, 'must be *, a number, a range or a list');
+const calendarField = z
+  .string()
+  .regex(/^(\*|\d+(-\d+)?(\/\d+)?)(,(\*|\d+(-\d+)?(\/\d+)?))*$/, 'must be *, a number, a range or a list');
 
 /** When a policy runs: exactly one of a cron expression, a calendar, or an interval. */
 export const backupScheduleSchema = z
@@ -87,7 +95,12 @@ export const backupScheduleSchema = z
       .strict()
       .optional(),
     /** An interval in seconds (at least 5). */
-    everySec: z.number().int().min(5, 'must be at least 5 seconds').max(366 * 86_400).optional(),
+    everySec: z
+      .number()
+      .int()
+      .min(5, 'must be at least 5 seconds')
+      .max(366 * 86_400)
+      .optional(),
     timezone: z.string().refine(validTimezone, 'is not a known IANA time zone').default('UTC'),
   })
   .refine((s) => [s.cron, s.calendar, s.everySec].filter((x) => x !== undefined).length === 1, {
@@ -95,7 +108,14 @@ export const backupScheduleSchema = z
   });
 export type BackupSchedule = z.output<typeof backupScheduleSchema>;
 
-export const overlapPolicies = ['skip', 'buffer-one', 'buffer-all', 'cancel-other', 'terminate-other', 'allow-all'] as const;
+export const overlapPolicies = [
+  'skip',
+  'buffer-one',
+  'buffer-all',
+  'cancel-other',
+  'terminate-other',
+  'allow-all',
+] as const;
 
 export const backupPolicySchema = z
   .object({
@@ -107,11 +127,21 @@ export const backupPolicySchema = z
     retention: retentionSchema.default({ keepLast: 7 }),
     overlap: z.enum(overlapPolicies).default('skip'),
     /** How far back missed runs are caught up after an outage. */
-    catchupWindowSec: z.number().int().min(60).max(366 * 86_400).default(3600),
+    catchupWindowSec: z
+      .number()
+      .int()
+      .min(60)
+      .max(366 * 86_400)
+      .default(3600),
     /** Pause the schedule after this many consecutive failed runs. */
     pauseAfterFailures: z.number().int().min(1).max(1000).default(3),
     /** Raise an audit event for a VM with no good backup for this long. */
-    alertAfterHours: z.number().int().min(1).max(24 * 366).default(48),
+    alertAfterHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 366)
+      .default(48),
     maxParallel: z.number().int().min(1).max(64).default(2),
     maxSpeedMiBps: z.number().int().min(0).max(100_000).default(0),
   })

@@ -108,4 +108,8 @@ export const nonRetryableErrorTypes = [
   'DatastoreNotVisibleError',
   'VerificationError',
   'GuestBootError',
+  'LineageUncertainError',
+  'BackupFailedError',
+  'BackupCorruptError',
+  'RestoreMismatchError',
 ];

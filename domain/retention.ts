@@ -43,7 +43,9 @@ const rules: [keyof RetentionPolicy, string, PeriodOf | null][] = [
 ];
 
 export function planRetention(items: RetentionItem[], policy: RetentionPolicy): RetentionPlan {
-  const newestFirst = [...items].sort((a, b) => b.finishedAt.getTime() - a.finishedAt.getTime() || (a.id < b.id ? 1 : -1));
+  const newestFirst = [...items].sort(
+    (a, b) => b.finishedAt.getTime() - a.finishedAt.getTime() || (a.id < b.id ? 1 : -1),
+  );
   const keep = new Map<string, string>();
   for (const item of newestFirst) if (item.protected) keep.set(item.id, 'protected');
 

@@ -1,6 +1,16 @@
 import { MongoClient, type Collection, type Db } from 'mongodb';
 import type { Config } from '../domain/config';
-import type { EventDoc, HostDoc, ImageDoc, LeaseDoc, MetricsDoc, ReservationDoc, VmDoc } from './schemas';
+import type {
+  BackupDoc,
+  BackupPolicyDoc,
+  EventDoc,
+  HostDoc,
+  ImageDoc,
+  LeaseDoc,
+  MetricsDoc,
+  ReservationDoc,
+  VmDoc,
+} from './schemas';
 
 export interface Inventory {
   db: Db;
@@ -9,6 +19,8 @@ export interface Inventory {
   images: Collection<ImageDoc>;
   reservations: Collection<ReservationDoc>;
   leases: Collection<LeaseDoc>;
+  backups: Collection<BackupDoc>;
+  backupPolicies: Collection<BackupPolicyDoc>;
   events: Collection<EventDoc>;
   metrics: Collection<MetricsDoc>;
   close(): Promise<void>;
@@ -37,6 +49,8 @@ export async function openInventory(config: Config): Promise<Inventory> {
     images: db.collection<ImageDoc>('images'),
     reservations: db.collection<ReservationDoc>('reservations'),
     leases: db.collection<LeaseDoc>('leases'),
+    backups: db.collection<BackupDoc>('backups'),
+    backupPolicies: db.collection<BackupPolicyDoc>('backupPolicies'),
     events: db.collection<EventDoc>('events'),
     metrics: db.collection<MetricsDoc>('metrics'),
     close: () => client.close(),
@@ -52,6 +66,7 @@ export async function ensureIndexes(inv: Inventory): Promise<void> {
   await inv.reservations.createIndex({ hostId: 1, seq: -1 });
   await inv.reservations.createIndex({ owner: 1 });
   await inv.leases.createIndex({ resource: 1 }, { unique: true });
+  await inv.backups.createIndex({ vmId: 1, state: 1, finishedAt: -1 });
   await inv.events.createIndex({ subject: 1, at: -1 });
   await inv.events.createIndex({ workflowId: 1 });
   await inv.metrics.createIndex({ hostId: 1, at: -1 });

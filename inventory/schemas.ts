@@ -113,6 +113,60 @@ export const leaseSchema = z.object({
 });
 export type LeaseDoc = z.infer<typeof leaseSchema>;
 
+/** One backup in the catalogue; incrementals point at their parent, together a chain. */
+export const backupSchema = z.object({
+  _id: z.string(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+  revision: z.number().int().nonnegative(),
+  vmId: idSchema,
+  host: idSchema,
+  kind: z.enum(['full', 'incremental']),
+  /** running: being written; good: complete and checked; failed; pruned: deleted by retention. */
+  state: z.enum(['running', 'good', 'failed', 'pruned']),
+  chainId: z.string(),
+  parentId: z.string().nullable(),
+  /** The persistent dirty bitmap on the VM's disk that tracks writes since this chain's last backup. */
+  bitmap: z.string(),
+  path: z.string(),
+  /** Why a full backup was taken where an incremental was possible. */
+  fullReason: z.string().optional(),
+  consistency: z.enum(['crash-consistent']),
+  policy: z.string().optional(),
+  /** What a restore needs to recreate the VM. */
+  vm: z.object({
+    image: z.string(),
+    memoryMiB: z.number().int(),
+    vcpus: z.number().int(),
+    bootArgs: z.string(),
+  }),
+  virtualSizeBytes: z.number().int().nonnegative(),
+  sizeBytes: z.number().int().nonnegative().optional(),
+  sha256: z.string().optional(),
+  startedAt: z.date(),
+  finishedAt: z.date().optional(),
+  durationMs: z.number().nonnegative().optional(),
+  throughputMiBps: z.number().nonnegative().optional(),
+  protected: z.boolean().default(false),
+  verifiedAt: z.date().optional(),
+  failure: z.string().optional(),
+});
+export type BackupDoc = z.infer<typeof backupSchema>;
+
+export const backupPolicyDocSchema = z.object({
+  _id: idSchema,
+  createdAt: z.date(),
+  updatedAt: z.date(),
+  revision: z.number().int().nonnegative(),
+  /** The policy as validated by backupPolicySchema (domain/backup.ts). */
+  spec: z.record(z.string(), z.unknown()),
+  scheduleId: z.string(),
+  consecutiveFailures: z.number().int().nonnegative(),
+  lastRunAt: z.date().optional(),
+  lastOutcome: z.string().optional(),
+});
+export type BackupPolicyDoc = z.infer<typeof backupPolicyDocSchema>;
+
 export const eventSchema = z.object({
   _id: z.string(),
   at: z.date(),

@@ -22,7 +22,7 @@ export async function createController(config: Config, opts: { workflowBundle?: 
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }
       : { workflowsPath: require.resolve('../workflows') }),
-    activities: createControllerActivities(inv),
+    activities: createControllerActivities(inv, config),
   });
   return {
     worker,

@@ -123,6 +123,7 @@ export async function runHostAgent(
           qemu,
           patchLevel,
           datastoreDir: dataPaths(config.dataDir).datastore,
+          backupsDir: dataPaths(config.dataDir).backups,
           migrationAddress: opts.migrationAddress,
           migrationPorts: opts.migrationPorts,
         }),

@@ -1,8 +1,8 @@
 import { CancellationScope, log } from '@temporalio/workflow';
-import type { CreateVmRequest } from '../domain/requests';
+import type { CreateVmRequest, CreateVmSpec } from '../domain/requests';
 import { inventory, onHost } from './activity-proxies';
 import { isFailureOfType, operatorFailure, reasonOf } from './failures';
-import { trackOperation } from './observability';
+import { trackOperation, type Operation } from './observability';
 
 export interface CreateVmResult {
   vmId: string;
@@ -31,6 +31,22 @@ export async function createVm(request: CreateVmRequest): Promise<CreateVmResult
     throw operatorFailure(err);
   }
   const { spec, image } = begun;
+  return provisionVm(op, spec, async (host) => {
+    op.phase('preparing-disk', `creating the disk of ${spec.vmId} from image ${spec.image}`, { host });
+    return onHost(host).prepareDisk({ vmId: spec.vmId, image });
+  });
+}
+
+/**
+ * The steps every new VM goes through once its request is validated and its id claimed: place,
+ * reserve, make its disk (from an image, or from a backup), start, wait until the guest really
+ * runs, commit. Any failure compensates: stop, delete disk, release, forget.
+ */
+export async function provisionVm(
+  op: Operation,
+  spec: CreateVmSpec,
+  makeDisk: (host: string) => Promise<{ diskPath: string }>,
+): Promise<CreateVmResult> {
   let host: string | undefined;
   try {
     for (let attempt = 1; ; attempt++) {
@@ -59,8 +75,7 @@ export async function createVm(request: CreateVmRequest): Promise<CreateVmResult
     }
     op.hosts([host]);
     const agent = onHost(host);
-    op.phase('preparing-disk', `creating the disk of ${spec.vmId} from image ${spec.image}`, { host });
-    const { diskPath } = await agent.prepareDisk({ vmId: spec.vmId, image });
+    const { diskPath } = await makeDisk(host);
     op.phase('starting', `starting QEMU for ${spec.vmId} on ${host}`);
     await agent.startGuest({
       vmId: spec.vmId,

@@ -5,3 +5,7 @@ export { startVm } from './start-vm';
 export { stopVm } from './stop-vm';
 export { deleteVm } from './delete-vm';
 export { liveMigration } from './live-migration';
+export { backupVm } from './backup-vm';
+export { restoreVm } from './restore-vm';
+export { verifyBackup } from './verify-backup';
+export { pruneVmBackups } from './prune-vm-backups';

@@ -15,6 +15,8 @@ export const progressQuery = defineQuery<Progress>('progress');
  * Tracks an operation's phase for the operator: the `progress` query, the VfPhase search
  * attribute and the run's current details in the Temporal UI all say the same thing.
  */
+export type Operation = ReturnType<typeof trackOperation>;
+
 export function trackOperation(init: { operation: string; vm?: string; hosts?: string[]; cluster?: string }) {
   let progress: Progress = { operation: init.operation, phase: 'starting', message: 'starting' };
   setHandler(progressQuery, () => progress);

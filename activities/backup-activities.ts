@@ -1,0 +1,241 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import {
+  BITMAP_PREFIX,
+  createBackupTarget,
+  finishBackupJob,
+  flattenImage,
+  listBitmaps,
+  qemuImgCheck,
+  qemuImgCompare,
+  queryJob,
+  startBackupJob,
+  type BitmapState,
+} from '../hypervisor/block-backup';
+import { imageInfo, sha256File } from '../hypervisor/qemu-img';
+import type { QemuHost } from '../hypervisor/qemu-host';
+
+const run = promisify(execFile);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface BackupActivityDeps {
+  hostId: string;
+  qemu: QemuHost;
+  datastoreDir: string;
+  /** The backup repository as this host mounts it. */
+  backupsDir: string;
+}
+
+export interface BackupFileFacts {
+  sizeBytes: number;
+  sha256: string;
+  durationMs: number;
+}
+
+/** QEMU node names are at most 31 characters: derive a short, stable one from the backup id. */
+function nodeNameOf(backupId: string): string {
+  return `vfb${createHash('sha1').update(backupId).digest('hex').slice(0, 20)}`;
+}
+
+/** Backup, verification, pruning and restore on this host, over the shared backup repository. */
+export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir }: BackupActivityDeps) {
+  const insideRepo = (file: string) => {
+    const rel = path.relative(backupsDir, path.resolve(file));
+    if (rel.startsWith('..') || path.isAbsolute(rel)) {
+      throw ApplicationFailure.nonRetryable(`${file} is outside the backup repository`, 'ValidationError');
+    }
+    return file;
+  };
+
+  async function facts(file: string, startedAt: number): Promise<BackupFileFacts> {
+    await qemuImgCheck(file);
+    return {
+      sizeBytes: fs.statSync(file).size,
+      sha256: await sha256File(file),
+      durationMs: Date.now() - startedAt,
+    };
+  }
+
+  return {
+    /** What the last chain's incremental would rest on: its parent file and the disk's bitmaps. */
+    async inspectLineage(req: { vmId: string; parentPath: string }): Promise<{
+      parentExists: boolean;
+      bitmaps: BitmapState[];
+    }> {
+      const parentExists = fs.existsSync(req.parentPath);
+      const bitmaps = qemu.find(req.vmId) ? await listBitmaps(await qemu.monitor(req.vmId)) : [];
+      return { parentExists, bitmaps };
+    },
+
+    /**
+     * Backs up a running guest's disk with `blockdev-backup`, heartbeating the job's progress.
+     * A retry after an agent restart re-attaches to QEMU's job; a cancelled activity cancels
+     * the job and removes the partial file.
+     */
+    async runBackup(req: {
+      vmId: string;
+      backupId: string;
+      kind: 'full' | 'incremental';
+      bitmap: string;
+      targetPath: string;
+      parentPath: string | null;
+      virtualSizeBytes: number;
+      maxSpeedMiBps: number;
+    }): Promise<BackupFileFacts> {
+      const ctx = Context.current();
+      const started = Date.now();
+      const target = insideRepo(req.targetPath);
+      const qmp = await qemu.monitor(req.vmId);
+      const id = nodeNameOf(req.backupId);
+      let job = await queryJob(qmp, id);
+      if (!job) {
+        if (fs.existsSync(target)) {
+          if (req.kind === 'incremental') {
+            // A job of ours may have finished and cleared the bitmap before this retry: its
+            // changes would be missing from a second attempt. Only a new full chain is safe.
+            fs.rmSync(target, { force: true });
+            throw ApplicationFailure.nonRetryable(
+              `an earlier attempt of incremental backup ${req.backupId} left no job to re-attach to; take a full backup`,
+              'LineageUncertainError',
+            );
+          }
+          fs.rmSync(target, { force: true });
+        }
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        await createBackupTarget(target, req.virtualSizeBytes, req.parentPath ?? undefined);
+        await startBackupJob(qmp, {
+          jobId: id,
+          targetNode: id,
+          targetPath: target,
+          kind: req.kind,
+          bitmap: req.bitmap,
+          speedBytesPerSec: req.maxSpeedMiBps * 1024 * 1024,
+        });
+      }
+      try {
+        for (;;) {
+          job = await queryJob(qmp, id);
+          if (!job) throw new Error(`backup job ${id} vanished`);
+          ctx.heartbeat({
+            copiedBytes: job.currentProgress,
+            totalBytes: job.totalProgress,
+            status: job.status,
+          });
+          if (job.status === 'concluded') break;
+          await Promise.race([sleep(200), ctx.cancelled]);
+        }
+      } catch (err) {
+        await qmp.execute('job-cancel', { id }).catch(() => undefined);
+        for (let i = 0; i < 50 && (await queryJob(qmp, id))?.status !== 'concluded'; i++) await sleep(100);
+        await finishBackupJob(qmp, id, id);
+        fs.rmSync(target, { force: true });
+        throw err;
+      }
+      await finishBackupJob(qmp, id, id);
+      if (job.error) {
+        fs.rmSync(target, { force: true });
+        throw ApplicationFailure.nonRetryable(`backup job failed: ${job.error}`, 'BackupFailedError');
+      }
+      return facts(target, started);
+    },
+
+    /**
+     * Backs up a stopped VM's disk by flattening it, and gives the disk a fresh bitmap at the
+     * same point in time, so the next backup can be incremental once the VM runs again.
+     */
+    async offlineBackup(req: {
+      vmId: string;
+      diskPath: string;
+      targetPath: string;
+      bitmap: string;
+    }): Promise<BackupFileFacts> {
+      if (qemu.find(req.vmId)) {
+        throw ApplicationFailure.nonRetryable(
+          `vm ${req.vmId} is running; offline backup needs it stopped`,
+          'InvalidStateError',
+        );
+      }
+      const started = Date.now();
+      const target = insideRepo(req.targetPath);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.rmSync(target, { force: true });
+      await flattenImage(req.diskPath, target);
+      const { stdout } = await run('qemu-img', ['info', '--output=json', req.diskPath]);
+      const present: { name: string }[] = JSON.parse(stdout)['format-specific']?.data?.bitmaps ?? [];
+      for (const { name } of present.filter((b) => b.name.startsWith(BITMAP_PREFIX))) {
+        await run('qemu-img', ['bitmap', '--remove', req.diskPath, name]);
+      }
+      await run('qemu-img', ['bitmap', '--add', req.diskPath, req.bitmap]);
+      return facts(target, started);
+    },
+
+    /** Checks a backup file: image consistency, checksum, and that it rests on its recorded parent. */
+    async verifyBackupFile(req: { path: string; sha256: string; parentPath: string | null }): Promise<void> {
+      const file = insideRepo(req.path);
+      if (!fs.existsSync(file))
+        throw ApplicationFailure.nonRetryable(`${file} is missing`, 'BackupCorruptError');
+      await qemuImgCheck(file).catch((err: Error) => {
+        throw ApplicationFailure.nonRetryable(
+          `qemu-img check failed on ${file}: ${err.message}`,
+          'BackupCorruptError',
+        );
+      });
+      const actual = await sha256File(file);
+      if (actual !== req.sha256) {
+        throw ApplicationFailure.nonRetryable(
+          `${file} fails its checksum: expected ${req.sha256}, found ${actual}`,
+          'BackupCorruptError',
+        );
+      }
+      const backing = (await imageInfo(file)).backingFile ?? null;
+      if (backing !== req.parentPath) {
+        throw ApplicationFailure.nonRetryable(
+          `${file} rests on ${backing ?? 'nothing'}, the catalogue says ${req.parentPath ?? 'nothing'}`,
+          'BackupCorruptError',
+        );
+      }
+    },
+
+    async deleteBackupFile(req: { path: string }): Promise<{ deleted: boolean }> {
+      const file = insideRepo(req.path);
+      const existed = fs.existsSync(file);
+      fs.rmSync(file, { force: true });
+      return { deleted: existed };
+    },
+
+    /**
+     * Restores a backup (with its chain) as a new VM's disk: flattened into one standalone qcow2
+     * on the datastore, then compared with the chain so a restore is never silently different.
+     */
+    async restoreDisk(req: {
+      vmId: string;
+      backupPath: string;
+    }): Promise<{ diskPath: string; identical: true }> {
+      const source = insideRepo(req.backupPath);
+      const diskPath = path.join(datastoreDir, `${req.vmId}.qcow2`);
+      if (qemu.find(req.vmId)) {
+        throw ApplicationFailure.nonRetryable(
+          `vm ${req.vmId} already runs on ${hostId}`,
+          'InvalidStateError',
+        );
+      }
+      fs.mkdirSync(datastoreDir, { recursive: true });
+      fs.rmSync(diskPath, { force: true });
+      await flattenImage(source, diskPath);
+      if (!(await qemuImgCompare(source, diskPath))) {
+        fs.rmSync(diskPath, { force: true });
+        throw ApplicationFailure.nonRetryable(
+          `restored disk of ${req.vmId} differs from backup ${source}`,
+          'RestoreMismatchError',
+        );
+      }
+      return { diskPath, identical: true };
+    },
+  };
+}
+
+export type BackupActivities = ReturnType<typeof createBackupActivities>;

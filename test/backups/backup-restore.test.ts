@@ -1,0 +1,134 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { backupOperations } from '../../client/backup-operations';
+import { vmOperations } from '../../client/vm-operations';
+import { TestStack } from '../helpers/test-stack';
+import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage } from '../helpers/guests';
+
+type Failure = { cause?: { type?: string; message?: string } };
+
+function identical(a: string, b: string): boolean {
+  try {
+    // -U: the disk may be in use by its running guest.
+    execFileSync('qemu-img', ['compare', '-q', '-U', a, b]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('backups of a running guest, and restores', () => {
+  let stack: TestStack;
+  let vms: ReturnType<typeof vmOperations>;
+  let backups: ReturnType<typeof backupOperations>;
+
+  beforeAll(async () => {
+    stack = await TestStack.create('backup-restore');
+    await stack.startControllerProcess();
+    await stack.startAgents(['host-a', 'host-b'], ['--memory', '4096']);
+    await importGuestImage(stack.inventory, stack.config);
+    vms = vmOperations(stack.client, stack.config);
+    backups = backupOperations(stack.client, stack.config);
+    // The guest writes a block to its disk every second.
+    await (
+      await vms.create({ vmId: 'db', image: GUEST_IMAGE, host: 'host-a', bootArgs: 'virtflow.diskwrite=1' })
+    ).result();
+  });
+  afterAll(() => stack.stop());
+
+  test('full, then incremental after the guest wrote; the incremental restores to identical bytes and boots', async () => {
+    const full = await (await backups.run({ vmId: 'db' })).result();
+    expect(full).toMatchObject({ kind: 'full', fullReason: 'first backup of this VM' });
+    await new Promise((r) => setTimeout(r, 3000));
+    const inc = await (await backups.run({ vmId: 'db' })).result();
+    expect(inc.kind).toBe('incremental');
+    expect(inc.chainId).toBe(full.chainId);
+    // Only what changed was copied, and it really changed.
+    expect(inc.sizeBytes).toBeLessThan(full.sizeBytes);
+    expect(identical(full.path, inc.path)).toBe(false);
+    const doc = await stack.inventory.backups.findOne({ _id: inc.backupId });
+    expect(doc).toMatchObject({
+      state: 'good',
+      kind: 'incremental',
+      parentId: full.backupId,
+      consistency: 'crash-consistent',
+    });
+    expect(doc!.sha256).toMatch(/^[0-9a-f]{64}$/);
+
+    // Without the disk writer, so the restored disk stays as restored while we compare it.
+    const restored = await (
+      await backups.restore({ backupId: inc.backupId, vmId: 'db-restored', bootArgs: '' })
+    ).result();
+    expect(identical(inc.path, restored.diskPath)).toBe(true);
+    expect(hostsRunning(stack.config, 'db-restored', ['host-a', 'host-b'])).toEqual([restored.host]);
+    await freshHeartbeat(stack.config, restored.host, 'db-restored');
+    expect(await stack.inventory.vms.findOne({ _id: 'db-restored' })).toMatchObject({
+      state: 'running',
+      host: restored.host,
+    });
+
+    const verified = await (await backups.verify(inc.backupId)).result();
+    expect(verified.verified).toEqual([inc.backupId, full.backupId]);
+  });
+
+  test('a missing parent file breaks the lineage: the next run takes a full backup and records why', async () => {
+    const latest = await stack.inventory.backups
+      .find({ vmId: 'db', state: 'good' })
+      .sort({ finishedAt: -1 })
+      .limit(1)
+      .next();
+    fs.rmSync(latest!.path);
+    const next = await (await backups.run({ vmId: 'db' })).result();
+    expect(next.kind).toBe('full');
+    expect(next.fullReason).toBe(`the parent backup file ${latest!.path} is missing`);
+    expect(await stack.inventory.backups.findOne({ _id: next.backupId })).toMatchObject({
+      fullReason: next.fullReason,
+      state: 'good',
+    });
+    const after = await (await backups.run({ vmId: 'db' })).result();
+    expect(after).toMatchObject({ kind: 'incremental', chainId: next.chainId });
+  });
+
+  test('kill -9 of the controller mid-backup: the run completes, and nothing half-written is catalogued as good', async () => {
+    const op = await backups.run({ vmId: 'db', full: true, maxSpeedMiBps: 8 });
+    for (let i = 0; i < 100; i++) {
+      if (await stack.inventory.backups.findOne({ state: 'running' })) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    stack.controllerProcess!.child.kill('SIGKILL');
+    await stack.controllerProcess!.waitForExit();
+    expect(await stack.inventory.backups.countDocuments({ state: 'running' })).toBe(1);
+    await new Promise((r) => setTimeout(r, 2000));
+    await stack.startControllerProcess();
+    const result = await op.result().catch((e: { cause?: Error }) => {
+      throw new Error(`backup failed: ${e.cause?.message}`);
+    });
+    expect(result.kind).toBe('full');
+    const doc = await stack.inventory.backups.findOne({ _id: result.backupId });
+    expect(doc).toMatchObject({ state: 'good', sha256: result.sha256 });
+    expect(await stack.inventory.backups.countDocuments({ state: 'running' })).toBe(0);
+    expect(identical(result.path, result.path)).toBe(true);
+    execFileSync('qemu-img', ['check', '-q', result.path]);
+  });
+
+  test('bad requests are rejected before anything is created', async () => {
+    await expect(backups.run({ vmId: 'No/Such' })).rejects.toThrow(/^vmId: must be a DNS label/);
+    const unknown = (await (
+      await backups.run({ vmId: 'ghost' })
+    )
+      .result()
+      .catch((e: unknown) => e)) as Failure;
+    expect(unknown.cause?.type).toBe('NotFoundError');
+    await expect(backups.prune('db', { keepLast: -1 }, true)).rejects.toThrow(
+      /^retention\.keepLast: must not be negative/,
+    );
+    const bogus = (await (
+      await backups.restore({ backupId: 'nope', vmId: 'x1' })
+    )
+      .result()
+      .catch((e: unknown) => e)) as Failure;
+    expect(bogus.cause?.message).toMatch(/^backupId: no backup named "nope"/);
+    expect(await stack.inventory.vms.findOne({ _id: 'x1' })).toBeNull();
+    expect(await stack.inventory.backups.countDocuments({ vmId: 'ghost' })).toBe(0);
+  });
+});
