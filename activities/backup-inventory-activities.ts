@@ -75,6 +75,15 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
       if (req.full) fullReason = 'a full backup was requested';
       else if (!previous) fullReason = 'first backup of this VM';
       else if (vm.state === 'stopped') fullReason = 'the VM is stopped: offline full backup';
+      else if (req.fullEvery) {
+        const inChain = await inv.backups.countDocuments({
+          vmId: vm._id,
+          chainId: previous.chainId,
+          state: 'good',
+        });
+        if (inChain >= req.fullEvery)
+          fullReason = `the chain holds ${inChain} backups (a full every ${req.fullEvery})`;
+      }
       return {
         backupId: newBackupId(vm._id, new Date()),
         vmId: vm._id,

@@ -1,18 +1,21 @@
 import type { Config } from '../domain/config';
 import type { Inventory } from '../inventory/db';
+import type { Client } from '@temporalio/client';
 import { createBackupInventoryActivities } from './backup-inventory-activities';
+import { createBackupPolicyActivities } from './backup-policy-activities';
 import { createInventoryActivities } from './inventory-activities';
 import { createMigrationInventoryActivities } from './migration-inventory-activities';
 import { withOperatorErrors } from './operator-errors';
 import { createVmInventoryActivities } from './vm-inventory-activities';
 
 /** Every activity the controller worker serves: inventory and pure logic, no hypervisor. */
-export function createControllerActivities(inv: Inventory, config: Config) {
+export function createControllerActivities(inv: Inventory, config: Config, client: () => Promise<Client>) {
   return withOperatorErrors({
     ...createInventoryActivities(inv),
     ...createVmInventoryActivities(inv),
     ...createMigrationInventoryActivities(inv),
     ...createBackupInventoryActivities(inv, config),
+    ...createBackupPolicyActivities(inv, client),
   });
 }
 

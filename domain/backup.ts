@@ -36,6 +36,11 @@ export const backupRequestSchema = z.object({
   maxSpeedMiBps: z.number().int().min(0).max(100_000).default(0),
   /** The policy that asked for it, if any. */
   policy: idSchema.optional(),
+  /**
+   * Start a new chain once the current one holds this many backups. Incrementals depend on
+   * their parents, so retention can only free space chain by chain.
+   */
+  fullEvery: z.number().int().min(1).max(10_000).optional(),
 });
 export type BackupRequest = z.input<typeof backupRequestSchema>;
 
@@ -143,6 +148,8 @@ export const backupPolicySchema = z
       .max(24 * 366)
       .default(48),
     maxParallel: z.number().int().min(1).max(64).default(2),
+    /** A new full chain after this many backups (see backupRequestSchema.fullEvery). */
+    fullEvery: z.number().int().min(1).max(10_000).default(7),
     maxSpeedMiBps: z.number().int().min(0).max(100_000).default(0),
   })
   .refine((p) => (p.vmIds === undefined) !== (p.vmLabels === undefined), {

@@ -32,6 +32,8 @@ export async function openInventory(config: Config): Promise<Inventory> {
   const client = new MongoClient(config.mongo.uri, {
     serverSelectionTimeoutMS: 10_000,
     directConnection: !config.mongo.uri.includes('replicaSet='),
+    // Optional fields left undefined are absent, not stored as null (validated specs round-trip).
+    ignoreUndefined: true,
   });
   try {
     await client.connect();

@@ -1,6 +1,7 @@
 import { Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createControllerActivities } from '../activities/controller-activities';
-import { connectWorkerConnection } from '../client/temporal';
+import type { Client } from '@temporalio/client';
+import { connectClient, connectWorkerConnection } from '../client/temporal';
 import { loadConfig, type Config } from '../domain/config';
 import { logger } from '../domain/logger';
 import { CONTROLLER_TASK_QUEUE } from '../domain/names';
@@ -15,6 +16,9 @@ export async function createController(config: Config, opts: { workflowBundle?: 
   const inv = await openInventory(config);
   await ensureIndexes(inv);
   const connection = await connectWorkerConnection(config);
+  // Activities that manage Schedules (pausing a failing backup policy) need a client; opened on first use.
+  let client: Promise<Client> | undefined;
+  const temporalClient = () => (client ??= connectClient(config));
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -22,7 +26,7 @@ export async function createController(config: Config, opts: { workflowBundle?: 
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }
       : { workflowsPath: require.resolve('../workflows') }),
-    activities: createControllerActivities(inv, config),
+    activities: createControllerActivities(inv, config, temporalClient),
   });
   return {
     worker,
@@ -32,6 +36,7 @@ export async function createController(config: Config, opts: { workflowBundle?: 
         await worker.run();
       } finally {
         await connection.close();
+        if (client) await (await client).connection.close();
         await inv.close();
       }
     },

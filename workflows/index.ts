@@ -9,3 +9,4 @@ export { backupVm } from './backup-vm';
 export { restoreVm } from './restore-vm';
 export { verifyBackup } from './verify-backup';
 export { pruneVmBackups } from './prune-vm-backups';
+export { scheduledBackup } from './scheduled-backup';

@@ -1,0 +1,69 @@
+import {
+  DAYS_OF_WEEK,
+  MONTHS,
+  type CalendarSpec,
+  type ScheduleOverlapPolicy,
+  type ScheduleSpec,
+} from '@temporalio/client';
+import type { BackupSchedule, overlapPolicies } from '../domain/backup';
+
+type Field = 'second' | 'minute' | 'hour' | 'dayOfMonth' | 'month' | 'dayOfWeek';
+const bounds: Record<Field, [number, number]> = {
+  second: [0, 59],
+  minute: [0, 59],
+  hour: [0, 23],
+  dayOfMonth: [1, 31],
+  month: [1, 12],
+  dayOfWeek: [0, 6],
+};
+
+/** One calendar field ("*", "5", "1-5", "*\/15", "0,30") as Temporal's ranges. */
+function ranges(field: Field, text: string): { start: number; end: number; step: number }[] | '*' {
+  if (text === '*') return '*';
+  const [min, max] = bounds[field];
+  return text.split(',').map((part) => {
+    const [range, stepText] = part.split('/');
+    const [startText, endText] = range === '*' ? [String(min), String(max)] : range.split('-');
+    const start = Number(startText);
+    const end = endText === undefined ? (stepText ? max : start) : Number(endText);
+    if (start < min || end > max || start > end)
+      throw new Error(`${field}: ${part} is outside ${min}-${max}`);
+    return { start, end, step: stepText ? Number(stepText) : 1 };
+  });
+}
+
+/** Temporal names months and weekdays; the policy numbers them (1-12, 0-6 with Sunday 0). */
+function named<T extends string>(names: readonly T[], offset: number, r: ReturnType<typeof ranges>) {
+  if (r === '*') return '*';
+  return r.flatMap(({ start, end, step }) => {
+    const out: T[] = [];
+    for (let n = start; n <= end; n += step) out.push(names[n - offset]);
+    return out;
+  });
+}
+
+/** A policy's schedule as a Temporal ScheduleSpec. */
+export function toScheduleSpec(s: BackupSchedule): ScheduleSpec {
+  const base = { timezone: s.timezone };
+  if (s.cron) return { ...base, cronExpressions: [s.cron] };
+  if (s.everySec) return { ...base, intervals: [{ every: `${s.everySec}s` }] };
+  const c = s.calendar ?? {};
+  const calendar: CalendarSpec = {
+    second: ranges('second', c.second ?? '0'),
+    minute: ranges('minute', c.minute ?? '0'),
+    hour: ranges('hour', c.hour ?? '0'),
+    dayOfMonth: ranges('dayOfMonth', c.dayOfMonth ?? '*'),
+    month: named(MONTHS, 1, ranges('month', c.month ?? '*')),
+    dayOfWeek: named(DAYS_OF_WEEK, 0, ranges('dayOfWeek', c.dayOfWeek ?? '*')),
+  };
+  return { ...base, calendars: [calendar] };
+}
+
+export const overlapPolicy: Record<(typeof overlapPolicies)[number], ScheduleOverlapPolicy> = {
+  skip: 'SKIP',
+  'buffer-one': 'BUFFER_ONE',
+  'buffer-all': 'BUFFER_ALL',
+  'cancel-other': 'CANCEL_OTHER',
+  'terminate-other': 'TERMINATE_OTHER',
+  'allow-all': 'ALLOW_ALL',
+};
