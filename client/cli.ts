@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { ValidationError, VirtflowError } from '../domain/errors';
+import { registerBackupCommands } from './commands/backup';
 import { registerHostCommands } from './commands/host';
 import { registerImageCommands } from './commands/image';
 import { registerVmCommands } from './commands/vm';
@@ -16,6 +17,7 @@ export function buildCli(ctx: CliContext): Command {
   registerHostCommands(program, ctx);
   registerImageCommands(program, ctx);
   registerVmCommands(program, ctx);
+  registerBackupCommands(program, ctx);
   return program;
 }
 
