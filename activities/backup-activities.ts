@@ -33,7 +33,10 @@ export interface BackupActivityDeps {
 export interface BackupFileFacts {
   sizeBytes: number;
   sha256: string;
+  /** The whole backup: copy, then `qemu-img check` and SHA-256 of the file. */
   durationMs: number;
+  /** The copy alone. */
+  copyMs: number;
 }
 
 /** QEMU node names are at most 31 characters: derive a short, stable one from the backup id. */
@@ -52,12 +55,10 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
   };
 
   async function facts(file: string, startedAt: number): Promise<BackupFileFacts> {
-    await qemuImgCheck(file);
-    return {
-      sizeBytes: fs.statSync(file).size,
-      sha256: await sha256File(file),
-      durationMs: Date.now() - startedAt,
-    };
+    const copyMs = Date.now() - startedAt;
+    // Both only read the file: run them side by side.
+    const [, sha256] = await Promise.all([qemuImgCheck(file), sha256File(file)]);
+    return { sizeBytes: fs.statSync(file).size, sha256, durationMs: Date.now() - startedAt, copyMs };
   }
 
   return {
@@ -126,7 +127,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
             status: job.status,
           });
           if (job.status === 'concluded') break;
-          await Promise.race([sleep(200), ctx.cancelled]);
+          await Promise.race([sleep(50), ctx.cancelled]);
         }
       } catch (err) {
         await qmp.execute('job-cancel', { id }).catch(() => undefined);

@@ -153,6 +153,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
       sizeBytes: number;
       sha256: string;
       durationMs: number;
+      copyMs: number;
     }): Promise<BackupDoc> {
       const now = new Date();
       const doc = await inv.backups.findOne({ _id: req.backupId });

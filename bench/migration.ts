@@ -10,18 +10,13 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { connectClient } from '../client/temporal';
 import { vmOperations } from '../client/vm-operations';
-import { installed, loadConfig } from '../domain/config';
+import { startBenchStack } from './bench-stack';
+import { installed } from '../domain/config';
 import { QemuHost } from '../hypervisor/qemu-host';
 import { readMigration, setMigrationParameters } from '../hypervisor/migration';
 import { waitForBootMarker } from '../hypervisor/serial-log';
-import { openInventory } from '../inventory/db';
 import { importImage } from '../inventory/images';
-import { hostAgentArgs, localHosts, spawnEntryPoint } from '../scripts/services/entry-points';
-import { startFerretDb } from '../scripts/services/ferretdb';
-import { findFreePort, type ManagedProcess } from '../scripts/services/processes';
-import { startTemporalDevServer } from '../scripts/services/temporal-dev-server';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -68,44 +63,14 @@ async function rawQmpRuns(dir: string): Promise<{ wall: number[]; downtime: numb
 }
 
 /** The same migrations through virtflow: workflow, host agents, inventory. */
-async function workflowRuns(
-  dir: string,
-  logDir: string,
-): Promise<{ wall: number[]; downtime: number[]; server: number[] }> {
-  const children: ManagedProcess[] = [];
-  const temporal = await startTemporalDevServer({
-    port: await findFreePort(),
-    uiPort: await findFreePort(),
-    dbFile: path.join(dir, 'temporal.db'),
-    logDir,
-  });
-  const ferret = await startFerretDb({
-    port: await findFreePort(),
-    dataDir: path.join(dir, 'ferretdb'),
-    logDir,
-  });
+async function workflowRuns(dir: string): Promise<{ wall: number[]; downtime: number[]; server: number[] }> {
+  const stack = await startBenchStack(dir, 2);
   try {
-    const env = {
-      ...process.env,
-      TEMPORAL_ADDRESS: temporal.address,
-      MONGODB_URI: ferret.uri,
-      VIRTFLOW_DATA_DIR: path.join(dir, 'data'),
-      VIRTFLOW_LOG_LEVEL: 'warn',
-    };
-    const config = loadConfig(env);
-    children.push(spawnEntryPoint('bench-controller', 'worker/controller.ts', [], { logDir, env }));
-    for (const host of localHosts.slice(0, 2)) {
-      children.push(
-        spawnEntryPoint(`bench-${host.hostId}`, 'worker/host-agent.ts', hostAgentArgs(host), { logDir, env }),
-      );
-    }
-    const inv = await openInventory(config);
-    for (let i = 0; (await inv.hosts.countDocuments({ state: 'up' })) < 2; i++) {
-      if (i > 300) throw new Error('host agents did not register');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    await importImage(inv, path.join(config.dataDir, 'images'), { name: 'guest', file: installed.guestDisk });
-    const ops = vmOperations(await connectClient(config), config);
+    await importImage(stack.inventory, path.join(stack.config.dataDir, 'images'), {
+      name: 'guest',
+      file: installed.guestDisk,
+    });
+    const ops = vmOperations(stack.client, stack.config);
     await (await ops.create({ vmId: 'bench-wf', image: 'guest', memoryMiB, host: 'host-a' })).result();
     const wall: number[] = [];
     const server: number[] = [];
@@ -119,18 +84,15 @@ async function workflowRuns(
       });
       const r = await op.result();
       wall.push(Date.now() - t0);
+      downtime.push(r.downtimeMs ?? 0);
       if (process.env.BENCH_VERBOSE) console.log('   ', JSON.stringify(r.timelineMs));
       const d = await op.handle.describe();
       server.push(d.closeTime!.getTime() - d.startTime.getTime());
-      downtime.push(r.downtimeMs ?? 0);
     }
     await (await ops.delete({ vmId: 'bench-wf', gracefulTimeoutSec: 0 })).result();
-    await inv.close();
     return { wall, downtime, server };
   } finally {
-    for (const c of children) await c.stop();
-    await ferret.process.stop();
-    await temporal.process.stop();
+    await stack.stop();
   }
 }
 
@@ -139,7 +101,7 @@ async function main(): Promise<void> {
   try {
     console.log(`live migration of an idle ${memoryMiB} MiB guest at ${bandwidth} MiB/s, ${runs} runs each`);
     const raw = await rawQmpRuns(dir);
-    const wf = await workflowRuns(dir, dir);
+    const wf = await workflowRuns(dir);
     const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(' ');
     console.log(
       `  raw QMP   wall ms: ${fmt(raw.wall)}  median ${median(raw.wall)}  downtime median ${median(raw.downtime)} ms`,

@@ -37,6 +37,7 @@ export async function createOverlay(base: string, baseFormat: string, overlay: s
 /** SHA-256 of a file, streamed so multi-GiB images do not sit in memory. */
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 }))
+    hash.update(chunk as Buffer);
   return hash.digest('hex');
 }

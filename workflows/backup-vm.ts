@@ -15,6 +15,7 @@ export interface BackupResult {
   sizeBytes: number;
   sha256: string;
   durationMs: number;
+  copyMs: number;
   pruned: string[];
 }
 

@@ -1,0 +1,67 @@
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { connectClient } from '../client/temporal';
+import { loadConfig, type Config } from '../domain/config';
+import { openInventory, type Inventory } from '../inventory/db';
+import { hostAgentArgs, localHosts, spawnEntryPoint } from '../scripts/services/entry-points';
+import { startFerretDb } from '../scripts/services/ferretdb';
+import { findFreePort, type ManagedProcess } from '../scripts/services/processes';
+import { startTemporalDevServer } from '../scripts/services/temporal-dev-server';
+
+export interface BenchStack {
+  config: Config;
+  client: Client;
+  inventory: Inventory;
+  stop(): Promise<void>;
+}
+
+/** A private virtflow stack for one benchmark run: its own ports, database files and data directory. */
+export async function startBenchStack(dir: string, hostCount: number): Promise<BenchStack> {
+  const children: ManagedProcess[] = [];
+  const temporal = await startTemporalDevServer({
+    port: await findFreePort(),
+    uiPort: await findFreePort(),
+    dbFile: path.join(dir, 'temporal.db'),
+    logDir: dir,
+  });
+  const ferret = await startFerretDb({
+    port: await findFreePort(),
+    dataDir: path.join(dir, 'ferretdb'),
+    logDir: dir,
+  });
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: temporal.address,
+    MONGODB_URI: ferret.uri,
+    VIRTFLOW_DATA_DIR: path.join(dir, 'data'),
+    VIRTFLOW_LOG_LEVEL: 'warn',
+  };
+  const config = loadConfig(env);
+  children.push(spawnEntryPoint('bench-controller', 'worker/controller.ts', [], { logDir: dir, env }));
+  for (const host of localHosts.slice(0, hostCount)) {
+    children.push(
+      spawnEntryPoint(`bench-${host.hostId}`, 'worker/host-agent.ts', hostAgentArgs(host), {
+        logDir: dir,
+        env,
+      }),
+    );
+  }
+  const inventory = await openInventory(config);
+  for (let i = 0; (await inventory.hosts.countDocuments({ state: 'up' })) < hostCount; i++) {
+    if (i > 300) throw new Error('host agents did not register');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const client = await connectClient(config);
+  return {
+    config,
+    client,
+    inventory,
+    async stop() {
+      await client.connection.close();
+      await inventory.close();
+      for (const c of children) await c.stop();
+      await ferret.process.stop();
+      await temporal.process.stop();
+    },
+  };
+}
