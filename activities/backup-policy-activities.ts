@@ -33,6 +33,25 @@ export function createBackupPolicyActivities(inv: Inventory, client: () => Promi
       return { spec, vmIds, scheduleId: doc.scheduleId };
     },
 
+    /** The newest good backup of each VM whose verification is older than `olderThanHours`. */
+    async backupsDueForVerification(req: {
+      vmIds: string[];
+      olderThanHours: number;
+    }): Promise<{ vmId: string; backupId: string }[]> {
+      const cutoff = new Date(Date.now() - req.olderThanHours * 3_600_000);
+      const due: { vmId: string; backupId: string }[] = [];
+      for (const vmId of req.vmIds) {
+        const newest = await inv.backups
+          .find({ vmId, state: 'good' })
+          .sort({ finishedAt: -1 })
+          .limit(1)
+          .next();
+        if (newest && (!newest.verifiedAt || newest.verifiedAt < cutoff))
+          due.push({ vmId, backupId: newest._id });
+      }
+      return due;
+    },
+
     /**
      * Records how a run went. A run with any failure counts towards the policy's failure
      * streak; at `pauseAfterFailures` the schedule is paused with the reason as its note.

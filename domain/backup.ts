@@ -148,6 +148,13 @@ export const backupPolicySchema = z
       .max(24 * 366)
       .default(48),
     maxParallel: z.number().int().min(1).max(64).default(2),
+    /** Re-verify a VM's newest chain when its last verification is older than this. */
+    reverifyAfterHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 366)
+      .default(24),
     /** A new full chain after this many backups (see backupRequestSchema.fullEvery). */
     fullEvery: z.number().int().min(1).max(10_000).default(7),
     maxSpeedMiBps: z.number().int().min(0).max(100_000).default(0),

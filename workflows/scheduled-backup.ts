@@ -1,5 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ParentClosePolicy, startChild } from '@temporalio/workflow';
+import { executeChild, ParentClosePolicy, startChild } from '@temporalio/workflow';
 import type { PolicyRunResult } from '../activities/backup-policy-activities';
 import type { BackupPolicySpec } from '../domain/backup';
 import { workflowIds } from '../domain/names';
@@ -7,6 +7,7 @@ import { inventory } from './activity-proxies';
 import { backupVm } from './backup-vm';
 import { operatorFailure, reasonOf } from './failures';
 import { trackOperation } from './observability';
+import { verifyBackup } from './verify-backup';
 
 /**
  * One run of a backup policy, started by its Temporal Schedule: a child `backupVm` per selected
@@ -30,6 +31,19 @@ export async function scheduledBackup(req: {
       }
     };
     await Promise.all(Array.from({ length: Math.min(spec.maxParallel, vmIds.length) }, worker));
+    // Backups verified long ago are checked again: a file can rot after it was written.
+    for (const { vmId, backupId } of await inventory.backupsDueForVerification({
+      vmIds,
+      olderThanHours: spec.reverifyAfterHours,
+    })) {
+      op.phase('verifying', `re-verifying ${backupId}`);
+      await executeChild(verifyBackup, {
+        workflowId: `backup/${backupId}/verify`,
+        args: [{ backupId }],
+      }).catch((err: unknown) =>
+        results.push({ vmId, outcome: 'failed', reason: `verification of ${backupId}: ${reasonOf(err)}` }),
+      );
+    }
     const { paused } = await inventory.recordPolicyRun({ name: req.policy, results });
     op.phase(
       'done',
