@@ -13,7 +13,7 @@ import { planRetention } from '../domain/retention';
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
 import { backupSchema, type BackupDoc } from '../inventory/schemas';
-import { getVm, insertCreatingVm } from '../inventory/vms';
+import { getVm, claimVmIdForRun } from '../inventory/vms';
 import { currentRun } from './run-context';
 
 export interface BackupPlan {
@@ -321,19 +321,18 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
         bootTimeoutSec: req.bootTimeoutSec,
         bootArgs: req.bootArgs ?? backup.vm.bootArgs,
       };
-      const { runId } = currentRun();
-      const existing = await inv.vms.findOne({ _id: req.vmId });
-      if (!(existing && existing.state === 'creating' && existing.createdByRun === runId)) {
-        await insertCreatingVm(inv, {
+      await claimVmIdForRun(
+        inv,
+        {
           _id: req.vmId,
           image: spec.image,
           memoryMiB: spec.memoryMiB,
           vcpus: spec.vcpus,
           labels: spec.labels,
           bootArgs: spec.bootArgs,
-          createdByRun: runId,
-        });
-      }
+        },
+        currentRun().runId,
+      );
       return { spec, backupPath: backup.path };
     },
   };

@@ -7,7 +7,7 @@ import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
 import { claimCapacity, releaseOwnedReservations } from '../inventory/reservations';
 import type { EventDoc, VmDoc, VmState } from '../inventory/schemas';
-import { deleteVmDoc, getVm, insertCreatingVm, updateVm } from '../inventory/vms';
+import { deleteVmDoc, getVm, claimVmIdForRun, updateVm } from '../inventory/vms';
 import type { ImageRef } from './guest-activities';
 
 /** Inventory activities of the VM lifecycle; they run on the controller worker. */
@@ -28,19 +28,18 @@ export function createVmInventoryActivities(inv: Inventory) {
       if (spec.host && !(await inv.hosts.findOne({ _id: spec.host }))) {
         throw new ValidationError('host', `no host named "${spec.host}" (see \`virtflow host list\`)`);
       }
-      const { runId } = currentRun();
-      const existing = await inv.vms.findOne({ _id: spec.vmId });
-      if (!(existing && existing.state === 'creating' && existing.createdByRun === runId)) {
-        await insertCreatingVm(inv, {
+      await claimVmIdForRun(
+        inv,
+        {
           _id: spec.vmId,
           image: spec.image,
           memoryMiB: spec.memoryMiB,
           vcpus: spec.vcpus,
           labels: spec.labels,
           bootArgs: spec.bootArgs,
-          createdByRun: runId,
-        });
-      }
+        },
+        currentRun().runId,
+      );
       return { spec, image: { path: image.path, format: image.format, sha256: image.sha256 } };
     },
 

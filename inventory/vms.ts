@@ -41,6 +41,20 @@ export async function insertCreatingVm(
   return doc;
 }
 
+/**
+ * Claims the VM id for one workflow run. Idempotent for that run, so a retried first step finds
+ * its own claim instead of reporting the id as taken.
+ */
+export async function claimVmIdForRun(
+  inv: Inventory,
+  vm: Pick<VmDoc, '_id' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'bootArgs'>,
+  runId: string,
+): Promise<void> {
+  const existing = await inv.vms.findOne({ _id: vm._id });
+  if (existing?.state === 'creating' && existing.createdByRun === runId) return;
+  await insertCreatingVm(inv, { ...vm, createdByRun: runId });
+}
+
 export async function updateVm(
   inv: Inventory,
   vmId: string,
