@@ -3,6 +3,7 @@ import type { Inventory } from '../inventory/db';
 import type { Client } from '@temporalio/client';
 import { createBackupInventoryActivities } from './backup-inventory-activities';
 import { createBackupPolicyActivities } from './backup-policy-activities';
+import { createMaintenanceActivities } from './maintenance-activities';
 import { createInventoryActivities } from './inventory-activities';
 import { createMigrationInventoryActivities } from './migration-inventory-activities';
 import { withOperatorErrors } from './operator-errors';
@@ -16,6 +17,7 @@ export function createControllerActivities(inv: Inventory, config: Config, clien
     ...createMigrationInventoryActivities(inv),
     ...createBackupInventoryActivities(inv, config),
     ...createBackupPolicyActivities(inv, client),
+    ...createMaintenanceActivities(inv),
   });
 }
 

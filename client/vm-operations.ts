@@ -46,19 +46,19 @@ export interface StartedOperation<R> {
 }
 
 /**
- * Starts a VM operation under the id `vm/<vmId>`. Temporal refuses a second running workflow
- * with that id, which is what makes "one operation per VM" hold; the refusal becomes a
- * ResourceBusyError naming the operation that holds the VM.
+ * Starts an operation under its resource's id (`vm/<vmId>`, `host/<hostId>`). Temporal refuses
+ * a second running workflow with that id, which is what makes "one operation per resource"
+ * hold; the refusal becomes a ResourceBusyError naming the operation that holds it.
  */
-export async function startVmWorkflow<W extends Workflow>(
+export async function startResourceWorkflow<W extends Workflow>(
   client: Client,
   config: Config,
+  resource: { kind: 'VM' | 'host'; id: string },
   workflowType: string,
-  vmId: string,
   args: Parameters<W>,
   summary: string,
 ): Promise<StartedOperation<Awaited<ReturnType<W>>>> {
-  const workflowId = workflowIds.vm(vmId);
+  const workflowId = resource.kind === 'VM' ? workflowIds.vm(resource.id) : workflowIds.host(resource.id);
   try {
     const handle = await client.workflow.start<W>(workflowType, {
       taskQueue: CONTROLLER_TASK_QUEUE,
@@ -78,10 +78,22 @@ export async function startVmWorkflow<W extends Workflow>(
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       const running = await client.workflow.getHandle(workflowId).describe();
-      throw new ResourceBusyError('VM', vmId, running.type, running.runId);
+      throw new ResourceBusyError(resource.kind, resource.id, running.type, running.runId);
     }
     throw err;
   }
+}
+
+/** Starts a VM operation under `vm/<vmId>` (see startResourceWorkflow). */
+export function startVmWorkflow<W extends Workflow>(
+  client: Client,
+  config: Config,
+  workflowType: string,
+  vmId: string,
+  args: Parameters<W>,
+  summary: string,
+): Promise<StartedOperation<Awaited<ReturnType<W>>>> {
+  return startResourceWorkflow<W>(client, config, { kind: 'VM', id: vmId }, workflowType, args, summary);
 }
 
 /** The running migration of a VM, or a clear error when the VM is doing something else. */

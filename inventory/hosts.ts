@@ -1,3 +1,4 @@
+import { NotFoundError } from '../domain/errors';
 import type { HostDoc } from './schemas';
 import type { Inventory } from './db';
 
@@ -17,7 +18,13 @@ export async function registerHost(inv: Inventory, hostId: string, reg: HostRegi
     { _id: hostId },
     {
       $set: { ...reg, state: 'up', updatedAt: now },
-      $setOnInsert: { createdAt: now, maintenance: false, labels: {} },
+      $setOnInsert: {
+        createdAt: now,
+        maintenance: false,
+        maintenanceState: 'none',
+        evacuatedVms: [],
+        labels: {},
+      },
       $inc: { revision: 1 },
     },
     { upsert: true },
@@ -42,6 +49,22 @@ export async function markHostDown(inv: Inventory, hostId: string): Promise<void
     { _id: hostId },
     { $set: { state: 'down', updatedAt: new Date() }, $inc: { revision: 1 } },
   );
+}
+
+/**
+ * Changes a host's maintenance state. Only the `host/<hostId>` workflow calls this, and Temporal
+ * runs one such workflow at a time, so the write needs no lock.
+ */
+export async function setHostMaintenance(
+  inv: Inventory,
+  hostId: string,
+  set: Partial<Pick<HostDoc, 'maintenance' | 'maintenanceState' | 'maintenanceReason' | 'evacuatedVms'>>,
+): Promise<void> {
+  const res = await inv.hosts.updateOne(
+    { _id: hostId },
+    { $set: { ...set, updatedAt: new Date() }, $inc: { revision: 1 } },
+  );
+  if (res.matchedCount === 0) throw new NotFoundError('host', hostId);
 }
 
 export function listHosts(inv: Inventory): Promise<HostDoc[]> {

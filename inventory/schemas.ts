@@ -18,7 +18,13 @@ const labels = z.record(z.string(), z.string());
 export const hostSchema = z.object({
   ...stamped,
   state: z.enum(['up', 'down', 'unreachable']),
+  /** True from the moment a host starts entering maintenance: placement skips it. */
   maintenance: z.boolean(),
+  /** Where maintenance stands; `blocked` waits for an operator, with the reason beside it. */
+  maintenanceState: z.enum(['none', 'entering', 'in-maintenance', 'blocked']).default('none'),
+  maintenanceReason: z.string().optional(),
+  /** VMs moved off by the last evacuation, so exiting maintenance can bring them back. */
+  evacuatedVms: z.array(z.string()).default([]),
   cluster: z.string(),
   labels,
   /** What the host really is, as its agent read it from the OS and QEMU. */

@@ -10,3 +10,5 @@ export { restoreVm } from './restore-vm';
 export { verifyBackup } from './verify-backup';
 export { pruneVmBackups } from './prune-vm-backups';
 export { scheduledBackup } from './scheduled-backup';
+export { enterMaintenance } from './enter-maintenance';
+export { exitMaintenance } from './exit-maintenance';

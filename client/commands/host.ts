@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { NotFoundError } from '../../domain/errors';
+import { NotFoundError, ValidationError } from '../../domain/errors';
+import { hostOperations } from '../host-operations';
+import { numberArg } from './args';
 import { listHosts } from '../../inventory/hosts';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
@@ -18,7 +20,12 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
           hs.map((h) => ({
             id: h._id,
             state: h.state,
-            maintenance: h.maintenance ? 'yes' : 'no',
+            maintenance:
+              h.maintenanceState && h.maintenanceState !== 'none'
+                ? h.maintenanceState
+                : h.maintenance
+                  ? 'yes'
+                  : 'no',
             cluster: h.cluster,
             vcpus: h.allocatable.vcpus,
             'memory-mib': h.allocatable.memoryMiB,
@@ -57,5 +64,77 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
           revision: h.revision,
         }),
       );
+    });
+
+  const ops = async () => hostOperations(await ctx.client(), ctx.config);
+  const enter = (c: Command) =>
+    c
+      .option('--max-parallel <n>', 'migrations out of the host at once', numberArg)
+      .option('--max-inbound <n>', 'migrations into any one target at once', numberArg)
+      .option('--retries <n>', 'other targets tried for a VM whose migration failed', numberArg)
+      .option('--on-unmovable <policy>', 'block (wait for an operator) or stop', 'block')
+      .option('--json', 'print JSON')
+      .action(
+        async (
+          hostId: string,
+          o: OutputOptions & {
+            maxParallel?: number;
+            maxInbound?: number;
+            retries?: number;
+            onUnmovable: 'block' | 'stop';
+          },
+        ) => {
+          const op = await (
+            await ops()
+          ).enterMaintenance({
+            hostId,
+            maxParallel: o.maxParallel,
+            maxInboundPerHost: o.maxInbound,
+            retriesPerVm: o.retries,
+            onUnmovable: o.onUnmovable,
+          });
+          if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
+          const r = await op.result();
+          emit(o, r, () =>
+            console.log(
+              `${hostId} is in maintenance: moved ${r.moved.map((m) => `${m.vmId}→${m.to}`).join(', ') || 'nothing'}` +
+                `${r.stopped.length ? `; stopped ${r.stopped.join(', ')}` : ''}${r.notRunning.length ? `; not running: ${r.notRunning.join(', ')}` : ''}`,
+            ),
+          );
+        },
+      );
+  const maintenance = host.command('maintenance').description('take a host out of service and back');
+  enter(
+    maintenance
+      .command('enter <hostId>')
+      .description('mark the host so placement skips it and live-migrate its VMs off'),
+  );
+  enter(
+    host.command('evacuate <hostId>').description('live-migrate every VM off a host (it enters maintenance)'),
+  );
+  maintenance
+    .command('exit <hostId>')
+    .description('return a host to service')
+    .option('--migrate-back', 'bring back the VMs its last evacuation moved off')
+    .option('--json', 'print JSON')
+    .action(async (hostId: string, o: OutputOptions & { migrateBack?: boolean }) => {
+      const op = await (await ops()).exitMaintenance({ hostId, migrateBack: o.migrateBack ?? false });
+      if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
+      const r = await op.result();
+      emit(o, r, () =>
+        console.log(
+          `${hostId} is back in service${r.returned.length ? `; returned ${r.returned.join(', ')}` : ''}`,
+        ),
+      );
+    });
+  maintenance
+    .command('resolve <hostId>')
+    .description('answer a host blocked entering maintenance: --retry its unmovable VMs, or --stop-them')
+    .option('--retry', 'try the unmovable VMs again')
+    .option('--stop-them', 'allow the unmovable VMs to be stopped')
+    .action(async (hostId: string, o: { retry?: boolean; stopThem?: boolean }) => {
+      if (!o.retry === !o.stopThem)
+        throw new ValidationError('action', 'give exactly one of --retry or --stop-them');
+      console.log(await (await ops()).resolveBlocked(hostId, o.retry ? 'retry' : 'stop-them'));
     });
 }

@@ -1,0 +1,104 @@
+import { InsufficientCapacityError, parseInput, ValidationError } from '../domain/errors';
+import { enterMaintenanceSchema, exitMaintenanceSchema } from '../domain/maintenance';
+import { placeVm } from '../domain/placement';
+import type { Inventory } from '../inventory/db';
+import { recordEvent } from '../inventory/events';
+import { setHostMaintenance } from '../inventory/hosts';
+import { placementHosts } from '../inventory/placement-view';
+import type { HostDoc } from '../inventory/schemas';
+import { getVm } from '../inventory/vms';
+import { currentRun } from './run-context';
+
+/** Controller-side steps of host maintenance: the host's state, its VMs, evacuation targets. */
+export function createMaintenanceActivities(inv: Inventory) {
+  const audit = (
+    hostId: string,
+    outcome: 'completed' | 'failed' | 'info',
+    message: string,
+    operation: string,
+  ) => recordEvent(inv, { operation, subject: `host/${hostId}`, outcome, message, ...currentRun() });
+
+  return {
+    /** Validates, marks the host so placement skips it, and lists what must move. */
+    async beginMaintenance(input: unknown): Promise<{ running: string[]; stopped: string[] }> {
+      const req = parseInput(enterMaintenanceSchema, input, '');
+      const host = await inv.hosts.findOne({ _id: req.hostId });
+      if (!host) throw new ValidationError('hostId', `no host named "${req.hostId}"`);
+      await setHostMaintenance(inv, req.hostId, {
+        maintenance: true,
+        maintenanceState: 'entering',
+        maintenanceReason: '',
+      });
+      const vms = await inv.vms.find({ host: req.hostId }).sort({ _id: 1 }).toArray();
+      await audit(
+        req.hostId,
+        'info',
+        `host ${req.hostId} entering maintenance; ${vms.length} VM(s) on it`,
+        'enter-maintenance',
+      );
+      return {
+        running: vms.filter((v) => v.state === 'running').map((v) => v._id),
+        stopped: vms.filter((v) => v.state !== 'running').map((v) => v._id),
+      };
+    },
+
+    /**
+     * A target for one evacuated VM: placement over hosts other than the source, skipping targets
+     * that already failed for it and those at their inbound limit.
+     */
+    async chooseEvacuationTarget(req: { vmId: string; exclude: string[] }): Promise<string> {
+      const vm = await getVm(inv, req.vmId);
+      const decision = placeVm(await placementHosts(inv), {
+        memoryMiB: vm.memoryMiB,
+        vcpus: vm.vcpus,
+        excludeHosts: [...req.exclude, ...(vm.host ? [vm.host] : [])],
+      });
+      if (!decision.chosen)
+        throw new InsufficientCapacityError(`vm ${vm._id} (evacuation)`, decision.rejected);
+      return decision.chosen;
+    },
+
+    async setMaintenanceState(req: {
+      hostId: string;
+      state: HostDoc['maintenanceState'];
+      reason?: string;
+      evacuatedVms?: string[];
+    }): Promise<void> {
+      // Evacuations add up: entering maintenance again must not forget the VMs moved the first time.
+      const earlier = (await inv.hosts.findOne({ _id: req.hostId }))?.evacuatedVms ?? [];
+      await setHostMaintenance(inv, req.hostId, {
+        maintenance: req.state !== 'none',
+        maintenanceState: req.state,
+        maintenanceReason: req.reason ?? '',
+        ...(req.evacuatedVms ? { evacuatedVms: [...new Set([...earlier, ...req.evacuatedVms])] } : {}),
+      });
+      if (req.state === 'in-maintenance' || req.state === 'blocked') {
+        await audit(
+          req.hostId,
+          req.state === 'blocked' ? 'failed' : 'completed',
+          req.state === 'blocked'
+            ? `host ${req.hostId} blocked entering maintenance: ${req.reason}`
+            : `host ${req.hostId} is in maintenance`,
+          'enter-maintenance',
+        );
+      }
+    },
+
+    /** Returns the host to service; tells which VMs the last evacuation moved off. */
+    async endMaintenance(input: unknown): Promise<{ evacuatedVms: string[] }> {
+      const req = parseInput(exitMaintenanceSchema, input, '');
+      const host = await inv.hosts.findOne({ _id: req.hostId });
+      if (!host) throw new ValidationError('hostId', `no host named "${req.hostId}"`);
+      await setHostMaintenance(inv, req.hostId, {
+        maintenance: false,
+        maintenanceState: 'none',
+        maintenanceReason: '',
+        evacuatedVms: [],
+      });
+      await audit(req.hostId, 'completed', `host ${req.hostId} returned to service`, 'exit-maintenance');
+      const evacuated = host.evacuatedVms ?? [];
+      const stillThere = await inv.vms.find({ _id: { $in: evacuated }, state: 'running' }).toArray();
+      return { evacuatedVms: stillThere.map((v) => v._id) };
+    },
+  };
+}

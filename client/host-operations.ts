@@ -1,0 +1,53 @@
+import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import type { Config } from '../domain/config';
+import { InvalidStateError, parseInput } from '../domain/errors';
+import {
+  enterMaintenanceSchema,
+  exitMaintenanceSchema,
+  type EnterMaintenanceRequest,
+  type ExitMaintenanceRequest,
+} from '../domain/maintenance';
+import { workflowIds } from '../domain/names';
+import type { enterMaintenance, exitMaintenance } from '../workflows';
+import { resolveBlocked } from '../workflows/maintenance-control';
+import { startResourceWorkflow } from './vm-operations';
+
+/** The typed client for host operations: maintenance, evacuation, return to service. */
+export function hostOperations(client: Client, config: Config) {
+  return {
+    async enterMaintenance(req: EnterMaintenanceRequest) {
+      const spec = parseInput(enterMaintenanceSchema, req, '');
+      return startResourceWorkflow<typeof enterMaintenance>(
+        client,
+        config,
+        { kind: 'host', id: spec.hostId },
+        'enterMaintenance',
+        [spec],
+        `Enter maintenance on ${spec.hostId}: evacuate its VMs (${spec.maxParallel} at a time, unmovable: ${spec.onUnmovable})`,
+      );
+    },
+    async exitMaintenance(req: ExitMaintenanceRequest) {
+      const spec = parseInput(exitMaintenanceSchema, req, '');
+      return startResourceWorkflow<typeof exitMaintenance>(
+        client,
+        config,
+        { kind: 'host', id: spec.hostId },
+        'exitMaintenance',
+        [spec],
+        `Return ${spec.hostId} to service${spec.migrateBack ? ' and bring its VMs back' : ''}`,
+      );
+    },
+    /** Answers a host blocked entering maintenance: retry its unmovable VMs, or let them be stopped. */
+    async resolveBlocked(hostId: string, action: 'retry' | 'stop-them'): Promise<string> {
+      try {
+        return await client.workflow
+          .getHandle(workflowIds.host(hostId))
+          .executeUpdate(resolveBlocked, { args: [{ action }] });
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError)
+          throw new InvalidStateError(err.cause?.message ?? err.message);
+        throw err;
+      }
+    },
+  };
+}

@@ -1,0 +1,156 @@
+import { condition, executeChild, log, setHandler } from '@temporalio/workflow';
+import type { EnterMaintenanceRequest } from '../domain/maintenance';
+import { workflowIds } from '../domain/names';
+import { inventory } from './activity-proxies';
+import { operatorFailure, reasonOf } from './failures';
+import { liveMigration } from './live-migration';
+import { resolveBlocked } from './maintenance-control';
+import { trackOperation } from './observability';
+import { stopVm } from './stop-vm';
+
+export interface MaintenanceResult {
+  hostId: string;
+  moved: { vmId: string; to: string }[];
+  stopped: string[];
+  /** VMs that were not running: they stay recorded on the host. */
+  notRunning: string[];
+}
+
+/**
+ * Puts a host into maintenance (`host/<hostId>`): placement skips it at once, then every running
+ * VM is live-migrated off as a child workflow, at most `maxParallel` at a time and at most
+ * `maxInboundPerHost` into any target, never onto a host in maintenance. A VM whose migrations
+ * all fail is never stopped silently: by policy the host waits, visibly `blocked`, for an
+ * operator (`resolveBlocked`), or the VM is stopped and reported.
+ */
+export async function enterMaintenance(request: EnterMaintenanceRequest): Promise<MaintenanceResult> {
+  const op = trackOperation({ operation: 'enter-maintenance', hosts: [request.hostId] });
+  const maxParallel = request.maxParallel ?? 2;
+  const maxInbound = request.maxInboundPerHost ?? 2;
+  const retries = request.retriesPerVm ?? 2;
+  let onUnmovable = request.onUnmovable ?? 'block';
+  let operatorSaid: 'retry' | 'stop-them' | undefined;
+  let blocked: { vmId: string; reason: string }[] = [];
+  setHandler(
+    resolveBlocked,
+    async ({ action }) => {
+      operatorSaid = action;
+      return `${action} for ${blocked.map((b) => b.vmId).join(', ')}`;
+    },
+    {
+      validator: ({ action }) => {
+        if (!['retry', 'stop-them'].includes(action)) throw new Error('action: must be retry or stop-them');
+        if (blocked.length === 0) throw new Error(`host ${request.hostId} is not blocked`);
+      },
+    },
+  );
+
+  let vms;
+  try {
+    op.phase('marking', `marking ${request.hostId} so placement skips it`);
+    vms = await inventory.beginMaintenance(request);
+  } catch (err) {
+    op.phase('rejected', reasonOf(err));
+    throw operatorFailure(err);
+  }
+  const moved: { vmId: string; to: string }[] = [];
+  const stopped: string[] = [];
+  const inbound = new Map<string, number>();
+
+  /** Moves one VM, trying other targets after a failure; returns why it could not, if so. */
+  const evacuate = async (vmId: string): Promise<string | null> => {
+    const failedTargets: string[] = [];
+    let lastReason = '';
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      let target: string;
+      try {
+        // Wait for a target with an inbound slot; hosts at their limit count as excluded meanwhile.
+        const full = () => [...inbound].filter(([, n]) => n >= maxInbound).map(([h]) => h);
+        target = await inventory.chooseEvacuationTarget({ vmId, exclude: [...failedTargets, ...full()] });
+      } catch (err) {
+        if ([...inbound.values()].some((n) => n >= maxInbound)) {
+          await condition(() => [...inbound.values()].every((n) => n < maxInbound));
+          attempt--;
+          continue;
+        }
+        return reasonOf(err);
+      }
+      inbound.set(target, (inbound.get(target) ?? 0) + 1);
+      try {
+        await executeChild(liveMigration, {
+          workflowId: workflowIds.vm(vmId),
+          args: [{ vmId, to: target, policy: request.migration }],
+          staticSummary: `Evacuate VM ${vmId} from ${request.hostId} to ${target}`,
+        });
+        moved.push({ vmId, to: target });
+        return null;
+      } catch (err) {
+        lastReason = reasonOf((err as { cause?: unknown }).cause ?? err);
+        log.warn('evacuation attempt failed', { vmId, target, reason: lastReason });
+        failedTargets.push(target);
+      } finally {
+        inbound.set(target, (inbound.get(target) ?? 1) - 1);
+      }
+    }
+    return lastReason || 'no target could take it';
+  };
+
+  const evacuateAll = async (ids: string[]) => {
+    const queue = [...ids];
+    const failures: { vmId: string; reason: string }[] = [];
+    const lane = async () => {
+      for (let vmId = queue.shift(); vmId; vmId = queue.shift()) {
+        op.phase(
+          'evacuating',
+          `moving ${vmId} off ${request.hostId} (${moved.length} moved, ${queue.length} waiting)`,
+        );
+        const reason = await evacuate(vmId);
+        if (reason) failures.push({ vmId, reason });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(maxParallel, ids.length) }, lane));
+    return failures;
+  };
+
+  try {
+    let remaining = vms.running;
+    for (;;) {
+      const failures = await evacuateAll(remaining);
+      if (failures.length === 0) break;
+      if (onUnmovable === 'stop') {
+        for (const f of failures) {
+          op.phase(
+            'stopping',
+            `stopping ${f.vmId}, which could not be moved (${f.reason}), as the policy allows`,
+          );
+          await executeChild(stopVm, {
+            workflowId: workflowIds.vm(f.vmId),
+            args: [{ vmId: f.vmId, gracefulTimeoutSec: 30 }],
+          });
+          stopped.push(f.vmId);
+        }
+        break;
+      }
+      blocked = failures;
+      const reason = failures.map((f) => `${f.vmId}: ${f.reason}`).join('; ');
+      op.phase('blocked', `waiting for an operator: ${reason}`);
+      await inventory.setMaintenanceState({ hostId: request.hostId, state: 'blocked', reason });
+      operatorSaid = undefined;
+      await condition(() => operatorSaid !== undefined);
+      if (operatorSaid === 'stop-them') onUnmovable = 'stop';
+      remaining = failures.map((f) => f.vmId);
+      blocked = [];
+      await inventory.setMaintenanceState({ hostId: request.hostId, state: 'entering' });
+    }
+    await inventory.setMaintenanceState({
+      hostId: request.hostId,
+      state: 'in-maintenance',
+      evacuatedVms: moved.map((m) => m.vmId),
+    });
+  } catch (err) {
+    op.phase('failed', reasonOf(err));
+    throw operatorFailure(err);
+  }
+  op.phase('done', `${request.hostId} is in maintenance: ${moved.length} moved, ${stopped.length} stopped`);
+  return { hostId: request.hostId, moved, stopped, notRunning: vms.stopped };
+}
