@@ -4,8 +4,10 @@ import type { QemuHost } from '../hypervisor/qemu-host';
 import { createBackupActivities, type BackupActivityDeps } from './backup-activities';
 import { createGuestActivities, type GuestActivityDeps } from './guest-activities';
 import { createMigrationActivities, type MigrationActivityDeps } from './migration-activities';
+import { createPatchActivities, type PatchActivityDeps } from './patch-activities';
 
-export interface HostActivityDeps extends GuestActivityDeps, MigrationActivityDeps, BackupActivityDeps {
+export interface HostActivityDeps
+  extends GuestActivityDeps, MigrationActivityDeps, BackupActivityDeps, PatchActivityDeps {
   patchLevel: () => string;
 }
 
@@ -78,6 +80,7 @@ export function createHostActivities(deps: HostActivityDeps) {
     ...createGuestActivities(deps),
     ...createMigrationActivities(deps),
     ...createBackupActivities(deps),
+    ...createPatchActivities(deps),
   };
 }
 

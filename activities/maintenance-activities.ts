@@ -1,3 +1,4 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { InsufficientCapacityError, parseInput, ValidationError } from '../domain/errors';
 import { enterMaintenanceSchema, exitMaintenanceSchema } from '../domain/maintenance';
 import { placeVm } from '../domain/placement';
@@ -81,6 +82,40 @@ export function createMaintenanceActivities(inv: Inventory) {
             : `host ${req.hostId} is in maintenance`,
           'enter-maintenance',
         );
+      }
+    },
+
+    /**
+     * Waits until a restarted agent is back: a new process registered, its host up, reporting
+     * the expected patch level. Fails with the host's last state when time runs out.
+     */
+    async waitForAgentRestart(req: {
+      hostId: string;
+      previousPid: number;
+      expectedLevel: string;
+      timeoutMs: number;
+    }) {
+      const ctx = Context.current();
+      const deadline = Date.now() + req.timeoutMs;
+      for (;;) {
+        const host = await inv.hosts.findOne({ _id: req.hostId });
+        if (
+          host &&
+          host.agent.pid !== req.previousPid &&
+          host.state === 'up' &&
+          host.patchLevel === req.expectedLevel
+        ) {
+          return { pid: host.agent.pid, patchLevel: host.patchLevel };
+        }
+        if (Date.now() > deadline) {
+          throw ApplicationFailure.nonRetryable(
+            `agent of ${req.hostId} did not come back at patch level ${req.expectedLevel} within ${req.timeoutMs / 1000} s ` +
+              `(state ${host?.state}, pid ${host?.agent.pid}, patch level ${host?.patchLevel})`,
+            'HealthCheckError',
+          );
+        }
+        ctx.heartbeat();
+        await new Promise((r) => setTimeout(r, 250));
       }
     },
 

@@ -8,7 +8,8 @@ import {
   type ExitMaintenanceRequest,
 } from '../domain/maintenance';
 import { workflowIds } from '../domain/names';
-import type { enterMaintenance, exitMaintenance } from '../workflows';
+import type { enterMaintenance, exitMaintenance, patchHost } from '../workflows';
+import { patchHostSchema, type PatchHostRequest } from '../domain/patch';
 import { resolveBlocked } from '../workflows/maintenance-control';
 import { startResourceWorkflow } from './vm-operations';
 
@@ -35,6 +36,17 @@ export function hostOperations(client: Client, config: Config) {
         'exitMaintenance',
         [spec],
         `Return ${spec.hostId} to service${spec.migrateBack ? ' and bring its VMs back' : ''}`,
+      );
+    },
+    async patch(req: PatchHostRequest) {
+      const spec = parseInput(patchHostSchema, req, '');
+      return startResourceWorkflow<typeof patchHost>(
+        client,
+        config,
+        { kind: 'host', id: spec.hostId },
+        'patchHost',
+        [spec],
+        `Patch ${spec.hostId} with ${spec.patch}`,
       );
     },
     /** Answers a host blocked entering maintenance: retry its unmovable VMs, or let them be stopped. */

@@ -28,14 +28,17 @@ export interface HostAgentOptions {
 }
 
 /** The host's patch level lives in its directory so a patch (and a restart) can change it. */
-function patchLevelReader(hostDir: string) {
+function patchLevelFile(hostDir: string) {
   const file = path.join(hostDir, 'patch-level');
-  return () => {
-    try {
-      return fs.readFileSync(file, 'utf8').trim() || '0';
-    } catch {
-      return '0';
-    }
+  return {
+    read: () => {
+      try {
+        return fs.readFileSync(file, 'utf8').trim() || '0';
+      } catch {
+        return '0';
+      }
+    },
+    write: (level: string) => fs.writeFileSync(file, `${level}\n`),
   };
 }
 
@@ -76,7 +79,8 @@ export async function runHostAgent(
   const log = logger.child({ hostId: opts.hostId });
   const hostDir = dataPaths(config.dataDir).hostDir(opts.hostId);
   const qemu = new QemuHost(hostDir, { kernel: installed.guestKernel, initrd: installed.guestInitrd });
-  const patchLevel = patchLevelReader(hostDir);
+  const patchLevelStore = patchLevelFile(hostDir);
+  const patchLevel = patchLevelStore.read;
   const inv = await openInventory(config);
   const connection = await connectWorkerConnection(config);
   try {
@@ -126,6 +130,10 @@ export async function runHostAgent(
           backupsDir: dataPaths(config.dataDir).backups,
           migrationAddress: opts.migrationAddress,
           migrationPorts: opts.migrationPorts,
+          setPatchLevel: patchLevelStore.write,
+          // Stopping is all a restart needs: the host's supervisor starts the agent again.
+          requestRestart: () => worker.shutdown(),
+          guestDisk: installed.guestDisk,
         }),
       ),
     });

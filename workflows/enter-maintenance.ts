@@ -5,7 +5,7 @@ import { inventory } from './activity-proxies';
 import { operatorFailure, reasonOf } from './failures';
 import { liveMigration } from './live-migration';
 import { resolveBlocked } from './maintenance-control';
-import { trackOperation } from './observability';
+import { trackOperation, type Operation } from './observability';
 import { stopVm } from './stop-vm';
 
 export interface MaintenanceResult {
@@ -25,6 +25,14 @@ export interface MaintenanceResult {
  */
 export async function enterMaintenance(request: EnterMaintenanceRequest): Promise<MaintenanceResult> {
   const op = trackOperation({ operation: 'enter-maintenance', hosts: [request.hostId] });
+  return evacuateHost(op, request);
+}
+
+/** The steps of entering maintenance, shared by every `host/<hostId>` workflow that needs them. */
+export async function evacuateHost(
+  op: Operation,
+  request: EnterMaintenanceRequest,
+): Promise<MaintenanceResult> {
   const maxParallel = request.maxParallel ?? 2;
   const maxInbound = request.maxInboundPerHost ?? 2;
   const retries = request.retriesPerVm ?? 2;

@@ -4,11 +4,16 @@ import { workflowIds } from '../domain/names';
 import { inventory } from './activity-proxies';
 import { operatorFailure, reasonOf } from './failures';
 import { liveMigration } from './live-migration';
-import { trackOperation } from './observability';
+import { trackOperation, type Operation } from './observability';
 
 /** Returns a host to service (`host/<hostId>`), optionally migrating its evacuated VMs back. */
 export async function exitMaintenance(request: ExitMaintenanceRequest) {
   const op = trackOperation({ operation: 'exit-maintenance', hosts: [request.hostId] });
+  return returnToService(op, request);
+}
+
+/** The steps of leaving maintenance, shared by every `host/<hostId>` workflow that needs them. */
+export async function returnToService(op: Operation, request: ExitMaintenanceRequest) {
   try {
     const { evacuatedVms } = await inventory.endMaintenance(request);
     const returned: string[] = [];

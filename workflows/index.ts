@@ -12,3 +12,4 @@ export { pruneVmBackups } from './prune-vm-backups';
 export { scheduledBackup } from './scheduled-backup';
 export { enterMaintenance } from './enter-maintenance';
 export { exitMaintenance } from './exit-maintenance';
+export { patchHost } from './patch-host';

@@ -137,4 +137,24 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
         throw new ValidationError('action', 'give exactly one of --retry or --stop-them');
       console.log(await (await ops()).resolveBlocked(hostId, o.retry ? 'retry' : 'stop-them'));
     });
+
+  host
+    .command('patch <hostId> <patch>')
+    .description(
+      'patch a host from the catalogue (patches/): maintenance, apply, restart, health check, back to service',
+    )
+    .option('--no-canary', 'skip the canary guest boot in the health check')
+    .option('--json', 'print JSON')
+    .action(async (hostId: string, patch: string, o: OutputOptions & { canary: boolean }) => {
+      const op = await (await ops()).patch({ hostId, patch, canary: o.canary });
+      if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
+      const r = await op.result();
+      emit(o, r, () =>
+        console.log(
+          r.outcome === 'skipped'
+            ? `${hostId} skipped: ${r.reason}`
+            : `${hostId} patched to ${r.version}; moved ${r.moved.map((m) => `${m.vmId}→${m.to}`).join(', ') || 'nothing'}; canary booted in ${r.canaryBootMs} ms`,
+        ),
+      );
+    });
 }

@@ -6,7 +6,7 @@ import { QemuHost } from '../../hypervisor/qemu-host';
 import { connectClient } from '../../client/temporal';
 import { openInventory, type Inventory } from '../../inventory/db';
 import { createController } from '../../worker/controller';
-import { hostAgentArgs, localHosts, spawnEntryPoint } from '../../scripts/services/entry-points';
+import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from '../../scripts/services/entry-points';
 import type { ManagedProcess } from '../../scripts/services/processes';
 
 let runtimeInstalled = false;
@@ -43,7 +43,9 @@ export function bundleWorkflows(): Promise<WorkflowBundle> {
 
 export interface HostAgentHandle {
   hostId: string;
-  process: ManagedProcess;
+  /** The agent's current process (a supervised agent gets a new one after each restart). */
+  readonly process: ManagedProcess;
+  stop(): Promise<void>;
 }
 
 /**
@@ -88,24 +90,43 @@ export class TestStack {
     this.controllerRun = controller.run();
   }
 
-  /** Starts the agent of a local host and waits until it has registered. */
+  /**
+   * Starts the agent of a local host and waits until it has registered. A supervised agent is
+   * started again whenever it exits, as the local stack does (a patch restarts it).
+   */
   async startAgent(
     hostId: string,
     extraArgs: string[] = [],
     extraEnv: NodeJS.ProcessEnv = {},
+    opts: { supervised?: boolean } = {},
   ): Promise<HostAgentHandle> {
     const host = localHosts.find((h) => h.hostId === hostId);
     if (!host) throw new Error(`unknown local host ${hostId}`);
-    const proc = spawnEntryPoint(
-      `${this.name}-agent-${hostId}`,
-      'worker/host-agent.ts',
-      hostAgentArgs(host, extraArgs),
-      {
-        logDir: process.env.VIRTFLOW_TEST_RUN_DIR!,
-        env: { ...this.env, VIRTFLOW_LOG_LEVEL: 'warn', ...extraEnv },
-      },
-    );
-    const handle = { hostId, process: proc };
+    const spawnAgent = () =>
+      spawnEntryPoint(
+        `${this.name}-agent-${hostId}`,
+        'worker/host-agent.ts',
+        hostAgentArgs(host, extraArgs),
+        {
+          logDir: process.env.VIRTFLOW_TEST_RUN_DIR!,
+          env: { ...this.env, VIRTFLOW_LOG_LEVEL: 'warn', ...extraEnv },
+        },
+      );
+    let handle: HostAgentHandle;
+    if (opts.supervised) {
+      const supervisor = new Supervised(spawnAgent);
+      handle = {
+        hostId,
+        get process() {
+          return supervisor.process;
+        },
+        stop: () => supervisor.stop(),
+      };
+    } else {
+      const single = spawnAgent();
+      handle = { hostId, process: single, stop: () => single.stop() };
+    }
+    const proc = handle.process;
     this.agents.set(hostId, handle);
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -124,7 +145,7 @@ export class TestStack {
 
   /** Stops everything this file started, its guests included, so later files run on idle cores. */
   async stop(): Promise<void> {
-    await Promise.all([...this.agents.values()].map((a) => a.process.stop()));
+    await Promise.all([...this.agents.values()].map((a) => a.stop()));
     for (const { hostId } of localHosts) {
       const qemu = new QemuHost(dataPaths(this.config.dataDir).hostDir(hostId), {
         kernel: installed.guestKernel,

@@ -1,0 +1,133 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { repoRoot } from '../domain/config';
+import { patchDefinitionSchema, type PatchDefinition } from '../domain/patch';
+import { createOverlay } from '../hypervisor/qemu-img';
+import type { QemuHost } from '../hypervisor/qemu-host';
+import { readGuestLog } from '../hypervisor/serial-log';
+
+export interface PatchActivityDeps {
+  hostId: string;
+  qemu: QemuHost;
+  patchLevel: () => string;
+  setPatchLevel: (level: string) => void;
+  /** Asks the agent to stop; its supervisor starts it again (a hypervisor-service restart). */
+  requestRestart: () => void;
+  guestDisk: string;
+}
+
+export interface StepResult {
+  exitCode: number | null;
+  timedOut: boolean;
+  output: string;
+}
+
+const PATCHES_DIR = path.join(repoRoot, 'patches');
+
+/** Runs one executable of a patch with a timeout, its whole process group killed on expiry. */
+function runStep(
+  file: string,
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<StepResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, [], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const keep = (d: Buffer) => (output = (output + d.toString()).slice(-4096));
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    let timedOut = false;
+    const kill = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, timeoutMs);
+    signal.addEventListener('abort', kill);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ exitCode: code, timedOut, output: output.trim() });
+    });
+  });
+}
+
+/** Patching on this host: the catalogue's executables, the restart, and a canary guest. */
+export function createPatchActivities(deps: PatchActivityDeps) {
+  const definition = (name: string): PatchDefinition => {
+    const file = path.join(PATCHES_DIR, name, 'patch.json');
+    if (!fs.existsSync(file))
+      throw ApplicationFailure.nonRetryable(`no patch named "${name}" in the catalogue`, 'ValidationError');
+    return patchDefinitionSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
+  };
+
+  return {
+    async readPatch(req: { name: string }): Promise<PatchDefinition & { currentLevel: string }> {
+      return { ...definition(req.name), currentLevel: deps.patchLevel() };
+    },
+
+    /** Runs a patch's pre-flight, apply or post executable; apply sets the new patch level. */
+    async runPatchStep(req: { name: string; step: 'preflight' | 'apply' | 'post' }): Promise<StepResult> {
+      const def = definition(req.name);
+      const exe = req.step === 'apply' ? 'apply' : def[req.step];
+      if (!exe) return { exitCode: 0, timedOut: false, output: `no ${req.step} step` };
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat(req.step), 2000);
+      try {
+        const result = await runStep(
+          path.join(PATCHES_DIR, req.name, exe),
+          { ...process.env, VIRTFLOW_HOST_ID: deps.hostId, VIRTFLOW_PATCH_LEVEL: deps.patchLevel() },
+          def.timeoutSec * 1000,
+          ctx.cancellationSignal,
+        );
+        if (req.step === 'apply' && result.exitCode === 0 && !result.timedOut)
+          deps.setPatchLevel(def.version);
+        return result;
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
+    /** Restarts this host's hypervisor service (the agent); guests keep running and are re-adopted. */
+    async restartAgent(): Promise<{ pid: number }> {
+      setTimeout(deps.requestRestart, 200);
+      return { pid: process.pid };
+    },
+
+    /** Boots a throw-away guest and waits for its heartbeat: QEMU on this host really works. */
+    async bootCanary(req: { timeoutMs: number }): Promise<{ bootMs: number }> {
+      const ctx = Context.current();
+      const vmId = `canary-${Date.now().toString(36)}`;
+      const disk = path.join(deps.qemu.runDir, `${vmId}.qcow2`);
+      const started = Date.now();
+      try {
+        await createOverlay(deps.guestDisk, 'qcow2', disk);
+        await deps.qemu.start({ vmId, memoryMiB: 128, vcpus: 1, diskPath: disk });
+        for (;;) {
+          const log = readGuestLog(deps.qemu.files(vmId).serialLog, vmId);
+          if (log.booted && log.lastHeartbeat) return { bootMs: Date.now() - started };
+          if (Date.now() - started > req.timeoutMs) {
+            throw ApplicationFailure.nonRetryable(
+              `canary guest did not boot on ${deps.hostId} within ${req.timeoutMs / 1000} s`,
+              'HealthCheckError',
+            );
+          }
+          ctx.heartbeat();
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      } finally {
+        deps.qemu.kill(vmId);
+        fs.rmSync(disk, { force: true });
+        fs.rmSync(deps.qemu.files(vmId).serialLog, { force: true });
+      }
+    },
+  };
+}
