@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { createBackupInventoryActivities } from './backup-inventory-activities';
 import { createBackupPolicyActivities } from './backup-policy-activities';
 import { createMaintenanceActivities } from './maintenance-activities';
+import { createRolloutActivities } from './rollout-activities';
 import { createInventoryActivities } from './inventory-activities';
 import { createMigrationInventoryActivities } from './migration-inventory-activities';
 import { withOperatorErrors } from './operator-errors';
@@ -18,6 +19,7 @@ export function createControllerActivities(inv: Inventory, config: Config, clien
     ...createBackupInventoryActivities(inv, config),
     ...createBackupPolicyActivities(inv, client),
     ...createMaintenanceActivities(inv),
+    ...createRolloutActivities(inv),
   });
 }
 

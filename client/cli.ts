@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { ValidationError, VirtflowError } from '../domain/errors';
 import { registerBackupCommands } from './commands/backup';
 import { registerHostCommands } from './commands/host';
+import { registerRolloutCommands } from './commands/rollout';
 import { registerImageCommands } from './commands/image';
 import { registerVmCommands } from './commands/vm';
 import { CliContext } from './context';
@@ -18,6 +19,7 @@ export function buildCli(ctx: CliContext): Command {
   registerImageCommands(program, ctx);
   registerVmCommands(program, ctx);
   registerBackupCommands(program, ctx);
+  registerRolloutCommands(program, ctx);
   return program;
 }
 

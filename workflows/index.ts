@@ -13,3 +13,4 @@ export { scheduledBackup } from './scheduled-backup';
 export { enterMaintenance } from './enter-maintenance';
 export { exitMaintenance } from './exit-maintenance';
 export { patchHost } from './patch-host';
+export { rollingPatch } from './rolling-patch';

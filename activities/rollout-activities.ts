@@ -1,0 +1,62 @@
+import { parseInput, ValidationError } from '../domain/errors';
+import { rolloutRequestSchema, type RolloutSpec } from '../domain/rollout';
+import type { Inventory } from '../inventory/db';
+import { readUsage } from '../inventory/reservations';
+
+/** Controller-side steps of a rolling patch: the plan and the capacity check before each batch. */
+export function createRolloutActivities(inv: Inventory) {
+  return {
+    /** Validates the request and orders the hosts (least-loaded first unless the order is given). */
+    async planRollout(input: unknown): Promise<{ spec: RolloutSpec; hosts: string[] }> {
+      const spec = parseInput(rolloutRequestSchema, input, '');
+      const docs = spec.hosts
+        ? await inv.hosts.find({ _id: { $in: spec.hosts } }).toArray()
+        : await inv.hosts.find({ cluster: spec.cluster }).toArray();
+      if (spec.hosts) {
+        const missing = spec.hosts.filter((h) => !docs.some((d) => d._id === h));
+        if (missing.length)
+          throw new ValidationError('hosts', `no host named ${missing.map((m) => `"${m}"`).join(', ')}`);
+      } else if (docs.length === 0) {
+        throw new ValidationError('cluster', `cluster "${spec.cluster}" has no hosts`);
+      }
+      let hosts = spec.hosts ?? docs.map((d) => d._id).sort();
+      if (spec.order === 'least-loaded') {
+        const usage = await readUsage(inv, hosts);
+        hosts = [...hosts].sort(
+          (a, b) => (usage.get(a)?.runningVms ?? 0) - (usage.get(b)?.runningVms ?? 0) || (a < b ? -1 : 1),
+        );
+      }
+      return { spec, hosts };
+    },
+
+    /**
+     * How many of `batch` can go out of service now: the hosts staying in service must have the
+     * free memory to take the running VMs of the ones leaving.
+     */
+    async fitBatch(req: { batch: string[]; all: string[] }): Promise<{ fits: string[]; reason?: string }> {
+      const usage = await readUsage(inv);
+      const hosts = await inv.hosts.find({}).toArray();
+      const staying = hosts.filter((h) => !req.batch.includes(h._id) && !h.maintenance && h.state === 'up');
+      let free = staying.reduce(
+        (sum, h) => sum + h.allocatable.memoryMiB - (usage.get(h._id)?.memoryMiB ?? 0),
+        0,
+      );
+      const fits: string[] = [];
+      for (const hostId of req.batch) {
+        const needs = (await inv.vms.find({ host: hostId, state: 'running' }).toArray()).reduce(
+          (s, v) => s + v.memoryMiB,
+          0,
+        );
+        if (needs > free) {
+          return {
+            fits,
+            reason: `the hosts staying in service lack memory for ${hostId}'s VMs (${needs} MiB needed, ${free} MiB free)`,
+          };
+        }
+        free -= needs;
+        fits.push(hostId);
+      }
+      return { fits };
+    },
+  };
+}

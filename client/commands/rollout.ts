@@ -1,0 +1,94 @@
+import type { Command } from 'commander';
+import type { RolloutProgress } from '../../workflows/rollout-control';
+import type { CliContext } from '../context';
+import { emit, printTable, type OutputOptions } from '../output';
+import { rolloutOperations } from '../rollout-operations';
+import { numberArg } from './args';
+
+function printProgress(p: RolloutProgress): void {
+  console.log(`${p.phase}: ${p.message}${p.waitingFor ? ` — waiting for ${p.waitingFor}` : ''}`);
+  printTable(
+    p.hosts.map((h) => ({ host: h.hostId, state: h.state, attempts: h.attempts, reason: h.reason })),
+    ['host', 'state', 'attempts', 'reason'],
+  );
+}
+
+export function registerRolloutCommands(program: Command, ctx: CliContext): void {
+  const rollout = program.command('rollout').description('rolling patches across hosts');
+  const ops = async () => rolloutOperations(await ctx.client(), ctx.config);
+
+  rollout
+    .command('start <name>')
+    .description('patch hosts a batch at a time, canaries first')
+    .requiredOption('--patch <name>', 'patch from the catalogue (patches/)')
+    .option('--hosts <ids...>', 'hosts, in order')
+    .option('--cluster <name>', 'every host of a cluster')
+    .option('--order <order>', 'given or least-loaded', 'least-loaded')
+    .option('--canary <n>', 'hosts patched first, one at a time', numberArg)
+    .option('--max-unavailable <n|%>', 'hosts out of service at once (count or percentage)')
+    .option('--retries <n>', 'retries per host', numberArg)
+    .option('--failure-budget <n>', 'failed hosts tolerated before the rollout halts', numberArg)
+    .option('--watch', 'show every host until the rollout ends')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: OutputOptions & Record<string, unknown>) => {
+      const maxUnavailable = o.maxUnavailable as string | undefined;
+      const op = await (
+        await ops()
+      ).start({
+        name,
+        patch: o.patch as string,
+        hosts: o.hosts as string[] | undefined,
+        cluster: o.cluster as string | undefined,
+        order: o.order as 'given' | 'least-loaded',
+        canaryHosts: o.canary as number | undefined,
+        maxUnavailable:
+          maxUnavailable === undefined
+            ? undefined
+            : /%$/.test(maxUnavailable)
+              ? maxUnavailable
+              : numberArg(maxUnavailable),
+        retriesPerHost: o.retries as number | undefined,
+        failureBudget: o.failureBudget as number | undefined,
+      });
+      if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
+      if (o.watch && !o.json) {
+        let done = false;
+        const result = op.result().finally(() => (done = true));
+        while (!done) {
+          const p = await (await ops()).status(name).catch(() => undefined);
+          if (p) {
+            console.clear();
+            printProgress(p);
+          }
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+        printProgress(await result);
+        return;
+      }
+      emit(o, await op.result(), printProgress);
+    });
+  rollout
+    .command('status <name>')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: OutputOptions) =>
+      emit(o, await (await ops()).status(name), printProgress),
+    );
+  for (const [cmd, what] of [
+    ['pause', 'pause after the current step'],
+    ['resume', 'resume a paused or halted rollout'],
+    ['abort', 'start no new host; hosts in progress finish'],
+  ] as const) {
+    rollout
+      .command(`${cmd} <name>`)
+      .description(what)
+      .action(async (name: string) => console.log(await (await ops())[cmd](name)));
+  }
+  rollout
+    .command('skip <name> <hostId>')
+    .description('skip a pending or failed host')
+    .action(async (name: string, hostId: string) => console.log(await (await ops()).skip(name, hostId)));
+  rollout
+    .command('retry <name> <hostId>')
+    .description('try a failed host again')
+    .action(async (name: string, hostId: string) => console.log(await (await ops()).retry(name, hostId)));
+}
