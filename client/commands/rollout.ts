@@ -29,6 +29,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
     .option('--retries <n>', 'retries per host', numberArg)
     .option('--failure-budget <n>', 'failed hosts tolerated before the rollout halts', numberArg)
     .option('--watch', 'show every host until the rollout ends')
+    .option('--wait', 'wait for the rollout to end (it may halt for an operator)')
     .option('--json', 'print JSON')
     .action(async (name: string, o: OutputOptions & Record<string, unknown>) => {
       const maxUnavailable = o.maxUnavailable as string | undefined;
@@ -65,7 +66,11 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
         printProgress(await result);
         return;
       }
-      emit(o, await op.result(), printProgress);
+      if (o.wait) emit(o, await op.result(), printProgress);
+      else
+        emit(o, { workflowId: op.workflowId, url: op.url }, () =>
+          console.log(`follow it with: virtflow rollout status ${name}`),
+        );
     });
   rollout
     .command('status <name>')
