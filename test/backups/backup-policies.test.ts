@@ -4,20 +4,7 @@ import { vmOperations } from '../../client/vm-operations';
 import { ValidationError } from '../../domain/errors';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { GUEST_IMAGE, importGuestImage } from '../helpers/guests';
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 90_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+import { until } from '../helpers/until';
 
 describe('backup policies run as Temporal Schedules', () => {
   let stack: TestStack;

@@ -3,20 +3,7 @@ import { hostOperations } from '../../client/host-operations';
 import { vmOperations } from '../../client/vm-operations';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage } from '../helpers/guests';
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import { until } from '../helpers/until';
 
 describe('rolling patches across the local hosts', () => {
   let stack: TestStack;

@@ -1,19 +1,6 @@
 import { rolloutOperations } from '../../client/rollout-operations';
 import { TestStack } from '../helpers/test-stack';
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import { until } from '../helpers/until';
 
 describe('a rollout survives its controller and can be aborted', () => {
   let stack: TestStack;
