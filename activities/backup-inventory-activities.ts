@@ -321,18 +321,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
         bootTimeoutSec: req.bootTimeoutSec,
         bootArgs: req.bootArgs ?? backup.vm.bootArgs,
       };
-      await claimVmIdForRun(
-        inv,
-        {
-          _id: req.vmId,
-          image: spec.image,
-          memoryMiB: spec.memoryMiB,
-          vcpus: spec.vcpus,
-          labels: spec.labels,
-          bootArgs: spec.bootArgs,
-        },
-        currentRun().runId,
-      );
+      await claimVmIdForRun(inv, spec, currentRun().runId);
       return { spec, backupPath: backup.path };
     },
   };

@@ -28,18 +28,7 @@ export function createVmInventoryActivities(inv: Inventory) {
       if (spec.host && !(await inv.hosts.findOne({ _id: spec.host }))) {
         throw new ValidationError('host', `no host named "${spec.host}" (see \`virtflow host list\`)`);
       }
-      await claimVmIdForRun(
-        inv,
-        {
-          _id: spec.vmId,
-          image: spec.image,
-          memoryMiB: spec.memoryMiB,
-          vcpus: spec.vcpus,
-          labels: spec.labels,
-          bootArgs: spec.bootArgs,
-        },
-        currentRun().runId,
-      );
+      await claimVmIdForRun(inv, spec, currentRun().runId);
       return { spec, image: { path: image.path, format: image.format, sha256: image.sha256 } };
     },
 

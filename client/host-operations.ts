@@ -1,6 +1,6 @@
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Config } from '../domain/config';
-import { InvalidStateError, parseInput } from '../domain/errors';
+import { parseInput } from '../domain/errors';
 import {
   enterMaintenanceSchema,
   exitMaintenanceSchema,
@@ -11,6 +11,7 @@ import { workflowIds } from '../domain/names';
 import type { enterMaintenance, exitMaintenance, patchHost } from '../workflows';
 import { patchHostSchema, type PatchHostRequest } from '../domain/patch';
 import { resolveBlocked } from '../workflows/maintenance-control';
+import { sendControl } from './updates';
 import { startResourceWorkflow } from './vm-operations';
 
 /** The typed client for host operations: maintenance, evacuation, return to service. */
@@ -51,15 +52,11 @@ export function hostOperations(client: Client, config: Config) {
     },
     /** Answers a host blocked entering maintenance: retry its unmovable VMs, or let them be stopped. */
     async resolveBlocked(hostId: string, action: 'retry' | 'stop-them'): Promise<string> {
-      try {
-        return await client.workflow
+      return sendControl(() =>
+        client.workflow
           .getHandle(workflowIds.host(hostId))
-          .executeUpdate(resolveBlocked, { args: [{ action }] });
-      } catch (err) {
-        if (err instanceof WorkflowUpdateFailedError)
-          throw new InvalidStateError(err.cause?.message ?? err.message);
-        throw err;
-      }
+          .executeUpdate(resolveBlocked, { args: [{ action }] }),
+      );
     },
   };
 }

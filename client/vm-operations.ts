@@ -1,6 +1,5 @@
 import {
   WorkflowExecutionAlreadyStartedError,
-  WorkflowUpdateFailedError,
   type Client,
   type Workflow,
   type WorkflowStartOptions,
@@ -36,6 +35,7 @@ import {
 import { progressQuery } from '../workflows/observability';
 import { InvalidStateError } from '../domain/errors';
 import { runUrl } from './temporal';
+import { sendControl } from './updates';
 
 export interface StartedOperation<R> {
   workflowId: string;
@@ -108,23 +108,14 @@ async function runningMigration(client: Client, vmId: string): Promise<WorkflowH
   return handle;
 }
 
-/**
- * Sends a control Update to a VM's running migration. A validator's refusal comes back as the
- * operator's sentence (why the control is not allowed now), not as "Workflow Update failed".
- */
+/** Sends a control Update to a VM's running migration (see sendControl). */
 async function control(
   client: Client,
   vmId: string,
   send: (h: WorkflowHandle) => Promise<string>,
 ): Promise<string> {
   const handle = await runningMigration(client, vmId);
-  try {
-    return await send(handle);
-  } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError)
-      throw new InvalidStateError(err.cause?.message ?? err.message);
-    throw err;
-  }
+  return sendControl(() => send(handle));
 }
 
 /** The typed client for VM operations; the CLI and tests are built on it. */

@@ -1,3 +1,4 @@
+import type { CreateVmSpec } from '../domain/requests';
 import { MongoServerError } from 'mongodb';
 import { NotFoundError, ValidationError } from '../domain/errors';
 import type { Inventory } from './db';
@@ -47,12 +48,13 @@ export async function insertCreatingVm(
  */
 export async function claimVmIdForRun(
   inv: Inventory,
-  vm: Pick<VmDoc, '_id' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'bootArgs'>,
+  spec: Pick<CreateVmSpec, 'vmId' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'bootArgs'>,
   runId: string,
 ): Promise<void> {
-  const existing = await inv.vms.findOne({ _id: vm._id });
+  const existing = await inv.vms.findOne({ _id: spec.vmId });
   if (existing?.state === 'creating' && existing.createdByRun === runId) return;
-  await insertCreatingVm(inv, { ...vm, createdByRun: runId });
+  const { vmId, image, memoryMiB, vcpus, labels, bootArgs } = spec;
+  await insertCreatingVm(inv, { _id: vmId, image, memoryMiB, vcpus, labels, bootArgs, createdByRun: runId });
 }
 
 export async function updateVm(
