@@ -1,11 +1,11 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { InsufficientCapacityError, parseInput, ValidationError } from '../domain/errors';
 import { enterMaintenanceSchema, exitMaintenanceSchema } from '../domain/maintenance';
-import { placeVm } from '../domain/placement';
+import { placeVm, spreadChoice } from '../domain/placement';
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
 import { setHostMaintenance } from '../inventory/hosts';
-import { placementHosts } from '../inventory/placement-view';
+import { recentPlacementHosts } from '../inventory/placement-view';
 import type { HostDoc } from '../inventory/schemas';
 import { getVm } from '../inventory/vms';
 import { currentRun } from './run-context';
@@ -47,16 +47,28 @@ export function createMaintenanceActivities(inv: Inventory) {
      * A target for one evacuated VM: placement over hosts other than the source, skipping targets
      * that already failed for it and those at their inbound limit.
      */
-    async chooseEvacuationTarget(req: { vmId: string; exclude: string[] }): Promise<string> {
+    async chooseEvacuationTarget(req: {
+      vmId: string;
+      exclude: string[];
+      preferPatchLevel?: string;
+    }): Promise<string> {
       const vm = await getVm(inv, req.vmId);
-      const decision = placeVm(await placementHosts(inv), {
+      const hosts = await recentPlacementHosts(inv);
+      const request = {
         memoryMiB: vm.memoryMiB,
         vcpus: vm.vcpus,
         excludeHosts: [...req.exclude, ...(vm.host ? [vm.host] : [])],
-      });
-      if (!decision.chosen)
-        throw new InsufficientCapacityError(`vm ${vm._id} (evacuation)`, decision.rejected);
-      return decision.chosen;
+      };
+      // During a rolling patch, hosts already patched come first: the VM then moves only once.
+      if (req.preferPatchLevel) {
+        const patched = hosts.filter((h) => h.patchLevel === req.preferPatchLevel);
+        const chosen = spreadChoice(placeVm(patched, request));
+        if (chosen) return chosen;
+      }
+      const decision = placeVm(hosts, request);
+      const chosen = spreadChoice(decision);
+      if (!chosen) throw new InsufficientCapacityError(`vm ${vm._id} (evacuation)`, decision.rejected);
+      return chosen;
     },
 
     async setMaintenanceState(req: {

@@ -26,6 +26,14 @@ export interface StepResult {
 
 const PATCHES_DIR = path.join(repoRoot, 'patches');
 
+/** A patch of the catalogue, as `patches/<name>/patch.json` defines it. */
+export function readPatchDefinition(name: string): PatchDefinition {
+  const file = path.join(PATCHES_DIR, name, 'patch.json');
+  if (!fs.existsSync(file))
+    throw ApplicationFailure.nonRetryable(`no patch named "${name}" in the catalogue`, 'ValidationError');
+  return patchDefinitionSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
+}
+
 /** Runs one executable of a patch with a timeout, its whole process group killed on expiry. */
 function runStep(
   file: string,
@@ -62,21 +70,14 @@ function runStep(
 
 /** Patching on this host: the catalogue's executables, the restart, and a canary guest. */
 export function createPatchActivities(deps: PatchActivityDeps) {
-  const definition = (name: string): PatchDefinition => {
-    const file = path.join(PATCHES_DIR, name, 'patch.json');
-    if (!fs.existsSync(file))
-      throw ApplicationFailure.nonRetryable(`no patch named "${name}" in the catalogue`, 'ValidationError');
-    return patchDefinitionSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
-  };
-
   return {
     async readPatch(req: { name: string }): Promise<PatchDefinition & { currentLevel: string }> {
-      return { ...definition(req.name), currentLevel: deps.patchLevel() };
+      return { ...readPatchDefinition(req.name), currentLevel: deps.patchLevel() };
     },
 
     /** Runs a patch's pre-flight, apply or post executable; apply sets the new patch level. */
     async runPatchStep(req: { name: string; step: 'preflight' | 'apply' | 'post' }): Promise<StepResult> {
-      const def = definition(req.name);
+      const def = readPatchDefinition(req.name);
       const exe = req.step === 'apply' ? 'apply' : def[req.step];
       if (!exe) return { exitCode: 0, timedOut: false, output: `no ${req.step} step` };
       const ctx = Context.current();

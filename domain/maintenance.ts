@@ -19,6 +19,8 @@ export const enterMaintenanceSchema = z.object({
    */
   onUnmovable: z.enum(unmovablePolicies).default('block'),
   migration: migrationPolicySchema.optional(),
+  /** Evacuate onto hosts at this patch level first (a rolling patch's already-patched hosts). */
+  preferPatchLevel: z.string().min(1).optional(),
 });
 export type EnterMaintenanceRequest = z.input<typeof enterMaintenanceSchema>;
 

@@ -3,9 +3,19 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 /** The controller worker's task queue: every workflow and the inventory activities. */
 export const CONTROLLER_TASK_QUEUE = 'virtflow-controller';
 
+/** Hosts of the simulated fleet are named `sim-…`; no real agent may take such a name. */
+export const SIM_HOST_PREFIX = 'sim-';
+
+/** One simulated agent serves every simulated host, on this shared queue (DESIGN.md §4). */
+export const SIM_TASK_QUEUE = 'host/sim';
+
+export function isSimHost(hostId: string): boolean {
+  return hostId.startsWith(SIM_HOST_PREFIX);
+}
+
 /** Each host agent polls its own queue, so an activity scheduled there runs on that host. */
 export function hostTaskQueue(hostId: string): string {
-  return `host/${hostId}`;
+  return isSimHost(hostId) ? SIM_TASK_QUEUE : `host/${hostId}`;
 }
 
 /** Workflow ids are resource-scoped so Temporal itself allows one operation per resource. */

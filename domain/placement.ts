@@ -15,6 +15,7 @@ export interface PlacementHost {
   factsIntervalMs: number;
   allocatable: { memoryMiB: number; vcpus: number };
   used: { memoryMiB: number; vcpus: number; runningVms: number };
+  patchLevel?: string;
 }
 
 export interface PlacementRequest {
@@ -120,4 +121,17 @@ export function placeVm(hosts: PlacementHost[], req: PlacementRequest, now = Dat
   // Ties go to the lower host id so a decision is reproducible.
   ranked.sort((a, b) => b.score - a.score || (a.host < b.host ? -1 : 1));
   return { chosen: ranked[0]?.host ?? null, ranked, rejected };
+}
+
+/**
+ * Picks among the best hosts rather than always the very best, as Nova's `host_subset_size`
+ * does: when many evacuations choose at once from the same snapshot, they spread over the top
+ * hosts instead of all racing for one. Small clusters (under 8 eligible hosts) keep the
+ * single best choice.
+ */
+export function spreadChoice(decision: PlacementDecision, random: () => number = Math.random): string | null {
+  const n = decision.ranked.length;
+  if (n < 8) return decision.chosen;
+  const subset = Math.ceil(Math.sqrt(n));
+  return decision.ranked[Math.floor(random() * subset)].host;
 }

@@ -23,6 +23,11 @@ export const rolloutRequestSchema = z
     retryDelaySec: z.number().int().min(0).max(3600).default(5),
     /** Failed hosts tolerated before the rollout halts and waits for an operator. */
     failureBudget: z.number().int().min(0).max(1000).default(0),
+    /**
+     * History events one run may grow to before it continues as new (Temporal's own suggestion
+     * also triggers it): a 5,000-host rollout keeps every run's history small.
+     */
+    historyLimit: z.number().int().min(200).max(40_000).default(10_000),
   })
   .refine((r) => (r.hosts === undefined) !== (r.cluster === undefined), {
     message: 'give exactly one of hosts or cluster',

@@ -19,6 +19,24 @@ export async function placementHosts(inv: Inventory): Promise<PlacementHost[]> {
       factsIntervalMs: h.agent.factsIntervalMs,
       allocatable: h.allocatable,
       used: { memoryMiB: u?.memoryMiB ?? 0, vcpus: u?.vcpus ?? 0, runningVms: u?.runningVms ?? 0 },
+      patchLevel: h.patchLevel,
     };
   });
+}
+
+const snapshots = new WeakMap<Inventory, { at: number; hosts: Promise<PlacementHost[]> }>();
+
+/**
+ * The placement view at most `maxAgeMs` old, shared by every caller in this process. Reading
+ * every VM costs a full scan on FerretDB; a fleet evacuating hundreds of VMs at once would
+ * spend its time re-reading it. Choosing from a slightly stale view is safe because the
+ * capacity claim that follows re-checks the one host chosen and refuses if it is full.
+ */
+export function recentPlacementHosts(inv: Inventory, maxAgeMs = 1000): Promise<PlacementHost[]> {
+  const cached = snapshots.get(inv);
+  if (cached && Date.now() - cached.at < maxAgeMs) return cached.hosts;
+  const hosts = placementHosts(inv);
+  snapshots.set(inv, { at: Date.now(), hosts });
+  hosts.catch(() => snapshots.delete(inv));
+  return hosts;
 }

@@ -12,9 +12,17 @@ export interface HostUsage {
   /** VMs recorded on the host (any holding state) and those running. */
   vms: number;
   runningVms: number;
+  /** Memory of the running VMs: what an evacuation of the host has to place elsewhere. */
+  runningMemoryMiB: number;
 }
 
-const emptyUsage = (): HostUsage => ({ memoryMiB: 0, vcpus: 0, vms: 0, runningVms: 0 });
+const emptyUsage = (): HostUsage => ({
+  memoryMiB: 0,
+  vcpus: 0,
+  vms: 0,
+  runningVms: 0,
+  runningMemoryMiB: 0,
+});
 
 /**
  * What each host has handed out: active reservations plus the VMs it holds. Reservations are
@@ -45,7 +53,10 @@ export async function readUsage(inv: Inventory, hostIds?: string[]): Promise<Map
     u.memoryMiB += vm.memoryMiB;
     u.vcpus += vm.vcpus;
     u.vms += 1;
-    if (vm.state === 'running') u.runningVms += 1;
+    if (vm.state === 'running') {
+      u.runningVms += 1;
+      u.runningMemoryMiB += vm.memoryMiB;
+    }
   }
   return usage;
 }

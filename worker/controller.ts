@@ -5,6 +5,7 @@ import { connectClient, connectWorkerConnection } from '../client/temporal';
 import { loadConfig, type Config } from '../domain/config';
 import { logger } from '../domain/logger';
 import { CONTROLLER_TASK_QUEUE } from '../domain/names';
+import type { VirtualClock } from '../hypervisor/sim/virtual-clock';
 import { ensureIndexes, openInventory } from '../inventory/db';
 
 /**
@@ -12,7 +13,15 @@ import { ensureIndexes, openInventory } from '../inventory/db';
  * Any number of replicas may run. Tests pass a pre-built bundle so workflow code is bundled
  * once per file, not once per worker.
  */
-export async function createController(config: Config, opts: { workflowBundle?: WorkflowBundle } = {}) {
+export interface ControllerOptions {
+  workflowBundle?: WorkflowBundle;
+  /** Another queue: a dry-run's controller serves only its own workflows. */
+  taskQueue?: string;
+  /** A simulated fleet's clock must not move while an inventory step runs (see VirtualClock). */
+  simulationClock?: VirtualClock;
+}
+
+export async function createController(config: Config, opts: ControllerOptions = {}) {
   const inv = await openInventory(config);
   await ensureIndexes(inv);
   const connection = await connectWorkerConnection(config);
@@ -22,11 +31,13 @@ export async function createController(config: Config, opts: { workflowBundle?: 
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: CONTROLLER_TASK_QUEUE,
+    taskQueue: opts.taskQueue ?? CONTROLLER_TASK_QUEUE,
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }
       : { workflowsPath: require.resolve('../workflows') }),
-    activities: createControllerActivities(inv, config, temporalClient),
+    activities: opts.simulationClock
+      ? opts.simulationClock.holding(createControllerActivities(inv, config, temporalClient))
+      : createControllerActivities(inv, config, temporalClient),
   });
   return {
     worker,

@@ -8,7 +8,7 @@ import { connectWorkerConnection } from '../client/temporal';
 import { dataPaths, installed, loadConfig, type Config } from '../domain/config';
 import { idSchema } from '../domain/ids';
 import { logger } from '../domain/logger';
-import { hostTaskQueue } from '../domain/names';
+import { hostTaskQueue, isSimHost, SIM_HOST_PREFIX } from '../domain/names';
 import { QemuHost } from '../hypervisor/qemu-host';
 import { ensureIndexes, openInventory, type Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
@@ -175,6 +175,8 @@ function positiveInt(value: string): number {
 function hostId(value: string): string {
   const r = idSchema.safeParse(value);
   if (!r.success) throw new InvalidArgumentError(r.error.issues[0].message);
+  if (isSimHost(value))
+    throw new InvalidArgumentError(`"${SIM_HOST_PREFIX}" names are reserved for the simulated fleet`);
   return value;
 }
 

@@ -3,7 +3,7 @@ import type { Duration } from '@temporalio/common';
 import type { ControllerActivities } from '../activities/controller-activities';
 import type { HostActivities } from '../activities/host-activities';
 import { nonRetryableErrorTypes } from '../domain/errors';
-import { hostTaskQueue } from '../domain/names';
+import { hostTaskQueue, isSimHost } from '../domain/names';
 
 /** Inventory and pure-logic activities run on the controller's own task queue. */
 export const inventory = proxyActivities<ControllerActivities>({
@@ -23,12 +23,26 @@ export interface HostCallOptions {
  * Activities of one host, routed to its task queue. Calls fail when the agent does not pick
  * them up in time (scheduleToStart) instead of waiting forever on a queue nobody polls.
  */
-export function onHost(hostId: string, opts: HostCallOptions = {}) {
-  return proxyActivities<HostActivities>({
+export function onHost(hostId: string, opts: HostCallOptions = {}): HostActivities {
+  const activities = proxyActivities<HostActivities>({
     taskQueue: hostTaskQueue(hostId),
     startToCloseTimeout: opts.startToCloseTimeout ?? '1 minute',
     heartbeatTimeout: opts.heartbeatTimeout,
     scheduleToStartTimeout: opts.scheduleToStartTimeout ?? '1 minute',
     retry: { maximumAttempts: 3, nonRetryableErrorTypes },
+  });
+  return isSimHost(hostId) ? routedToSimHost(activities, hostId) : activities;
+}
+
+/**
+ * Simulated hosts share one queue, so each call carries the host it is for. A QEMU agent's
+ * calls stay exactly as they are: the agent knows which host it is.
+ */
+function routedToSimHost(activities: HostActivities, hostId: string): HostActivities {
+  return new Proxy(activities, {
+    get(target, name: keyof HostActivities) {
+      const call = target[name] as (arg?: object) => Promise<unknown>;
+      return (arg?: object) => call({ ...arg, hostId });
+    },
   });
 }

@@ -74,7 +74,11 @@ export async function evacuateHost(
       try {
         // Wait for a target with an inbound slot; hosts at their limit count as excluded meanwhile.
         const full = () => [...inbound].filter(([, n]) => n >= maxInbound).map(([h]) => h);
-        target = await inventory.chooseEvacuationTarget({ vmId, exclude: [...failedTargets, ...full()] });
+        target = await inventory.chooseEvacuationTarget({
+          vmId,
+          exclude: [...failedTargets, ...full()],
+          preferPatchLevel: request.preferPatchLevel,
+        });
       } catch (err) {
         if ([...inbound.values()].some((n) => n >= maxInbound)) {
           await condition(() => [...inbound.values()].every((n) => n < maxInbound));

@@ -50,7 +50,7 @@ export async function patchHost(request: PatchHostRequest): Promise<PatchHostRes
     );
   }
 
-  const evacuation = await evacuateHost(op, { hostId });
+  const evacuation = await evacuateHost(op, { hostId, preferPatchLevel: def.version });
   /** A failed step: the host stays in maintenance, blocked, with the reason for the operator. */
   const fail = async (what: string, detail: string): Promise<never> => {
     // One line for the operator: the step's output lines joined.

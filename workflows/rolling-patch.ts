@@ -39,9 +39,9 @@ interface Carried {
 }
 
 /**
- * Patches a cluster host by host (`rollout/<name>`): canaries first, one at a time, then
- * batches no larger than max-unavailable, each re-checked for capacity before it starts, each
- * host patched by a child `patchHost` with retries. Failures beyond the budget halt the rollout
+ * Patches a cluster host by host (`rollout/<name>`): canaries first, one at a time, then a
+ * sliding window of at most max-unavailable hosts (a new host starts when one returns, after a
+ * capacity re-check), each host patched by a child `patchHost` with retries. Failures beyond the budget halt the rollout
  * until an operator skips or retries hosts and resumes. `pause` takes effect after the current
  * step; `abort` starts nothing new and lets hosts in progress finish. The history is kept small
  * with continue-as-new.
@@ -87,11 +87,14 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
     failures: failures(),
     hosts: state.hosts.map((h) => ({ ...h })),
   });
+  let indexedPhase: string | undefined;
   const report = (p: string, m: string, waiting?: string) => {
     phase = p;
     message = m;
     waitingFor = waiting;
-    upsertSearchAttributes([{ key: searchAttributes.phase, value: p }]);
+    // Each upsert is a history event: index the phase only when it changes.
+    if (p !== indexedPhase) upsertSearchAttributes([{ key: searchAttributes.phase, value: p }]);
+    indexedPhase = p;
     setCurrentDetails(
       `**${p}**: ${m}${waiting ? `\n\nwaiting for: ${waiting}` : ''}\n\n` +
         state.hosts.map((h) => `- ${h.hostId}: ${h.state}${h.reason ? ` (${h.reason})` : ''}`).join('\n'),
@@ -99,7 +102,10 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
   };
   upsertSearchAttributes([
     { key: searchAttributes.operation, value: 'rolling-patch' },
-    { key: searchAttributes.hosts, value: state.hosts.map((h) => h.hostId) },
+    // Temporal caps a search attribute value at 2 KB: a large fleet is found by its cluster instead.
+    ...(state.hosts.map((h) => h.hostId).join().length <= 1500
+      ? [{ key: searchAttributes.hosts, value: state.hosts.map((h) => h.hostId) }]
+      : []),
     ...(spec.cluster ? [{ key: searchAttributes.cluster, value: spec.cluster }] : []),
   ]);
   setHandler(rolloutProgress, progress);
@@ -186,10 +192,30 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
     }
   };
 
+  // A sliding window: a host starts as soon as one finishes, never more than `size` out at once.
   const size = batchSize(spec.maxUnavailable, state.hosts.length);
+  const inFlight = new Set<string>();
+  let finished = 0;
+  const start = (h: HostEntry) => {
+    inFlight.add(h.hostId);
+    void patchOne(h).finally(() => {
+      inFlight.delete(h.hostId);
+      finished++;
+    });
+  };
+  /** Waits until a host in flight finishes, or an operator changes something. */
+  const nextChange = async () => {
+    const seen = { finished, paused: state.paused, aborted: state.aborted };
+    await condition(
+      () => finished !== seen.finished || state.paused !== seen.paused || state.aborted !== seen.aborted,
+    );
+  };
+  const historyFull = () =>
+    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > spec.historyLimit;
+
   for (;;) {
-    // Gates before anything new starts: an operator's pause, the failure budget, an abort.
-    if (failures() > spec.failureBudget) {
+    // Gates before anything new starts: the failure budget, an operator's pause, an abort.
+    if (failures() > spec.failureBudget && !state.paused) {
       report(
         'halted',
         `${failures()} host(s) failed, over the budget of ${spec.failureBudget}`,
@@ -197,32 +223,53 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
       );
       state.paused = true;
     }
-    if (state.paused && !state.aborted) {
+    const pending = state.hosts.filter((h) => h.state === 'pending');
+    if (state.aborted || pending.length === 0) {
+      if (inFlight.size === 0) break;
+      report(state.aborted ? 'aborting' : phase, message, `${[...inFlight].join(', ')} to finish`);
+      await nextChange();
+      continue;
+    }
+    if (state.paused) {
       if (phase !== 'halted') report('paused', 'paused by an operator', 'resume');
       await condition(() => !state.paused || state.aborted);
+      continue;
     }
-    if (state.aborted) break;
-    const pending = state.hosts.filter((h) => h.state === 'pending');
-    if (pending.length === 0) break;
-    const patchedSoFar = state.hosts.filter((h) => h.state === 'patched').length;
-    const wanted = pending.slice(0, patchedSoFar < spec.canaryHosts ? 1 : size);
-    const { fits, reason } = await inventory.fitBatch({
-      batch: wanted.map((h) => h.hostId),
-      all: state.hosts.map((h) => h.hostId),
-    });
+    // Keep the history small on large fleets: drain the window, then carry the state into a fresh run.
+    if (historyFull()) {
+      if (inFlight.size === 0) await continueAsNew<typeof rollingPatch>(request, state);
+      report('draining', 'letting the hosts in flight finish before continuing as new', [...inFlight].join(', '));
+      await nextChange();
+      continue;
+    }
+    const canary = state.hosts.filter((h) => h.state === 'patched').length < spec.canaryHosts;
+    // Canaries go alone: nothing else starts until they are back in service.
+    if (inFlight.size >= (canary ? 1 : size)) {
+      await nextChange();
+      continue;
+    }
+    if (canary && inFlight.size > 0) {
+      await nextChange();
+      continue;
+    }
+    const candidate = pending[0];
+    const { fits, reason } = await inventory.fitBatch({ batch: [candidate.hostId], busy: [...inFlight] });
     if (fits.length === 0) {
+      if (inFlight.size > 0) {
+        // Hosts coming back will make room.
+        report('waiting', `capacity: ${reason}`, 'a host in flight to return');
+        await nextChange();
+        continue;
+      }
       report('halted', `capacity: ${reason}`, "capacity to move the next host's VMs, then resume");
       state.paused = true;
       continue;
     }
-    const batch = wanted.filter((h) => fits.includes(h.hostId));
+    start(candidate);
     report(
-      patchedSoFar < spec.canaryHosts ? 'canary' : 'batch',
-      `patching ${batch.map((h) => h.hostId).join(', ')}`,
+      canary ? 'canary' : 'rolling',
+      `patching ${[...inFlight].join(', ')} (${inFlight.size} of at most ${canary ? 1 : size} out)`,
     );
-    await Promise.all(batch.map(patchOne));
-    // Keep the parent's history small on large fleets: carry the state into a fresh run.
-    if (workflowInfo().continueAsNewSuggested) await continueAsNew<typeof rollingPatch>(request, state);
   }
   const done = state.hosts.filter((h) => h.state === 'patched').length;
   report(

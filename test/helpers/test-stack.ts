@@ -5,7 +5,8 @@ import { dataPaths, installed, loadConfig, repoRoot, type Config } from '../../d
 import { QemuHost } from '../../hypervisor/qemu-host';
 import { connectClient } from '../../client/temporal';
 import { openInventory, type Inventory } from '../../inventory/db';
-import { createController } from '../../worker/controller';
+import { createController, type ControllerOptions } from '../../worker/controller';
+import { startSimAgent, type SimAgentOptions } from '../../worker/sim-agent';
 import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from '../../scripts/services/entry-points';
 import type { ManagedProcess } from '../../scripts/services/processes';
 
@@ -84,8 +85,16 @@ export class TestStack {
     return this.controllerProcess;
   }
 
-  async startController(bundle: WorkflowBundle): Promise<void> {
-    const controller = await createController(this.config, { workflowBundle: bundle });
+  /** The simulated agent serving every `sim-…` host, in this process. */
+  simAgent?: Awaited<ReturnType<typeof startSimAgent>>;
+
+  async startSimAgent(opts: SimAgentOptions = {}) {
+    this.simAgent = await startSimAgent(this.config, opts);
+    return this.simAgent;
+  }
+
+  async startController(bundle: WorkflowBundle, opts: Omit<ControllerOptions, 'workflowBundle'> = {}) {
+    const controller = await createController(this.config, { ...opts, workflowBundle: bundle });
     this.controllerWorker = controller.worker;
     this.controllerRun = controller.run();
   }
@@ -153,6 +162,7 @@ export class TestStack {
       });
       for (const guest of qemu.list()) qemu.kill(guest.vmId);
     }
+    await this.simAgent?.stop();
     await this.controllerProcess?.stop();
     this.controllerWorker?.shutdown();
     await this.controllerRun;

@@ -1,0 +1,81 @@
+import { rolloutOperations } from '../../client/rollout-operations';
+import { populateSimFleet, readSimSpans } from '../../inventory/sim-fleet';
+import { bundleWorkflows, TestStack } from '../helpers/test-stack';
+
+const HOSTS = Number(process.env.SIM_TEST_HOSTS ?? 200);
+const VMS = HOSTS * 10;
+
+/** The most spans open at any one moment. */
+function peakOverlap(spans: { startSec: number; endSec: number }[]): number {
+  const edges = spans.flatMap((s) => [
+    { t: s.startSec, d: 1 },
+    { t: s.endSec, d: -1 },
+  ]);
+  // A host that returns at t makes room for one starting at t: ends count first.
+  edges.sort((a, b) => a.t - b.t || a.d - b.d);
+  let open = 0;
+  let peak = 0;
+  for (const e of edges) peak = Math.max(peak, (open += e.d));
+  return peak;
+}
+
+describe(`a simulated fleet of ${HOSTS} hosts and ${VMS} VMs`, () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    stack = await TestStack.create('simulated-rollout');
+    const sim = await stack.startSimAgent();
+    await stack.startController(await bundleWorkflows(), { simulationClock: sim.fleet.clock });
+    await populateSimFleet(stack.inventory, { hosts: HOSTS, vms: VMS, seed: 7 });
+  });
+  afterAll(() => stack.stop());
+
+  test('a rolling patch at 10% max-unavailable completes, never exceeds it, and continues as new', async () => {
+    const maxUnavailable = Math.floor(HOSTS / 10);
+    const rollouts = rolloutOperations(stack.client, stack.config);
+    const op = await rollouts.start({
+      name: 'fleet',
+      patch: 'security-2026-11',
+      cluster: 'sim',
+      maxUnavailable: '10%',
+      historyLimit: 1000,
+    });
+    let maxOut = 0;
+    let finished = false;
+    const watch = (async () => {
+      while (!finished) {
+        maxOut = Math.max(maxOut, await stack.inventory.hosts.countDocuments({ cluster: 'sim', maintenance: true }));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
+    const result = await op.result();
+    finished = true;
+    await watch;
+
+    expect(result.phase).toBe('done');
+    expect(result.hosts.filter((h) => h.state === 'patched')).toHaveLength(HOSTS);
+    const hosts = await stack.inventory.hosts.find({ cluster: 'sim' }).toArray();
+    expect(hosts.every((h) => h.patchLevel === '2026.11.1' && !h.maintenance)).toBe(true);
+    // Every VM still runs, exactly once, on a host the simulated hypervisor agrees on.
+    const vms = await stack.inventory.vms.find({}).toArray();
+    expect(vms).toHaveLength(VMS);
+    expect(vms.every((v) => v.state === 'running')).toBe(true);
+    const fleet = stack.simAgent!.fleet;
+    for (const v of vms) {
+      const holders = [];
+      for (const h of hosts) if ((await fleet.host(h._id)).guests.has(v._id)) holders.push(h._id);
+      expect(holders).toEqual([v.host]);
+    }
+    // Never more than max-unavailable out of service: seen live and in modelled time.
+    expect(maxOut).toBeGreaterThan(1);
+    expect(maxOut).toBeLessThanOrEqual(maxUnavailable);
+    const spans = await readSimSpans(stack.inventory, hosts.map((h) => h._id));
+    expect(spans).toHaveLength(HOSTS);
+    expect(peakOverlap(spans)).toBeLessThanOrEqual(maxUnavailable);
+    // The parent's history stayed bounded: it continued as new at least once.
+    const runs = [];
+    for await (const w of stack.client.workflow.list({ query: `WorkflowId = "rollout/fleet"` })) runs.push(w);
+    expect(runs.length).toBeGreaterThan(1);
+    for (const r of runs) expect(r.historyLength).toBeLessThanOrEqual(1500);
+  }, 1_200_000);
+});

@@ -1,0 +1,76 @@
+import { Worker } from '@temporalio/worker';
+import { withOperatorErrors } from '../activities/operator-errors';
+import { createSimHostActivities } from '../activities/sim-host-activities';
+import { connectWorkerConnection } from '../client/temporal';
+import { loadConfig, type Config } from '../domain/config';
+import { logger } from '../domain/logger';
+import { SIM_TASK_QUEUE } from '../domain/names';
+import { SimFleet } from '../hypervisor/sim/sim-fleet';
+import type { TimingModel } from '../hypervisor/sim/timing-model';
+import { openInventory } from '../inventory/db';
+import { loadSimHostSeed, recordSimRestart, recordSimSpan, touchSimHosts } from '../inventory/sim-fleet';
+
+export interface SimAgentOptions {
+  factsIntervalMs?: number;
+  /** Real quiet time before the virtual clock moves (see VirtualClock). */
+  settleMs?: number;
+  model?: TimingModel;
+}
+
+/**
+ * The simulated host agent: one worker on `host/sim` serving every simulated host in the
+ * inventory, with the QEMU agent's activity interface over an in-memory fleet and a virtual
+ * clock. For fleet-scale tests, benchmarks, `virtflow sim up` and rollout dry-runs.
+ */
+export async function startSimAgent(config: Config, opts: SimAgentOptions = {}) {
+  const inv = await openInventory(config);
+  const connection = await connectWorkerConnection(config);
+  const fleet = new SimFleet((hostId) => loadSimHostSeed(inv, hostId), opts.model, opts.settleMs);
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: SIM_TASK_QUEUE,
+    // Hundreds of hosts share this one worker: let it hold many calls at once.
+    maxConcurrentActivityTaskExecutions: 2000,
+    activities: fleet.clock.holding(
+      withOperatorErrors(
+        createSimHostActivities({
+          fleet,
+          recordRestart: (hostId, agent) => recordSimRestart(inv, hostId, agent),
+          recordSpan: (span) => recordSimSpan(inv, span),
+        }),
+      ),
+    ),
+  });
+  const beat = setInterval(() => {
+    touchSimHosts(inv).catch((err: unknown) => logger.warn({ err }, 'simulated heartbeat failed'));
+  }, opts.factsIntervalMs ?? 5000);
+  await touchSimHosts(inv);
+  const running = worker.run().finally(async () => {
+    clearInterval(beat);
+    fleet.clock.stop();
+    await connection.close();
+    await inv.close();
+  });
+  return {
+    fleet,
+    worker,
+    running,
+    async stop(): Promise<void> {
+      worker.shutdown();
+      await running;
+    },
+  };
+}
+
+if (require.main === module) {
+  void (async () => {
+    const agent = await startSimAgent(loadConfig());
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => agent.worker.shutdown());
+    logger.info({ taskQueue: SIM_TASK_QUEUE }, 'simulated host agent started');
+    await agent.running;
+  })().catch((err: unknown) => {
+    logger.fatal({ err }, 'simulated host agent failed');
+    process.exit(1);
+  });
+}
