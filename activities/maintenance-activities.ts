@@ -59,13 +59,13 @@ export function createMaintenanceActivities(inv: Inventory) {
         vcpus: vm.vcpus,
         excludeHosts: [...req.exclude, ...(vm.host ? [vm.host] : [])],
       };
-      // During a rolling patch, hosts already patched come first: the VM then moves only once.
-      if (req.preferPatchLevel) {
-        const patched = hosts.filter((h) => h.patchLevel === req.preferPatchLevel);
-        const chosen = spreadChoice(placeVm(patched, request));
-        if (chosen) return chosen;
-      }
       const decision = placeVm(hosts, request);
+      // During a rolling patch, hosts already patched rank first: the VM then moves only once.
+      if (req.preferPatchLevel) {
+        const level = new Map(hosts.map((h) => [h.id, h.patchLevel]));
+        const patchedFirst = (r: { host: string }) => (level.get(r.host) === req.preferPatchLevel ? 0 : 1);
+        decision.ranked.sort((a, b) => patchedFirst(a) - patchedFirst(b));
+      }
       const chosen = spreadChoice(decision);
       if (!chosen) throw new InsufficientCapacityError(`vm ${vm._id} (evacuation)`, decision.rejected);
       return chosen;

@@ -3,7 +3,7 @@ import { migrationRequestSchema, type MigrationPolicy } from '../domain/migratio
 import { filters, placeVm, type PlacementHost, type PlacementRequest } from '../domain/placement';
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
-import { placementHosts } from '../inventory/placement-view';
+import { recentPlacementHosts } from '../inventory/placement-view';
 import { claimCapacity, releaseOwnedReservations } from '../inventory/reservations';
 import { getVm, updateVm } from '../inventory/vms';
 import { currentRun, reservationOwner } from './run-context';
@@ -63,7 +63,8 @@ export function createMigrationInventoryActivities(inv: Inventory) {
           `vm ${vm._id} is ${vm.state}; only a running VM can be live-migrated`,
         );
       }
-      const hosts = await placementHosts(inv);
+      // A view up to a second old is enough to plan: the target's claim re-checks its capacity.
+      const hosts = await recentPlacementHosts(inv);
       const source = hosts.find((h) => h.id === vm.host);
       if (!source)
         throw new PreCheckError('SourceMismatchError', `vm ${vm._id}'s host ${vm.host} is not registered`);

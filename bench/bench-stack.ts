@@ -16,7 +16,11 @@ export interface BenchStack {
 }
 
 /** A private virtflow stack for one benchmark run: its own ports, database files and data directory. */
-export async function startBenchStack(dir: string, hostCount: number): Promise<BenchStack> {
+export async function startBenchStack(
+  dir: string,
+  hostCount: number,
+  opts: { controller?: boolean } = {},
+): Promise<BenchStack> {
   const children: ManagedProcess[] = [];
   const temporal = await startTemporalDevServer({
     port: await findFreePort(),
@@ -37,7 +41,8 @@ export async function startBenchStack(dir: string, hostCount: number): Promise<B
     VIRTFLOW_LOG_LEVEL: 'warn',
   };
   const config = loadConfig(env);
-  children.push(spawnEntryPoint('bench-controller', 'worker/controller.ts', [], { logDir: dir, env }));
+  if (opts.controller !== false)
+    children.push(spawnEntryPoint('bench-controller', 'worker/controller.ts', [], { logDir: dir, env }));
   for (const host of localHosts.slice(0, hostCount)) {
     children.push(
       spawnEntryPoint(`bench-${host.hostId}`, 'worker/host-agent.ts', hostAgentArgs(host), {

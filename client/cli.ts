@@ -3,6 +3,7 @@ import { ValidationError, VirtflowError } from '../domain/errors';
 import { registerBackupCommands } from './commands/backup';
 import { registerHostCommands } from './commands/host';
 import { registerRolloutCommands } from './commands/rollout';
+import { registerSimCommands } from './commands/sim';
 import { registerImageCommands } from './commands/image';
 import { registerVmCommands } from './commands/vm';
 import { CliContext } from './context';
@@ -20,6 +21,7 @@ export function buildCli(ctx: CliContext): Command {
   registerVmCommands(program, ctx);
   registerBackupCommands(program, ctx);
   registerRolloutCommands(program, ctx);
+  registerSimCommands(program, ctx);
   return program;
 }
 

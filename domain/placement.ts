@@ -131,7 +131,7 @@ export function placeVm(hosts: PlacementHost[], req: PlacementRequest, now = Dat
  */
 export function spreadChoice(decision: PlacementDecision, random: () => number = Math.random): string | null {
   const n = decision.ranked.length;
-  if (n < 8) return decision.chosen;
+  if (n < 8) return decision.ranked[0]?.host ?? null;
   const subset = Math.ceil(Math.sqrt(n));
   return decision.ranked[Math.floor(random() * subset)].host;
 }

@@ -8,10 +8,9 @@ import { SIM_TASK_QUEUE } from '../domain/names';
 import { SimFleet } from '../hypervisor/sim/sim-fleet';
 import type { TimingModel } from '../hypervisor/sim/timing-model';
 import { openInventory } from '../inventory/db';
-import { loadSimHostSeed, recordSimRestart, recordSimSpan, touchSimHosts } from '../inventory/sim-fleet';
+import { loadSimHostSeed, recordSimRestart, recordSimSpan } from '../inventory/sim-fleet';
 
 export interface SimAgentOptions {
-  factsIntervalMs?: number;
   /** Real quiet time before the virtual clock moves (see VirtualClock). */
   settleMs?: number;
   model?: TimingModel;
@@ -42,12 +41,7 @@ export async function startSimAgent(config: Config, opts: SimAgentOptions = {}) 
       ),
     ),
   });
-  const beat = setInterval(() => {
-    touchSimHosts(inv).catch((err: unknown) => logger.warn({ err }, 'simulated heartbeat failed'));
-  }, opts.factsIntervalMs ?? 5000);
-  await touchSimHosts(inv);
   const running = worker.run().finally(async () => {
-    clearInterval(beat);
     fleet.clock.stop();
     await connection.close();
     await inv.close();

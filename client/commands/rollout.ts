@@ -3,6 +3,7 @@ import type { RolloutProgress } from '../../workflows/rollout-control';
 import type { CliContext } from '../context';
 import { emit, printTable, type OutputOptions } from '../output';
 import { rolloutOperations } from '../rollout-operations';
+import { forecastRollout, type RolloutForecast } from '../rollout-forecast';
 import { numberArg } from './args';
 
 function printProgress(p: RolloutProgress): void {
@@ -10,6 +11,19 @@ function printProgress(p: RolloutProgress): void {
   printTable(
     p.hosts.map((h) => ({ host: h.hostId, state: h.state, attempts: h.attempts, reason: h.reason })),
     ['host', 'state', 'attempts', 'reason'],
+  );
+}
+
+function printForecast(f: RolloutForecast): void {
+  const h = Math.floor(f.makespanSec / 3600);
+  const m = Math.round((f.makespanSec % 3600) / 60);
+  console.log(
+    `forecast: ${f.progress.phase}, makespan ${f.makespanSec} s (${h} h ${m} min), ` +
+      `peak unavailability ${f.peakUnavailable} host(s) (limit ${f.maxUnavailable})`,
+  );
+  printTable(
+    f.hosts.map((x) => ({ host: x.hostId, state: x.state, 'out of service (s)': x.outOfServiceSec, reason: x.reason })),
+    ['host', 'state', 'out of service (s)', 'reason'],
   );
 }
 
@@ -28,14 +42,13 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
     .option('--max-unavailable <n|%>', 'hosts out of service at once (count or percentage)')
     .option('--retries <n>', 'retries per host', numberArg)
     .option('--failure-budget <n>', 'failed hosts tolerated before the rollout halts', numberArg)
+    .option('--dry-run', 'forecast on a simulated twin of the hosts: makespan and peak unavailability')
     .option('--watch', 'show every host until the rollout ends')
     .option('--wait', 'wait for the rollout to end (it may halt for an operator)')
     .option('--json', 'print JSON')
     .action(async (name: string, o: OutputOptions & Record<string, unknown>) => {
       const maxUnavailable = o.maxUnavailable as string | undefined;
-      const op = await (
-        await ops()
-      ).start({
+      const request = {
         name,
         patch: o.patch as string,
         hosts: o.hosts as string[] | undefined,
@@ -50,7 +63,18 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
               : numberArg(maxUnavailable),
         retriesPerHost: o.retries as number | undefined,
         failureBudget: o.failureBudget as number | undefined,
-      });
+      };
+      if (o.dryRun) {
+        if (!o.json) console.error('forecasting on a simulated twin of the hosts…');
+        let last = '';
+        const forecast = await forecastRollout(await ctx.client(), ctx.config, await ctx.inventory(), request, (p) => {
+          const line = `${p.phase}: ${p.message}`;
+          if (!o.json && line !== last) console.error(`  ${(last = line)}`);
+        });
+        emit(o, forecast, printForecast);
+        return;
+      }
+      const op = await (await ops()).start(request);
       if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
       if (o.watch && !o.json) {
         let done = false;

@@ -20,7 +20,7 @@ export interface TimingModel {
 }
 
 export const defaultTimingModel: TimingModel = {
-  resolutionSec: 5,
+  resolutionSec: 10,
   linkMiBps: 1100,
   migrationOverheadSec: 2,
   convergenceLimit: 0.8,

@@ -11,12 +11,14 @@
  */
 export class VirtualClock {
   private nowSec = 0;
+  /** How many times the clock has moved: each move costs `settleMs` of real time at least. */
+  steps = 0;
   private busy = 0;
   private quietSince = Date.now();
   private readonly sleepers: { at: number; wake: () => void }[] = [];
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly settleMs = 100) {
+  constructor(private readonly settleMs = 150) {
     this.timer = setInterval(() => this.advanceIfQuiet(), Math.max(5, Math.floor(settleMs / 4)));
     this.timer.unref();
   }
@@ -93,6 +95,7 @@ export class VirtualClock {
     if (this.sleepers.length === 0 || this.busy > 0 || Date.now() - this.quietSince < this.settleMs) return;
     const next = Math.min(...this.sleepers.map((s) => s.at));
     this.nowSec = next;
+    this.steps++;
     for (const s of this.sleepers.filter((x) => x.at <= next)) {
       this.sleepers.splice(this.sleepers.indexOf(s), 1);
       s.wake();

@@ -1,23 +1,10 @@
 import { rolloutOperations } from '../../client/rollout-operations';
 import { populateSimFleet, readSimSpans } from '../../inventory/sim-fleet';
+import { peakOverlap } from '../../hypervisor/sim/spans';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 
 const HOSTS = Number(process.env.SIM_TEST_HOSTS ?? 200);
 const VMS = HOSTS * 10;
-
-/** The most spans open at any one moment. */
-function peakOverlap(spans: { startSec: number; endSec: number }[]): number {
-  const edges = spans.flatMap((s) => [
-    { t: s.startSec, d: 1 },
-    { t: s.endSec, d: -1 },
-  ]);
-  // A host that returns at t makes room for one starting at t: ends count first.
-  edges.sort((a, b) => a.t - b.t || a.d - b.d);
-  let open = 0;
-  let peak = 0;
-  for (const e of edges) peak = Math.max(peak, (open += e.d));
-  return peak;
-}
 
 describe(`a simulated fleet of ${HOSTS} hosts and ${VMS} VMs`, () => {
   let stack: TestStack;
@@ -50,6 +37,8 @@ describe(`a simulated fleet of ${HOSTS} hosts and ${VMS} VMs`, () => {
     })();
     const result = await op.result();
     finished = true;
+    const clock = stack.simAgent!.fleet.clock;
+    console.log(`simulated rollout: ${clock.now()} modelled s in ${clock.steps} clock steps`);
     await watch;
 
     expect(result.phase).toBe('done');
