@@ -71,7 +71,11 @@ function statsOf(m: SimMigration, now: number, status: string): MigrationStats {
  * results as the QEMU agent, with the same refusals (quitting a running source, adopting a
  * guest that is not there), and durations from the timing model on the fleet's virtual clock.
  */
-export function createSimHostActivities({ fleet, recordRestart, recordSpan }: SimHostActivityDeps): HostActivities {
+export function createSimHostActivities({
+  fleet,
+  recordRestart,
+  recordSpan,
+}: SimHostActivityDeps): HostActivities {
   const { model, clock } = fleet;
   const guestOn = (host: SimHost, vmId: string): SimGuest | undefined => host.guests.get(vmId);
 
@@ -128,7 +132,8 @@ export function createSimHostActivities({ fleet, recordRestart, recordSpan }: Si
     async waitForGuestBoot(req: Routed<'waitForGuestBoot'>) {
       await modelled(fleet, rounded(model, model.bootSec));
       const guest = guestOn(await fleet.host(req.hostId), req.vmId);
-      if (!guest) throw ApplicationFailure.nonRetryable(`guest ${req.vmId} exited before it booted`, 'GuestBootError');
+      if (!guest)
+        throw ApplicationFailure.nonRetryable(`guest ${req.vmId} exited before it booted`, 'GuestBootError');
       return { heartbeatSeq: ++guest.heartbeatSeq };
     },
 
@@ -210,7 +215,13 @@ export function createSimHostActivities({ fleet, recordRestart, recordSpan }: Si
         fleet.migrations.delete(req.vmId);
         throw ctx.cancellationSignal.reason;
       }
-      if (!reached) return { outcome: 'in-progress' as const, stats: statsOf(m, clock.now(), 'active'), tracker, sourceHeartbeatSeq: null };
+      if (!reached)
+        return {
+          outcome: 'in-progress' as const,
+          stats: statsOf(m, clock.now(), 'active'),
+          tracker,
+          sourceHeartbeatSeq: null,
+        };
       fleet.migrations.delete(req.vmId);
       if (!m.converges) {
         return {
@@ -222,12 +233,18 @@ export function createSimHostActivities({ fleet, recordRestart, recordSpan }: Si
         };
       }
       const target = guestOn(await fleet.host(m.target), req.vmId);
-      if (!target || target.status !== 'inmigrate') invalidState(`no incoming guest for ${req.vmId} on ${m.target}`);
+      if (!target || target.status !== 'inmigrate')
+        invalidState(`no incoming guest for ${req.vmId} on ${m.target}`);
       guest.status = 'postmigrate';
       target.status = 'running';
       target.dirtyMiBps = guest.dirtyMiBps;
       target.heartbeatSeq = guest.heartbeatSeq;
-      return { outcome: 'completed' as const, stats: statsOf(m, clock.now(), 'completed'), tracker, sourceHeartbeatSeq: guest.heartbeatSeq };
+      return {
+        outcome: 'completed' as const,
+        stats: statsOf(m, clock.now(), 'completed'),
+        tracker,
+        sourceHeartbeatSeq: guest.heartbeatSeq,
+      };
     },
 
     async setMigrationBandwidth(req: Routed<'setMigrationBandwidth'>) {
@@ -266,7 +283,8 @@ export function createSimHostActivities({ fleet, recordRestart, recordSpan }: Si
     async killIncoming(req: Routed<'killIncoming'>) {
       const host = await fleet.host(req.hostId);
       const guest = guestOn(host, req.vmId);
-      if (guest?.status === 'running') invalidState(`refusing to kill ${req.vmId} on ${host.hostId}: it runs there`);
+      if (guest?.status === 'running')
+        invalidState(`refusing to kill ${req.vmId} on ${host.hostId}: it runs there`);
       return { killed: host.guests.delete(req.vmId) };
     },
 
@@ -317,7 +335,8 @@ export function createSimHostActivities({ fleet, recordRestart, recordSpan }: Si
       const def = readPatchDefinition(req.name);
       if (req.step === 'preflight') {
         await modelled(fleet, rounded(model, model.preflightSec));
-        if (host.preflightSkips) return { exitCode: PREFLIGHT_SKIP, timedOut: false, output: 'simulated: not needed here' };
+        if (host.preflightSkips)
+          return { exitCode: PREFLIGHT_SKIP, timedOut: false, output: 'simulated: not needed here' };
         // Out of service from here until the post check: the span a forecast's unavailability counts.
         fleet.spans.set(host.hostId, { hostId: host.hostId, startSec: clock.now() });
         return { exitCode: 0, timedOut: false, output: '' };

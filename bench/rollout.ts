@@ -75,8 +75,12 @@ async function main() {
     for await (const _ of stack.client.workflow.list({ query: 'WorkflowId = "rollout/bench"' })) runs++;
 
     const h = (s: number) => `${s} s (${(s / 3600).toFixed(2)} h)`;
-    console.log(`rolling patch, simulated: ${hostCount} hosts, ${vmCount} VMs, max unavailable ${maxUnavailablePct}% (${k} hosts)`);
-    console.log(`  outcome: ${result.phase}, ${result.hosts.filter((x) => x.state === 'patched').length} patched, ${result.failures} failed`);
+    console.log(
+      `rolling patch, simulated: ${hostCount} hosts, ${vmCount} VMs, max unavailable ${maxUnavailablePct}% (${k} hosts)`,
+    );
+    console.log(
+      `  outcome: ${result.phase}, ${result.hosts.filter((x) => x.state === 'patched').length} patched, ${result.failures} failed`,
+    );
     console.log(`  makespan (modelled):           ${h(makespan)}`);
     console.log(`  ideal lower bound (model):     ${h(Math.round(ideal))}`);
     console.log(`  ratio makespan / ideal:        ${(makespan / ideal).toFixed(3)}  (goal <= 1.10)`);

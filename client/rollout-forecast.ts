@@ -57,7 +57,8 @@ export async function forecastRollout(
     spec.hosts ?? (await inv.hosts.find({ cluster: spec.cluster }).toArray()).map((h) => h._id).sort();
   if (hostIds.length === 0) throw new ValidationError('cluster', `cluster "${spec.cluster}" has no hosts`);
   const known = await inv.hosts.countDocuments({ _id: { $in: hostIds } });
-  if (known !== hostIds.length) throw new ValidationError('hosts', 'some of the hosts are not in the inventory');
+  if (known !== hostIds.length)
+    throw new ValidationError('hosts', 'some of the hosts are not in the inventory');
   await assertSimQueueFree(client, config);
 
   const tag = randomBytes(3).toString('hex');

@@ -15,6 +15,11 @@ import {
 import { runUrl } from './temporal';
 import { sendControl } from './updates';
 
+function describeTargets(spec: { hosts?: string[]; cluster?: string }): string {
+  if (!spec.hosts) return `cluster ${spec.cluster}`;
+  return spec.hosts.length <= 5 ? spec.hosts.join(', ') : `${spec.hosts.length} hosts`;
+}
+
 /** The typed client for rolling patches and their controls. */
 export function rolloutOperations(client: Client, config: Config) {
   const handle = (name: string) => client.workflow.getHandle(workflowIds.rollout(name));
@@ -26,7 +31,7 @@ export function rolloutOperations(client: Client, config: Config) {
         taskQueue: CONTROLLER_TASK_QUEUE,
         workflowId,
         args: [spec],
-        staticSummary: `Rolling patch ${spec.name}: ${spec.patch} over ${spec.hosts?.join(', ') ?? `cluster ${spec.cluster}`}, max unavailable ${spec.maxUnavailable}`,
+        staticSummary: `Rolling patch ${spec.name}: ${spec.patch} over ${describeTargets(spec)}, max unavailable ${spec.maxUnavailable}`,
         workflowIdConflictPolicy: 'FAIL',
       });
       return {

@@ -70,36 +70,96 @@ export interface CapacityClaim {
   owner: string;
 }
 
+/** Released claims are kept this long before they are deleted (see claimCapacity). */
+const RELEASED_KEPT_MS = 60_000;
+/** Clock difference tolerated between controller processes. */
+const CLOCK_MARGIN_MS = 2_000;
+
+/** What every host's VMs hold, read at `takenAt` (the read began after it). */
+interface Residents {
+  takenAt: number;
+  byHost: Map<string, { memoryMiB: number; vcpus: number }>;
+}
+
+async function readResidents(inv: Inventory): Promise<Residents> {
+  const takenAt = Date.now();
+  const vms = await inv.vms
+    .find({ host: { $exists: true }, state: { $in: capacityHoldingStates } })
+    .project<{ host: string | null; memoryMiB: number; vcpus: number }>({ host: 1, memoryMiB: 1, vcpus: 1 })
+    .toArray();
+  const byHost = new Map<string, { memoryMiB: number; vcpus: number }>();
+  for (const vm of vms) {
+    if (!vm.host) continue;
+    const u = byHost.get(vm.host) ?? byHost.set(vm.host, { memoryMiB: 0, vcpus: 0 }).get(vm.host)!;
+    u.memoryMiB += vm.memoryMiB;
+    u.vcpus += vm.vcpus;
+  }
+  return { takenAt, byHost };
+}
+
+const residentSnapshots = new WeakMap<Inventory, Promise<Residents>>();
+
+/** The residents snapshot at most a second old, shared by every claim in this process. */
+async function recentResidents(inv: Inventory): Promise<Residents> {
+  const cached = residentSnapshots.get(inv);
+  if (cached) {
+    const r = await cached.catch(() => undefined);
+    if (r && Date.now() - r.takenAt < 1000) return r;
+  }
+  const fresh = readResidents(inv);
+  residentSnapshots.set(inv, fresh);
+  return fresh;
+}
+
+function shortfall(claim: CapacityClaim, allocatable: { memoryMiB: number; vcpus: number }, used: HostUsage) {
+  const freeMemory = allocatable.memoryMiB - used.memoryMiB;
+  const freeVcpus = allocatable.vcpus - used.vcpus;
+  const short: string[] = [];
+  if (claim.memoryMiB > freeMemory) short.push(`needs ${claim.memoryMiB} MiB memory, ${freeMemory} MiB free`);
+  if (claim.vcpus > freeVcpus) short.push(`needs ${claim.vcpus} vCPUs, ${freeVcpus} free`);
+  return short;
+}
+
 /**
  * Claims capacity on a host, or throws InsufficientCapacityError. Correct without atomic
  * updates: claims on a host are numbered, and claim n is inserted under the unique id
  * `<host>-r<n>` only after reading every claim numbered below n. Two racing writers cannot
  * both insert n, and the loser re-reads and sees the winner, so the newest active claim
- * always counted all the others. Released claims are deleted except the newest, which stays
- * as a tombstone so numbers are never reused.
+ * always counted all the others.
+ *
+ * What the host's VMs hold comes from a snapshot of all VMs up to a second old, shared by the
+ * claims of this process: on FerretDB every VM query is a full scan, and a fleet evacuating
+ * hundreds of VMs cannot afford one per claim. A VM can only arrive on a host through a claim
+ * released after it committed, so counting the claims released since the snapshot began (they
+ * are kept a minute for this) covers every VM the snapshot missed. When that quick count says
+ * the host is full, the exact count (this host's VMs read now) decides, so nothing is refused
+ * that fits. The newest claim stays as a tombstone so numbers are never reused.
  */
 export async function claimCapacity(inv: Inventory, claim: CapacityClaim): Promise<ReservationDoc> {
   for (let attempt = 0; ; attempt++) {
-    const mine = await inv.reservations.findOne({
-      owner: claim.owner,
-      hostId: claim.hostId,
-      state: 'active',
-    });
+    const claims = await inv.reservations.find({ hostId: claim.hostId }).toArray();
+    const mine = claims.find((c) => c.owner === claim.owner && c.state === 'active');
     if (mine) return mine;
 
     const host = await inv.hosts.findOne({ _id: claim.hostId });
     if (!host) throw new NotFoundError('host', claim.hostId);
-    const newest = await inv.reservations.find({ hostId: claim.hostId }).sort({ seq: -1 }).limit(1).next();
-    const used = (await readUsage(inv, [claim.hostId])).get(claim.hostId) ?? emptyUsage();
-    const freeMemory = host.allocatable.memoryMiB - used.memoryMiB;
-    const freeVcpus = host.allocatable.vcpus - used.vcpus;
-    const short: string[] = [];
-    if (claim.memoryMiB > freeMemory)
-      short.push(`needs ${claim.memoryMiB} MiB memory, ${freeMemory} MiB free`);
-    if (claim.vcpus > freeVcpus) short.push(`needs ${claim.vcpus} vCPUs, ${freeVcpus} free`);
-    if (short.length > 0) throw new InsufficientCapacityError(`vm ${claim.vmId}`, { [claim.hostId]: short });
+    const residents = await recentResidents(inv);
+    const since = residents.takenAt - CLOCK_MARGIN_MS;
+    const quick = { ...emptyUsage(), ...residents.byHost.get(claim.hostId) };
+    for (const c of claims) {
+      if (c.state === 'active' || (c.releasedAt && c.releasedAt.getTime() >= since)) {
+        quick.memoryMiB += c.memoryMiB;
+        quick.vcpus += c.vcpus;
+      }
+    }
+    if (shortfall(claim, host.allocatable, quick).length > 0) {
+      const exact = (await readUsage(inv, [claim.hostId])).get(claim.hostId) ?? emptyUsage();
+      const short = shortfall(claim, host.allocatable, exact);
+      if (short.length > 0)
+        throw new InsufficientCapacityError(`vm ${claim.vmId}`, { [claim.hostId]: short });
+    }
 
-    const seq = (newest?.seq ?? 0) + 1;
+    const seq = Math.max(0, ...claims.map((c) => c.seq)) + 1;
     const now = new Date();
     const doc = reservationSchema.parse({
       _id: `${claim.hostId}-r${seq}`,
@@ -112,12 +172,20 @@ export async function claimCapacity(inv: Inventory, claim: CapacityClaim): Promi
     });
     try {
       await inv.reservations.insertOne(doc);
-      return doc;
     } catch (err) {
       if (!(err instanceof MongoServerError && err.code === 11000) || attempt >= 100) throw err;
       // Another claim took this number: back off a little and re-read everything.
       await new Promise((r) => setTimeout(r, Math.random() * 20 * Math.min(attempt + 1, 5)));
+      continue;
     }
+    // Tidy up: released claims past their keeping time go, except the newest (the tombstone).
+    const stale = claims.filter(
+      (c) =>
+        c.state === 'released' && now.getTime() - (c.releasedAt ?? c.updatedAt).getTime() > RELEASED_KEPT_MS,
+    );
+    // Only an `_id`-only filter is an indexed lookup on FerretDB; anything more is a full scan.
+    for (const c of stale) await inv.reservations.deleteOne({ _id: c._id });
+    return doc;
   }
 }
 
@@ -125,15 +193,11 @@ export async function claimCapacity(inv: Inventory, claim: CapacityClaim): Promi
 export async function releaseReservation(inv: Inventory, reservationId: string): Promise<void> {
   const doc = await inv.reservations.findOne({ _id: reservationId });
   if (!doc || doc.state === 'released') return;
-  const newest = await inv.reservations.find({ hostId: doc.hostId }).sort({ seq: -1 }).limit(1).next();
-  if (newest && newest._id === doc._id) {
-    await inv.reservations.updateOne(
-      { _id: doc._id },
-      { $set: { state: 'released', updatedAt: new Date() }, $inc: { revision: 1 } },
-    );
-  } else {
-    await inv.reservations.deleteOne({ _id: doc._id });
-  }
+  const now = new Date();
+  await inv.reservations.updateOne(
+    { _id: doc._id },
+    { $set: { state: 'released', releasedAt: now, updatedAt: now }, $inc: { revision: 1 } },
+  );
 }
 
 /** Releases every active claim a workflow holds (compensation, commit). */

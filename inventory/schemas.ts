@@ -104,6 +104,8 @@ export const reservationSchema = z.object({
   vcpus: z.number().int().nonnegative(),
   owner: z.string(),
   state: z.enum(['active', 'released']),
+  /** When it was released: kept a while so claims reading an older resident snapshot still count it. */
+  releasedAt: z.date().optional(),
 });
 export type ReservationDoc = z.infer<typeof reservationSchema>;
 

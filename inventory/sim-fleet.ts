@@ -77,7 +77,13 @@ function simHostDoc(
   };
 }
 
-function simVmDoc(vmId: string, host: string, memoryMiB: number, vcpus: number, labels: Record<string, string>): VmDoc {
+function simVmDoc(
+  vmId: string,
+  host: string,
+  memoryMiB: number,
+  vcpus: number,
+  labels: Record<string, string>,
+): VmDoc {
   const now = new Date();
   return {
     _id: vmId,
@@ -149,31 +155,39 @@ export async function createTwin(inv: Inventory, hostIds: string[], tag: string)
   );
   const vms = await inv.vms.find({ host: { $in: hostIds }, state: 'running' }).toArray();
   if (vms.length > 0) {
-    await inv.vms.insertMany(vms.map((v) => simVmDoc(twinId(v._id), twinId(v.host!), v.memoryMiB, v.vcpus, v.labels)));
+    await inv.vms.insertMany(
+      vms.map((v) => simVmDoc(twinId(v._id), twinId(v.host!), v.memoryMiB, v.vcpus, v.labels)),
+    );
   }
   return { cluster, hosts: new Map(hosts.map((h) => [h._id, twinId(h._id)])) };
 }
 
 /** Removes a simulated cluster: its VMs, their reservations, and its hosts. */
-export async function removeSimCluster(inv: Inventory, cluster: string): Promise<{ hosts: number; vms: number }> {
-  const hostIds = (await inv.hosts.find({ cluster, 'agent.taskQueue': SIM_TASK_QUEUE }).toArray()).map((h) => h._id);
+export async function removeSimCluster(
+  inv: Inventory,
+  cluster: string,
+): Promise<{ hosts: number; vms: number }> {
+  const hostIds = (await inv.hosts.find({ cluster, 'agent.taskQueue': SIM_TASK_QUEUE }).toArray()).map(
+    (h) => h._id,
+  );
   const vms = await inv.vms.deleteMany({ host: { $in: hostIds } });
   await inv.reservations.deleteMany({ hostId: { $in: hostIds } });
   await inv.hosts.deleteMany({ _id: { $in: hostIds } });
   return { hosts: hostIds.length, vms: vms.deletedCount };
 }
 
-/** What a simulated host starts from, as the inventory records it. */
-export async function loadSimHostSeed(inv: Inventory, hostId: string): Promise<SimHostSeed> {
-  const host = await inv.hosts.findOne({ _id: hostId });
-  if (!host) throw new Error(`no simulated host ${hostId} in the inventory`);
-  const vms = await inv.vms.find({ host: hostId, state: 'running' }).toArray();
-  return {
-    hostId,
-    patchLevel: host.patchLevel,
-    labels: host.labels,
-    guests: vms.map((v) => ({ vmId: v._id, memoryMiB: v.memoryMiB, vcpus: v.vcpus, labels: v.labels })),
-  };
+/** What every simulated host starts from, as the inventory records it: two reads for the fleet. */
+export async function loadSimHostSeeds(inv: Inventory): Promise<SimHostSeed[]> {
+  const hosts = await inv.hosts.find({ 'agent.taskQueue': SIM_TASK_QUEUE }).toArray();
+  const seeds = new Map<string, SimHostSeed>(
+    hosts.map((h) => [h._id, { hostId: h._id, patchLevel: h.patchLevel, labels: h.labels, guests: [] }]),
+  );
+  for (const v of await inv.vms.find({ state: 'running' }).toArray()) {
+    seeds
+      .get(v.host ?? '')
+      ?.guests.push({ vmId: v._id, memoryMiB: v.memoryMiB, vcpus: v.vcpus, labels: v.labels });
+  }
+  return [...seeds.values()];
 }
 
 /** A simulated host came back from its restart: what a real agent's registration records. */
@@ -198,7 +212,6 @@ export async function recordSimRestart(
     },
   );
 }
-
 
 /** A simulated host's span out of service, kept in the audit log for forecasts. */
 export async function recordSimSpan(inv: Inventory, span: Required<SimSpan>): Promise<void> {

@@ -8,7 +8,7 @@ import { SIM_TASK_QUEUE } from '../domain/names';
 import { SimFleet } from '../hypervisor/sim/sim-fleet';
 import type { TimingModel } from '../hypervisor/sim/timing-model';
 import { openInventory } from '../inventory/db';
-import { loadSimHostSeed, recordSimRestart, recordSimSpan } from '../inventory/sim-fleet';
+import { loadSimHostSeeds, recordSimRestart, recordSimSpan } from '../inventory/sim-fleet';
 
 export interface SimAgentOptions {
   /** Real quiet time before the virtual clock moves (see VirtualClock). */
@@ -24,7 +24,7 @@ export interface SimAgentOptions {
 export async function startSimAgent(config: Config, opts: SimAgentOptions = {}) {
   const inv = await openInventory(config);
   const connection = await connectWorkerConnection(config);
-  const fleet = new SimFleet((hostId) => loadSimHostSeed(inv, hostId), opts.model, opts.settleMs);
+  const fleet = new SimFleet(() => loadSimHostSeeds(inv), opts.model, opts.settleMs);
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,

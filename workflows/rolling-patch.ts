@@ -238,7 +238,11 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
     // Keep the history small on large fleets: drain the window, then carry the state into a fresh run.
     if (historyFull()) {
       if (inFlight.size === 0) await continueAsNew<typeof rollingPatch>(request, state);
-      report('draining', 'letting the hosts in flight finish before continuing as new', [...inFlight].join(', '));
+      report(
+        'draining',
+        'letting the hosts in flight finish before continuing as new',
+        [...inFlight].join(', '),
+      );
       await nextChange();
       continue;
     }

@@ -22,7 +22,12 @@ function printForecast(f: RolloutForecast): void {
       `peak unavailability ${f.peakUnavailable} host(s) (limit ${f.maxUnavailable})`,
   );
   printTable(
-    f.hosts.map((x) => ({ host: x.hostId, state: x.state, 'out of service (s)': x.outOfServiceSec, reason: x.reason })),
+    f.hosts.map((x) => ({
+      host: x.hostId,
+      state: x.state,
+      'out of service (s)': x.outOfServiceSec,
+      reason: x.reason,
+    })),
     ['host', 'state', 'out of service (s)', 'reason'],
   );
 }
@@ -67,10 +72,16 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
       if (o.dryRun) {
         if (!o.json) console.error('forecasting on a simulated twin of the hosts…');
         let last = '';
-        const forecast = await forecastRollout(await ctx.client(), ctx.config, await ctx.inventory(), request, (p) => {
-          const line = `${p.phase}: ${p.message}`;
-          if (!o.json && line !== last) console.error(`  ${(last = line)}`);
-        });
+        const forecast = await forecastRollout(
+          await ctx.client(),
+          ctx.config,
+          await ctx.inventory(),
+          request,
+          (p) => {
+            const line = `${p.phase}: ${p.message}`;
+            if (!o.json && line !== last) console.error(`  ${(last = line)}`);
+          },
+        );
         emit(o, forecast, printForecast);
         return;
       }

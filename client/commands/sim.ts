@@ -11,7 +11,10 @@ import { numberArg } from './args';
 async function serve(ctx: CliContext): Promise<void> {
   const agent = await startSimAgent(ctx.config);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => agent.worker.shutdown());
-  logger.info({ taskQueue: SIM_TASK_QUEUE }, 'simulated agent serving; Ctrl-C stops it (the fleet stays recorded)');
+  logger.info(
+    { taskQueue: SIM_TASK_QUEUE },
+    'simulated agent serving; Ctrl-C stops it (the fleet stays recorded)',
+  );
   await agent.running;
 }
 
@@ -56,6 +59,8 @@ export function registerSimCommands(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON')
     .action(async (o: OutputOptions & { cluster: string }) => {
       const removed = await removeSimCluster(await ctx.inventory(), o.cluster);
-      emit(o, removed, () => console.log(`removed ${removed.hosts} simulated host(s) and ${removed.vms} VM(s)`));
+      emit(o, removed, () =>
+        console.log(`removed ${removed.hosts} simulated host(s) and ${removed.vms} VM(s)`),
+      );
     });
 }

@@ -65,11 +65,13 @@ export class SimFleet {
   readonly clock: VirtualClock;
   readonly migrations = new Map<string, SimMigration>();
   readonly spans = new Map<string, SimSpan>();
-  private readonly hosts = new Map<string, Promise<SimHost>>();
+  private readonly hosts = new Map<string, SimHost>();
+  private loading?: Promise<void>;
   private nextPid = 1_000_000;
 
+  /** `load` returns every simulated host the inventory records: one read serves the whole fleet. */
   constructor(
-    private readonly load: (hostId: string) => Promise<SimHostSeed>,
+    private readonly load: () => Promise<SimHostSeed[]>,
     readonly model: TimingModel = defaultTimingModel,
     settleMs?: number,
   ) {
@@ -80,19 +82,22 @@ export class SimFleet {
     return this.nextPid++;
   }
 
-  host(hostId: string): Promise<SimHost> {
+  /** A simulated host; the first call for a host not yet known re-reads the inventory. */
+  async host(hostId: string): Promise<SimHost> {
     let h = this.hosts.get(hostId);
     if (!h) {
-      h = this.load(hostId).then((seed) => this.fromSeed(seed));
-      h.catch(() => this.hosts.delete(hostId));
-      this.hosts.set(hostId, h);
+      // Concurrent misses share one read of the inventory.
+      this.loading ??= this.load()
+        .then((seeds) => {
+          for (const seed of seeds)
+            if (!this.hosts.has(seed.hostId)) this.hosts.set(seed.hostId, this.fromSeed(seed));
+        })
+        .finally(() => (this.loading = undefined));
+      await this.loading;
+      h = this.hosts.get(hostId);
+      if (!h) throw new Error(`no simulated host ${hostId} in the inventory`);
     }
     return h;
-  }
-
-  /** Forget a host (it was removed from the inventory); the next call loads it afresh. */
-  forget(hostId: string): void {
-    this.hosts.delete(hostId);
   }
 
   private fromSeed(seed: SimHostSeed): SimHost {

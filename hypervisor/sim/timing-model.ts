@@ -55,7 +55,11 @@ export function migrationEstimate(
 ): MigrationEstimate {
   const ratio = dirtyMiBps / bandwidthMiBps;
   if (ratio >= model.convergenceLimit) {
-    return { converges: false, seconds: rounded(model, memoryMiB / bandwidthMiBps), transferredMiB: memoryMiB };
+    return {
+      converges: false,
+      seconds: rounded(model, memoryMiB / bandwidthMiBps),
+      transferredMiB: memoryMiB,
+    };
   }
   const transferredMiB = memoryMiB / (1 - ratio);
   return {
@@ -77,7 +81,9 @@ export interface SimVmLoad {
  */
 export function hostPatchSeconds(model: TimingModel, vms: SimVmLoad[], lanes: number): number {
   const laneEnds = Array.from({ length: Math.max(1, lanes) }, () => 0);
-  const times = vms.map((v) => migrationEstimate(model, v.memoryMiB, v.dirtyMiBps).seconds).sort((a, b) => b - a);
+  const times = vms
+    .map((v) => migrationEstimate(model, v.memoryMiB, v.dirtyMiBps).seconds)
+    .sort((a, b) => b - a);
   for (const t of times) {
     const i = laneEnds.indexOf(Math.min(...laneEnds));
     laneEnds[i] += t;

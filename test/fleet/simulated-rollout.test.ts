@@ -31,8 +31,11 @@ describe(`a simulated fleet of ${HOSTS} hosts and ${VMS} VMs`, () => {
     let finished = false;
     const watch = (async () => {
       while (!finished) {
-        maxOut = Math.max(maxOut, await stack.inventory.hosts.countDocuments({ cluster: 'sim', maintenance: true }));
-        await new Promise((r) => setTimeout(r, 250));
+        maxOut = Math.max(
+          maxOut,
+          await stack.inventory.hosts.countDocuments({ cluster: 'sim', maintenance: true }),
+        );
+        await new Promise((r) => setTimeout(r, 2000));
       }
     })();
     const result = await op.result();
@@ -58,7 +61,10 @@ describe(`a simulated fleet of ${HOSTS} hosts and ${VMS} VMs`, () => {
     // Never more than max-unavailable out of service: seen live and in modelled time.
     expect(maxOut).toBeGreaterThan(1);
     expect(maxOut).toBeLessThanOrEqual(maxUnavailable);
-    const spans = await readSimSpans(stack.inventory, hosts.map((h) => h._id));
+    const spans = await readSimSpans(
+      stack.inventory,
+      hosts.map((h) => h._id),
+    );
     expect(spans).toHaveLength(HOSTS);
     expect(peakOverlap(spans)).toBeLessThanOrEqual(maxUnavailable);
     // The parent's history stayed bounded: it continued as new at least once.
