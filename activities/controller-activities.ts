@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { createBackupInventoryActivities } from './backup-inventory-activities';
 import { createBackupPolicyActivities } from './backup-policy-activities';
 import { createMaintenanceActivities } from './maintenance-activities';
+import { createReconcileActivities } from './reconcile-activities';
 import { createRolloutActivities } from './rollout-activities';
 import { createInventoryActivities } from './inventory-activities';
 import { createMigrationInventoryActivities } from './migration-inventory-activities';
@@ -20,6 +21,7 @@ export function createControllerActivities(inv: Inventory, config: Config, clien
     ...createBackupPolicyActivities(inv, client),
     ...createMaintenanceActivities(inv),
     ...createRolloutActivities(inv),
+    ...createReconcileActivities(inv, client),
   });
 }
 

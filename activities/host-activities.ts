@@ -4,6 +4,7 @@ import type { QemuHost } from '../hypervisor/qemu-host';
 import { createBackupActivities, type BackupActivityDeps } from './backup-activities';
 import { createGuestActivities, type GuestActivityDeps } from './guest-activities';
 import { createMigrationActivities, type MigrationActivityDeps } from './migration-activities';
+import { createInspectionActivities } from './inspection-activities';
 import { createPatchActivities, type PatchActivityDeps } from './patch-activities';
 
 export interface HostActivityDeps
@@ -81,6 +82,7 @@ export function createHostActivities(deps: HostActivityDeps) {
     ...createMigrationActivities(deps),
     ...createBackupActivities(deps),
     ...createPatchActivities(deps),
+    ...createInspectionActivities(deps),
   };
 }
 

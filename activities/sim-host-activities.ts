@@ -325,6 +325,14 @@ export function createSimHostActivities({
       return unsupported('restore');
     },
 
+    async listDatastore(req?: { hostId: string }) {
+      return [...(await fleet.host(req!.hostId)).disks].map((vmId) => `sim://${vmId}`);
+    },
+    async inspectFiles(req: Routed<'inspectFiles'>) {
+      // Simulated backups do not exist (backups are not modelled): nothing is there.
+      return req.paths.map((p) => ({ path: p, exists: false, sizeBytes: 0 }));
+    },
+
     async readPatch(req: Routed<'readPatch'>) {
       return { ...readPatchDefinition(req.name), currentLevel: (await fleet.host(req.hostId)).patchLevel };
     },

@@ -16,6 +16,12 @@ const configSchema = z.object({
   TEMPORAL_UI_URL: z.url().default('http://localhost:8233'),
   MONGODB_URI: z.string().startsWith('mongodb').default('mongodb://127.0.0.1:27017/'),
   VIRTFLOW_DB: z.string().min(1).default('virtflow'),
+  /**
+   * Connections each process opens to MongoDB. FerretDB on SQLite has one writer at a time and
+   * concurrent writers back off by sleeping, so a few connections per process do more work
+   * than many; a real MongoDB can take more.
+   */
+  VIRTFLOW_MONGO_POOL: z.coerce.number().int().min(1).max(500).default(4),
   VIRTFLOW_DATA_DIR: z.string().default(installDir),
   VIRTFLOW_TEMPORAL_PORT: port.default(7233),
   VIRTFLOW_UI_PORT: port.default(8233),
@@ -30,7 +36,7 @@ export interface Config {
     uiUrl: string;
     tls?: { certPath?: string; keyPath?: string; caPath?: string };
   };
-  mongo: { uri: string; dbName: string };
+  mongo: { uri: string; dbName: string; poolSize: number };
   /** Where hosts' runtime files, the shared datastore, images and backups live. */
   dataDir: string;
   localStack: { temporalPort: number; uiPort: number; ferretdbPort: number };
@@ -58,7 +64,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ? { certPath: e.TEMPORAL_TLS_CERT, keyPath: e.TEMPORAL_TLS_KEY, caPath: e.TEMPORAL_TLS_CA }
         : undefined,
     },
-    mongo: { uri: e.MONGODB_URI, dbName: e.VIRTFLOW_DB },
+    mongo: { uri: e.MONGODB_URI, dbName: e.VIRTFLOW_DB, poolSize: e.VIRTFLOW_MONGO_POOL },
     dataDir: path.resolve(e.VIRTFLOW_DATA_DIR),
     localStack: {
       temporalPort: e.VIRTFLOW_TEMPORAL_PORT,

@@ -3,6 +3,7 @@ import type { Config } from '../domain/config';
 import type {
   BackupDoc,
   BackupPolicyDoc,
+  DriftDoc,
   EventDoc,
   HostDoc,
   ImageDoc,
@@ -23,6 +24,7 @@ export interface Inventory {
   backupPolicies: Collection<BackupPolicyDoc>;
   events: Collection<EventDoc>;
   metrics: Collection<MetricsDoc>;
+  drift: Collection<DriftDoc>;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,7 @@ export async function openInventory(config: Config): Promise<Inventory> {
     directConnection: !config.mongo.uri.includes('replicaSet='),
     // Optional fields left undefined are absent, not stored as null (validated specs round-trip).
     ignoreUndefined: true,
+    maxPoolSize: config.mongo.poolSize,
   });
   try {
     await client.connect();
@@ -55,6 +58,7 @@ export async function openInventory(config: Config): Promise<Inventory> {
     backupPolicies: db.collection<BackupPolicyDoc>('backupPolicies'),
     events: db.collection<EventDoc>('events'),
     metrics: db.collection<MetricsDoc>('metrics'),
+    drift: db.collection<DriftDoc>('drift'),
     close: () => client.close(),
   };
 }

@@ -131,7 +131,8 @@ export const backupSchema = z.object({
   host: idSchema,
   kind: z.enum(['full', 'incremental']),
   /** running: being written; good: complete and checked; failed; pruned: deleted by retention. */
-  state: z.enum(['running', 'good', 'failed', 'pruned']),
+  /** `missing`: the reconciler found the file gone or changed; it is no longer offered for restore. */
+  state: z.enum(['running', 'good', 'failed', 'pruned', 'missing']),
   chainId: z.string(),
   parentId: z.string().nullable(),
   /** The persistent dirty bitmap on the VM's disk that tracks writes since this chain's last backup. */
@@ -204,3 +205,35 @@ export const metricsSchema = z.object({
   ),
 });
 export type MetricsDoc = z.infer<typeof metricsSchema>;
+
+/** Kinds of disagreement between the inventory and what the hosts really run and store. */
+export const driftKinds = [
+  'vm-not-running',
+  'orphan-process',
+  'duplicate-vm',
+  'orphan-disk',
+  'leaked-reservation',
+  'backup-missing',
+] as const;
+export type DriftKind = (typeof driftKinds)[number];
+
+/**
+ * One finding of the reconciler. Its id is derived from what it is about, so finding the same
+ * drift again updates it instead of adding another. `fixed`: a safe fix-up was applied;
+ * `open`: it waits for an operator (`virtflow audit fix <id>`); `resolved`: gone since.
+ */
+export const driftSchema = z.object({
+  _id: z.string(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+  revision: z.number().int().nonnegative(),
+  kind: z.enum(driftKinds),
+  hostId: z.string().nullable(),
+  subject: z.string(),
+  message: z.string(),
+  state: z.enum(['open', 'fixed', 'resolved']),
+  /** What was done automatically, or the command that would fix it. */
+  fix: z.string(),
+  lastSeenAt: z.date(),
+});
+export type DriftDoc = z.infer<typeof driftSchema>;

@@ -14,3 +14,4 @@ export { enterMaintenance } from './enter-maintenance';
 export { exitMaintenance } from './exit-maintenance';
 export { patchHost } from './patch-host';
 export { rollingPatch } from './rolling-patch';
+export { reconcileHost, reconcileFleet, fixDrift } from './reconcile';

@@ -3,7 +3,11 @@ import { populateSimFleet, readSimSpans } from '../../inventory/sim-fleet';
 import { peakOverlap } from '../../hypervisor/sim/spans';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 
-const HOSTS = Number(process.env.SIM_TEST_HOSTS ?? 200);
+/**
+ * 60 hosts by default: on the embedded FerretDB (every query but an `_id` lookup is a full scan)
+ * a 200-host, 2,000-VM run takes over half an hour on two cores. `SIM_TEST_HOSTS=200` runs it.
+ */
+const HOSTS = Number(process.env.SIM_TEST_HOSTS ?? 60);
 const VMS = HOSTS * 10;
 
 describe(`a simulated fleet of ${HOSTS} hosts and ${VMS} VMs`, () => {
@@ -25,7 +29,7 @@ describe(`a simulated fleet of ${HOSTS} hosts and ${VMS} VMs`, () => {
       patch: 'security-2026-11',
       cluster: 'sim',
       maxUnavailable: '10%',
-      historyLimit: 1000,
+      historyLimit: 500,
     });
     let maxOut = 0;
     let finished = false;
@@ -71,6 +75,6 @@ describe(`a simulated fleet of ${HOSTS} hosts and ${VMS} VMs`, () => {
     const runs = [];
     for await (const w of stack.client.workflow.list({ query: `WorkflowId = "rollout/fleet"` })) runs.push(w);
     expect(runs.length).toBeGreaterThan(1);
-    for (const r of runs) expect(r.historyLength).toBeLessThanOrEqual(1500);
+    for (const r of runs) expect(r.historyLength).toBeLessThanOrEqual(1000);
   }, 1_200_000);
 });

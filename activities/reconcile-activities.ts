@@ -1,0 +1,171 @@
+import type { Client } from '@temporalio/client';
+import { NotFoundError } from '../domain/errors';
+import type { Inventory } from '../inventory/db';
+import { recordDrift, resolveUnseen, type DriftFinding } from '../inventory/drift';
+import { releaseReservation } from '../inventory/reservations';
+import type { DriftDoc, DriftKind } from '../inventory/schemas';
+import { setVmState } from '../inventory/vms';
+import type { HostReport } from './host-activities';
+
+export interface DriftSummary {
+  found: { id: string; kind: DriftKind; subject: string; state: string }[];
+  resolved: number;
+}
+
+const HOST_KINDS: DriftKind[] = ['vm-not-running', 'orphan-process', 'duplicate-vm'];
+const FLEET_KINDS: DriftKind[] = ['orphan-disk', 'leaked-reservation', 'backup-missing'];
+
+/** Guests the platform starts on its own for a moment: a patch's canary. */
+const isTransient = (vmId: string) => vmId.startsWith('canary-');
+
+/**
+ * The reconciler's controller side: compares what hosts report with the inventory, records each
+ * disagreement as drift (and an audit event), applies the fix-ups that are always safe, and
+ * proposes the rest. It never touches a resource an operation is working on: a VM whose
+ * `vm/<id>` workflow runs is in the middle of a legitimate change.
+ */
+export function createReconcileActivities(inv: Inventory, client: () => Promise<Client>) {
+  /** Whether a workflow (run) is still open; a workflow Temporal does not know is closed. */
+  async function running(workflowId: string, runId?: string): Promise<boolean> {
+    try {
+      const d = await (await client()).workflow.getHandle(workflowId, runId).describe();
+      return d.status.name === 'RUNNING';
+    } catch (err) {
+      if ((err as Error).name === 'WorkflowNotFoundError') return false;
+      throw err;
+    }
+  }
+
+  async function record(findings: DriftFinding[], scope: { hostId: string | null; kinds: DriftKind[] }) {
+    const docs: DriftDoc[] = [];
+    for (const f of findings) docs.push(await recordDrift(inv, f));
+    const resolved = await resolveUnseen(
+      inv,
+      scope,
+      docs.map((d) => d._id),
+    );
+    return {
+      found: docs.map((d) => ({ id: d._id, kind: d.kind, subject: d.subject, state: d.state })),
+      resolved,
+    };
+  }
+
+  return {
+    /** One host: its QEMU processes against the VMs recorded on it. */
+    async reconcileHostReport(req: { hostId: string; report: HostReport }): Promise<DriftSummary> {
+      const { hostId, report } = req;
+      const findings: DriftFinding[] = [];
+      const guests = new Map(report.guests.filter((g) => !isTransient(g.vmId)).map((g) => [g.vmId, g]));
+      const recorded = await inv.vms.find({ host: hostId }).toArray();
+      for (const vm of recorded) {
+        if (vm.state !== 'running' || guests.has(vm._id)) continue;
+        if (await running(`vm/${vm._id}`)) continue;
+        const reason = `no QEMU process for it on ${hostId} (found by the reconciler)`;
+        await setVmState(inv, vm._id, 'crashed', reason);
+        findings.push({
+          kind: 'vm-not-running',
+          hostId,
+          subject: `vm/${vm._id}`,
+          message: `vm ${vm._id} is recorded running on ${hostId}, but ${reason}`,
+          fixed: `marked crashed`,
+        });
+      }
+      for (const g of guests.values()) {
+        const vm = await inv.vms.findOne({ _id: g.vmId });
+        if (vm?.host === hostId) continue;
+        if (vm && (await running(`vm/${vm._id}`))) continue;
+        if (vm?.host && vm.state === 'running') {
+          findings.push({
+            kind: 'duplicate-vm',
+            hostId,
+            subject: `vm/${g.vmId}`,
+            message: `vm ${g.vmId} runs on ${hostId} (pid ${g.pid}, ${g.status}) but is recorded running on ${vm.host}: two copies`,
+          });
+        } else {
+          findings.push({
+            kind: 'orphan-process',
+            hostId,
+            subject: `host/${hostId}/qemu/${g.vmId}`,
+            message: vm
+              ? `a QEMU for vm ${g.vmId} runs on ${hostId} (pid ${g.pid}, ${g.status}), but the VM is recorded ${vm.state}${vm.host ? ` on ${vm.host}` : ''}; left running`
+              : `a QEMU for unknown vm ${g.vmId} runs on ${hostId} (pid ${g.pid}, ${g.status}); left running`,
+          });
+        }
+      }
+      return record(findings, { hostId, kinds: HOST_KINDS });
+    },
+
+    /** Paths of the backups the catalogue offers, for a host to check they are still there. */
+    async catalogedBackupFiles(): Promise<string[]> {
+      return (await inv.backups.find({ state: 'good' }).toArray()).map((b) => b.path);
+    },
+
+    /** Fleet-wide records: disks nobody owns, claims nobody holds, backups that are gone. */
+    async reconcileFleetRecords(req: {
+      disks: string[];
+      backupFiles: { path: string; exists: boolean; sizeBytes: number }[];
+    }): Promise<DriftSummary> {
+      const findings: DriftFinding[] = [];
+      const vms = await inv.vms.find({}).toArray();
+      const owned = new Set(vms.map((v) => v.diskPath));
+      for (const disk of req.disks) {
+        if (owned.has(disk)) continue;
+        findings.push({
+          kind: 'orphan-disk',
+          hostId: null,
+          subject: `disk/${disk}`,
+          message: `disk ${disk} belongs to no VM in the inventory`,
+        });
+      }
+      for (const r of await inv.reservations.find({ state: 'active' }).toArray()) {
+        const [workflowId, runId] = r.owner.split('@');
+        if (await running(workflowId, runId)) continue;
+        await releaseReservation(inv, r._id);
+        findings.push({
+          kind: 'leaked-reservation',
+          hostId: null,
+          subject: `reservation/${r._id}`,
+          message: `reservation ${r._id} (${r.memoryMiB} MiB on ${r.hostId} for vm ${r.vmId}) is held by ${r.owner}, which is closed`,
+          fixed: 'released',
+        });
+      }
+      const files = new Map(req.backupFiles.map((f) => [f.path, f]));
+      for (const b of await inv.backups.find({ state: 'good' }).toArray()) {
+        const f = files.get(b.path);
+        if (!f) continue;
+        const gone = !f.exists;
+        const changed = f.exists && b.sizeBytes !== undefined && f.sizeBytes !== b.sizeBytes;
+        if (!gone && !changed) continue;
+        await inv.backups.updateOne({ _id: b._id }, { $set: { state: 'missing', updatedAt: new Date() } });
+        findings.push({
+          kind: 'backup-missing',
+          hostId: null,
+          subject: `backup/${b._id}`,
+          message: gone
+            ? `backup ${b._id} of vm ${b.vmId}: file ${b.path} is gone`
+            : `backup ${b._id} of vm ${b.vmId}: file ${b.path} is ${f.sizeBytes} bytes, catalogued ${b.sizeBytes}`,
+          fixed: 'no longer offered for restore',
+        });
+      }
+      return record(findings, { hostId: null, kinds: FLEET_KINDS });
+    },
+
+    /** Hosts whose agents answer: the ones a pass asks what they run. */
+    async reconcilableHosts(): Promise<string[]> {
+      return (await inv.hosts.find({ state: 'up' }).toArray()).map((h) => h._id).sort();
+    },
+
+    async readDrift(req: { id: string }): Promise<DriftDoc> {
+      const d = await inv.drift.findOne({ _id: req.id });
+      if (!d) throw new NotFoundError('drift', req.id);
+      return d;
+    },
+
+    async markDriftFixed(req: { id: string; how: string }): Promise<void> {
+      await inv.drift.updateOne(
+        { _id: req.id },
+        { $set: { state: 'fixed', fix: req.how, updatedAt: new Date() } },
+      );
+    },
+  };
+}

@@ -1,0 +1,128 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { auditOperations } from '../../client/audit-operations';
+import { backupOperations } from '../../client/backup-operations';
+import { vmOperations } from '../../client/vm-operations';
+import { dataPaths, installed } from '../../domain/config';
+import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
+import { createOverlay } from '../../hypervisor/qemu-img';
+import { driftId } from '../../inventory/drift';
+import { claimCapacity } from '../../inventory/reservations';
+import { bundleWorkflows, TestStack } from '../helpers/test-stack';
+import { GUEST_IMAGE, importGuestImage, qemuOn } from '../helpers/guests';
+
+describe('the reconciler finds drift between the inventory and the hosts', () => {
+  let stack: TestStack;
+  let audit: ReturnType<typeof auditOperations>;
+  let vms: ReturnType<typeof vmOperations>;
+  const pass = async () => (await audit.run()).result();
+
+  beforeAll(async () => {
+    stack = await TestStack.create('reconcile');
+    await stack.startController(await bundleWorkflows());
+    await stack.startAgents(['host-a', 'host-b']);
+    await importGuestImage(stack.inventory, stack.config);
+    audit = auditOperations(stack.client, stack.config);
+    vms = vmOperations(stack.client, stack.config);
+    await (await vms.create({ vmId: 'web', image: GUEST_IMAGE, host: 'host-a' })).result();
+    await (await vms.create({ vmId: 'db', image: GUEST_IMAGE, host: 'host-b' })).result();
+  });
+  afterAll(() => stack.stop());
+
+  test('a clean fleet has no drift', async () => {
+    const r = await pass();
+    expect(r.hosts['host-a']).toMatchObject({ found: [] });
+    expect(r.hosts['host-b']).toMatchObject({ found: [] });
+    expect(r.fleet).toMatchObject({ found: [] });
+  });
+
+  test('a guest killed behind our back: reported in one pass and the VM marked crashed', async () => {
+    const guest = qemuOn(stack.config, 'host-a').find('web')!;
+    process.kill(guest.pid, 'SIGKILL');
+    while (qemuOn(stack.config, 'host-a').find('web')) await new Promise((r) => setTimeout(r, 100));
+
+    const r = await pass();
+    expect(r.hosts['host-a']).toMatchObject({
+      found: [{ kind: 'vm-not-running', subject: 'vm/web', state: 'fixed' }],
+    });
+    expect(await stack.inventory.vms.findOne({ _id: 'web' })).toMatchObject({ state: 'crashed' });
+    const events = await stack.inventory.events.find({ operation: 'reconcile', subject: 'vm/web' }).toArray();
+    expect(events).toHaveLength(1);
+  });
+
+  test('a QEMU for an unknown VM: reported as an orphan and left running, until an operator fixes it', async () => {
+    const qemu = qemuOn(stack.config, 'host-b');
+    const disk = path.join(qemu.runDir, 'stray.qcow2');
+    await createOverlay(installed.guestDisk, 'qcow2', disk);
+    const stray = await qemu.start({ vmId: 'stray', memoryMiB: 128, vcpus: 1, diskPath: disk });
+
+    const r = await pass();
+    const id = driftId({ kind: 'orphan-process', hostId: 'host-b', subject: 'host/host-b/qemu/stray' });
+    expect(r.hosts['host-b']).toMatchObject({ found: [{ id, kind: 'orphan-process', state: 'open' }] });
+    expect(qemu.find('stray')?.pid).toBe(stray.pid);
+    // Seen again, it is the same finding, not a new one.
+    await pass();
+    expect(await stack.inventory.drift.countDocuments({ kind: 'orphan-process' })).toBe(1);
+
+    expect(await audit.fix(id)).toMatch(/stopped the QEMU of stray on host-b/);
+    expect(qemu.find('stray')).toBeUndefined();
+    expect(await stack.inventory.drift.findOne({ _id: id })).toMatchObject({ state: 'fixed' });
+    await expect(audit.fix(id)).rejects.toThrow();
+    fs.rmSync(disk, { force: true });
+  });
+
+  test('a backup file deleted by hand: reported, and no longer offered for restore', async () => {
+    const backups = backupOperations(stack.client, stack.config);
+    const b = await (await backups.run({ vmId: 'db' })).result();
+    fs.rmSync(b.path);
+
+    const r = await pass();
+    expect(r.fleet).toMatchObject({
+      found: [{ kind: 'backup-missing', subject: `backup/${b.backupId}`, state: 'fixed' }],
+    });
+    expect(await stack.inventory.backups.findOne({ _id: b.backupId })).toMatchObject({ state: 'missing' });
+    const restore = await backups.restore({ vmId: 'db-restored', backupId: b.backupId });
+    await expect(restore.result()).rejects.toThrow(/missing/);
+    expect(await stack.inventory.vms.findOne({ _id: 'db-restored' })).toBeNull();
+  });
+
+  test('a reservation held by a terminated workflow is released', async () => {
+    // Any workflow run can own a claim; this one waits on a host nobody serves.
+    const handle = await stack.client.workflow.start('reconcileHost', {
+      taskQueue: CONTROLLER_TASK_QUEUE,
+      workflowId: 'reconcile/ghost',
+      args: [{ hostId: 'ghost' }],
+    });
+    const claim = await claimCapacity(stack.inventory, {
+      hostId: 'host-b',
+      vmId: 'phantom',
+      memoryMiB: 256,
+      vcpus: 1,
+      owner: `reconcile/ghost@${handle.firstExecutionRunId}`,
+    });
+    // Still running: the claim is legitimate and stays.
+    await pass();
+    expect(await stack.inventory.reservations.findOne({ _id: claim._id })).toMatchObject({ state: 'active' });
+
+    await handle.terminate('test: the owner dies');
+    const r = await pass();
+    expect(r.fleet).toMatchObject({
+      found: [{ kind: 'leaked-reservation', subject: `reservation/${claim._id}`, state: 'fixed' }],
+    });
+    expect(await stack.inventory.reservations.findOne({ _id: claim._id })).toMatchObject({
+      state: 'released',
+    });
+  });
+
+  test('a disk nobody owns is reported with the command that deletes it', async () => {
+    const orphan = path.join(dataPaths(stack.config.dataDir).datastore, 'left-behind.qcow2');
+    await createOverlay(installed.guestDisk, 'qcow2', orphan);
+    const r = await pass();
+    const found = (r.fleet as { found: { id: string; kind: string }[] }).found;
+    expect(found).toEqual([expect.objectContaining({ kind: 'orphan-disk' })]);
+    const drift = await stack.inventory.drift.findOne({ _id: found[0].id });
+    expect(drift?.fix).toBe(`virtflow audit fix ${found[0].id}`);
+    await audit.fix(found[0].id);
+    expect(fs.existsSync(orphan)).toBe(false);
+  });
+});

@@ -1,0 +1,112 @@
+import { ApplicationFailure, executeChild } from '@temporalio/workflow';
+import type { DriftSummary } from '../activities/reconcile-activities';
+import { isSimHost } from '../domain/names';
+import { inventory, onHost } from './activity-proxies';
+import { reasonOf } from './failures';
+import { trackOperation } from './observability';
+
+/** A host's agent must pick up the question quickly: an agent that does not is itself a finding. */
+const ask = (hostId: string) => onHost(hostId, { scheduleToStartTimeout: '30 seconds' });
+
+/**
+ * Compares one host (`reconcile/<hostId>`) with the inventory: the QEMU processes its agent
+ * finds against the VMs recorded on it. Safe fix-ups apply; a running guest is never killed.
+ */
+export async function reconcileHost(req: { hostId: string }): Promise<DriftSummary> {
+  const op = trackOperation({ operation: 'reconcile', hosts: [req.hostId] });
+  op.phase('inspecting', `asking ${req.hostId} what it runs`);
+  const report = await ask(req.hostId).reportHost();
+  const summary = await inventory.reconcileHostReport({ hostId: req.hostId, report });
+  op.phase(
+    'done',
+    `${summary.found.length} drift finding(s) on ${req.hostId}, ${summary.resolved} resolved since`,
+  );
+  return summary;
+}
+
+export interface FleetReconcileResult {
+  hosts: Record<string, DriftSummary | { error: string }>;
+  fleet: DriftSummary | { error: string };
+}
+
+/**
+ * One reconciliation pass over every host that is up (each as a child `reconcile/<hostId>`),
+ * then the fleet-wide records: disks on the datastore, reservations, and catalogued backups.
+ * A Temporal Schedule runs it; `virtflow audit run` starts one now.
+ */
+export async function reconcileFleet(): Promise<FleetReconcileResult> {
+  const op = trackOperation({ operation: 'reconcile' });
+  const hostIds = await inventory.reconcilableHosts();
+  const hosts: FleetReconcileResult['hosts'] = {};
+  op.phase('hosts', `reconciling ${hostIds.length} host(s)`);
+  await Promise.all(
+    hostIds.map(async (hostId) => {
+      try {
+        hosts[hostId] = await executeChild(reconcileHost, {
+          workflowId: `reconcile/${hostId}`,
+          args: [{ hostId }],
+        });
+      } catch (err) {
+        hosts[hostId] = { error: reasonOf((err as { cause?: unknown }).cause ?? err) };
+      }
+    }),
+  );
+  // The datastore and the backup repository are shared: any QEMU host can look at them.
+  const inspector = hostIds.find((h) => !isSimHost(h) && !('error' in hosts[h]));
+  let fleet: FleetReconcileResult['fleet'];
+  try {
+    const disks = inspector ? await ask(inspector).listDatastore() : [];
+    const paths = inspector ? await inventory.catalogedBackupFiles() : [];
+    const backupFiles = inspector && paths.length ? await ask(inspector).inspectFiles({ paths }) : [];
+    fleet = await inventory.reconcileFleetRecords({ disks, backupFiles });
+  } catch (err) {
+    fleet = { error: reasonOf(err) };
+  }
+  const total =
+    Object.values(hosts).reduce((n, h) => n + ('found' in h ? h.found.length : 0), 0) +
+    ('found' in fleet ? fleet.found.length : 0);
+  op.phase('done', `${total} drift finding(s) over ${hostIds.length} host(s)`);
+  return { hosts, fleet };
+}
+
+/**
+ * Applies the fix an operator chose for an open drift (`drift/<id>`): stops an orphan QEMU or
+ * the unrecorded copy of a duplicated VM, or deletes a disk nobody owns.
+ */
+export async function fixDrift(req: { id: string }): Promise<string> {
+  const d = await inventory.readDrift(req);
+  const op = trackOperation({ operation: 'fix-drift', hosts: d.hostId ? [d.hostId] : [] });
+  if (d.state !== 'open') {
+    throw ApplicationFailure.nonRetryable(
+      `drift ${d._id} is ${d.state}: nothing to fix`,
+      'InvalidStateError',
+    );
+  }
+  const vmId = d.subject.split('/').pop()!;
+  let how: string;
+  switch (d.kind) {
+    case 'orphan-process':
+    case 'duplicate-vm':
+      op.phase('fixing', `stopping the unrecorded QEMU of ${vmId} on ${d.hostId}`);
+      await ask(d.hostId!).destroyGuest({ vmId });
+      how = `stopped the QEMU of ${vmId} on ${d.hostId} (by an operator)`;
+      break;
+    case 'orphan-disk': {
+      const hostId = (await inventory.reconcilableHosts()).find((h) => !isSimHost(h));
+      if (!hostId)
+        throw ApplicationFailure.nonRetryable('no QEMU host is up to delete the disk', 'InvalidStateError');
+      op.phase('fixing', `deleting ${d.subject}`);
+      await ask(hostId).deleteDisk({ vmId: vmId.replace(/\.qcow2$/, '') });
+      how = `deleted ${d.subject.slice('disk/'.length)} (by an operator)`;
+      break;
+    }
+    default:
+      throw ApplicationFailure.nonRetryable(
+        `drift of kind ${d.kind} is fixed automatically`,
+        'InvalidStateError',
+      );
+  }
+  await inventory.markDriftFixed({ id: d._id, how });
+  op.phase('done', how);
+  return how;
+}
