@@ -16,11 +16,8 @@ import { vmOperations } from '../client/vm-operations';
 import { dataPaths } from '../domain/config';
 import { importImage } from '../inventory/images';
 import { startBenchStack } from './bench-stack';
+import { arg } from './args';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
 const dirtyMiB = arg('dirty', 64);
 const DATA_MIB = 512;
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -17,11 +17,8 @@ import { QemuHost } from '../hypervisor/qemu-host';
 import { readMigration, setMigrationParameters } from '../hypervisor/migration';
 import { waitForBootMarker } from '../hypervisor/serial-log';
 import { importImage } from '../inventory/images';
+import { arg } from './args';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
 const runs = arg('runs', 5);
 const bandwidth = arg('bandwidth', 32);
 const memoryMiB = arg('memory', 256);

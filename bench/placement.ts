@@ -6,11 +6,7 @@
  *   npx tsx bench/placement.ts [--hosts 10000] [--rounds 300]
  */
 import { placeVm, type PlacementHost } from '../domain/placement';
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
+import { arg } from './args';
 
 const hostCount = arg('hosts', 10_000);
 const rounds = arg('rounds', 300);

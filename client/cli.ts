@@ -4,6 +4,7 @@ import { registerBackupCommands } from './commands/backup';
 import { registerHostCommands } from './commands/host';
 import { registerRolloutCommands } from './commands/rollout';
 import { registerSimCommands } from './commands/sim';
+import { registerAuditCommands } from './commands/audit';
 import { registerImageCommands } from './commands/image';
 import { registerVmCommands } from './commands/vm';
 import { CliContext } from './context';
@@ -22,6 +23,7 @@ export function buildCli(ctx: CliContext): Command {
   registerBackupCommands(program, ctx);
   registerRolloutCommands(program, ctx);
   registerSimCommands(program, ctx);
+  registerAuditCommands(program, ctx);
   return program;
 }
 

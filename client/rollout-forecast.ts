@@ -1,16 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import { repoRoot, type Config } from '../domain/config';
+import type { Config } from '../domain/config';
 import { parseInput, ValidationError } from '../domain/errors';
 import { SIM_TASK_QUEUE, workflowIds } from '../domain/names';
 import { rolloutRequestSchema, type RolloutRequest } from '../domain/rollout';
 import { makespanOf, peakOverlap } from '../hypervisor/sim/spans';
 import type { Inventory } from '../inventory/db';
 import { createTwin, readSimSpans, removeSimCluster } from '../inventory/sim-fleet';
-import { createController } from '../worker/controller';
-import { startSimAgent } from '../worker/sim-agent';
+import { startSimulation } from '../worker/simulation';
 import type { rollingPatch } from '../workflows';
 import { rolloutProgress, type RolloutProgress } from '../workflows/rollout-control';
 
@@ -64,16 +61,7 @@ export async function forecastRollout(
   const tag = randomBytes(3).toString('hex');
   const taskQueue = `virtflow-forecast-${tag}`;
   const twin = await createTwin(inv, hostIds, tag);
-  const sim = await startSimAgent(config);
-  const controller = await createController(config, {
-    taskQueue,
-    simulationClock: sim.fleet.clock,
-    workflowBundle: await bundleWorkflowCode({
-      workflowsPath: path.join(repoRoot, 'workflows'),
-      logger: new DefaultLogger('WARN'),
-    }),
-  });
-  const controllerRun = controller.run();
+  const simulation = await startSimulation(config, { taskQueue });
   try {
     const twinHosts = hostIds.map((h) => twin.hosts.get(h)!);
     const handle = await client.workflow.start<typeof rollingPatch>('rollingPatch', {
@@ -104,9 +92,7 @@ export async function forecastRollout(
       progress,
     };
   } finally {
-    controller.worker.shutdown();
-    await controllerRun;
-    await sim.stop();
+    await simulation.stop();
     await removeSimCluster(inv, twin.cluster);
   }
 }

@@ -3,6 +3,7 @@
  * on :8233), FerretDB, the controller worker and three host agents, shows a real operation,
  * then runs until Ctrl-C, when it stops everything and leaves no process behind.
  */
+import { auditOperations } from '../client/audit-operations';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -166,6 +167,8 @@ async function main(): Promise<void> {
       );
     }
     await showDemoVm(client, config);
+    await auditOperations(client, config).ensureSchedule(30);
+    say('reconciling the inventory with the hosts every 30 s (schedule "reconcile"; `virtflow audit drift`)');
     say(`Temporal Web UI: ${temporal.uiUrl}   logs: ${logDir}`);
     say('running; press Ctrl-C to stop everything');
   } catch (err) {

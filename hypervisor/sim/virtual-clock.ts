@@ -18,7 +18,7 @@ export class VirtualClock {
   private readonly sleepers: { at: number; wake: () => void }[] = [];
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly settleMs = 150) {
+  constructor(private readonly settleMs = 300) {
     this.timer = setInterval(() => this.advanceIfQuiet(), Math.max(5, Math.floor(settleMs / 4)));
     this.timer.unref();
   }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { auditOperations } from '../../client/audit-operations';
 import { backupOperations } from '../../client/backup-operations';
+import { describeError } from '../../client/cli';
 import { vmOperations } from '../../client/vm-operations';
 import { dataPaths, installed } from '../../domain/config';
 import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
@@ -82,7 +83,7 @@ describe('the reconciler finds drift between the inventory and the hosts', () =>
     });
     expect(await stack.inventory.backups.findOne({ _id: b.backupId })).toMatchObject({ state: 'missing' });
     const restore = await backups.restore({ vmId: 'db-restored', backupId: b.backupId });
-    await expect(restore.result()).rejects.toThrow(/missing/);
+    expect(describeError(await restore.result().catch((e: unknown) => e))).toMatch(/is missing, not good/);
     expect(await stack.inventory.vms.findOne({ _id: 'db-restored' })).toBeNull();
   });
 

@@ -1,0 +1,31 @@
+import path from 'node:path';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { repoRoot, type Config } from '../domain/config';
+import { createController } from './controller';
+import { startSimAgent } from './sim-agent';
+
+/**
+ * A controller and the simulated agent in this process, on one virtual clock: the set-up that
+ * measures a simulated fleet (forecasts, benchmarks). The controller holds the clock while its
+ * inventory steps run, so simulated time only moves when nothing at all is working.
+ */
+export async function startSimulation(config: Config, opts: { taskQueue?: string } = {}) {
+  const sim = await startSimAgent(config);
+  const controller = await createController(config, {
+    taskQueue: opts.taskQueue,
+    simulationClock: sim.fleet.clock,
+    workflowBundle: await bundleWorkflowCode({
+      workflowsPath: path.join(repoRoot, 'workflows'),
+      logger: new DefaultLogger('WARN'),
+    }),
+  });
+  const controllerRun = controller.run();
+  return {
+    fleet: sim.fleet,
+    async stop(): Promise<void> {
+      controller.worker.shutdown();
+      await controllerRun;
+      await sim.stop();
+    },
+  };
+}
