@@ -231,6 +231,13 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
       continue;
     }
     if (state.paused) {
+      // A pause takes effect once the hosts in flight are back: until then it is only pausing.
+      if (inFlight.size > 0) {
+        if (phase !== 'halted')
+          report('pausing', 'pausing: no new host starts', `${[...inFlight].join(', ')} to finish`);
+        await nextChange();
+        continue;
+      }
       if (phase !== 'halted') report('paused', 'paused by an operator', 'resume');
       await condition(() => !state.paused || state.aborted);
       continue;
