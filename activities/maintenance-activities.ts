@@ -58,6 +58,7 @@ export function createMaintenanceActivities(inv: Inventory) {
         memoryMiB: vm.memoryMiB,
         vcpus: vm.vcpus,
         excludeHosts: [...req.exclude, ...(vm.host ? [vm.host] : [])],
+        cluster: hosts.find((h) => h.id === vm.host)?.cluster,
       };
       const decision = placeVm(hosts, request);
       // During a rolling patch, hosts already patched rank first: the VM then moves only once.

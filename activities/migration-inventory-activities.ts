@@ -75,6 +75,7 @@ export function createMigrationInventoryActivities(inv: Inventory) {
         minQemuVersion: source.qemuVersion,
         requiredCpuFlags: source.cpuFlags,
         excludeHosts: [source.id],
+        cluster: source.cluster,
       };
       let target: string;
       if (req.to) {

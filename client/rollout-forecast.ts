@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../domain/config';
 import { parseInput, ValidationError } from '../domain/errors';
-import { SIM_TASK_QUEUE, workflowIds } from '../domain/names';
+import { hostTaskQueue, twinHostPrefix, workflowIds } from '../domain/names';
 import { rolloutRequestSchema, type RolloutRequest } from '../domain/rollout';
 import { makespanOf, peakOverlap } from '../hypervisor/sim/spans';
 import type { Inventory } from '../inventory/db';
@@ -21,25 +21,11 @@ export interface RolloutForecast {
   progress: RolloutProgress;
 }
 
-/** Refuses to share `host/sim` with another simulated agent: the twin's state lives in this process. */
-async function assertSimQueueFree(client: Client, config: Config): Promise<void> {
-  const r = await client.workflowService.describeTaskQueue({
-    namespace: config.temporal.namespace,
-    taskQueue: { name: SIM_TASK_QUEUE },
-    taskQueueType: 2, // activity
-  });
-  if ((r.pollers ?? []).length > 0) {
-    throw new ValidationError(
-      'dryRun',
-      `a simulated agent already serves ${SIM_TASK_QUEUE} (virtflow sim up?); stop it to forecast`,
-    );
-  }
-}
-
 /**
  * Forecasts a rolling patch: the same `rollingPatch` workflow, run against a simulated twin of
  * the hosts (same capacity, patch level and running VMs) by a controller and a simulated agent
- * inside this process, on a task queue of its own. Nothing real is touched; the twin is removed
+ * inside this process, each on a task queue of its own (so a `virtflow sim up` fleet served
+ * elsewhere is never mixed in). Nothing real is touched; the twin is removed
  * afterwards. The makespan is in the timing model's seconds.
  */
 export async function forecastRollout(
@@ -56,12 +42,14 @@ export async function forecastRollout(
   const known = await inv.hosts.countDocuments({ _id: { $in: hostIds } });
   if (known !== hostIds.length)
     throw new ValidationError('hosts', 'some of the hosts are not in the inventory');
-  await assertSimQueueFree(client, config);
 
   const tag = randomBytes(3).toString('hex');
   const taskQueue = `virtflow-forecast-${tag}`;
   const twin = await createTwin(inv, hostIds, tag);
-  const simulation = await startSimulation(config, { taskQueue });
+  const simulation = await startSimulation(config, {
+    taskQueue,
+    simTaskQueue: hostTaskQueue(twinHostPrefix(tag)),
+  });
   try {
     const twinHosts = hostIds.map((h) => twin.hosts.get(h)!);
     const handle = await client.workflow.start<typeof rollingPatch>('rollingPatch', {

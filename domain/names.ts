@@ -13,8 +13,20 @@ export function isSimHost(hostId: string): boolean {
   return hostId.startsWith(SIM_HOST_PREFIX);
 }
 
+/**
+ * A dry-run's twin hosts are `sim-t<6 hex>-…`: that dry-run's own simulated agent serves them
+ * on `host/sim-t<6 hex>`, apart from any fleet `virtflow sim up` serves.
+ */
+const TWIN_HOST = /^sim-(t[0-9a-f]{6})-/;
+
+export function twinHostPrefix(tag: string): string {
+  return `${SIM_HOST_PREFIX}t${tag}-`;
+}
+
 /** Each host agent polls its own queue, so an activity scheduled there runs on that host. */
 export function hostTaskQueue(hostId: string): string {
+  const twin = TWIN_HOST.exec(hostId);
+  if (twin) return `host/sim-${twin[1]}`;
   return isSimHost(hostId) ? SIM_TASK_QUEUE : `host/${hostId}`;
 }
 

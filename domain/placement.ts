@@ -16,6 +16,7 @@ export interface PlacementHost {
   allocatable: { memoryMiB: number; vcpus: number };
   used: { memoryMiB: number; vcpus: number; runningVms: number };
   patchLevel?: string;
+  cluster?: string;
 }
 
 export interface PlacementRequest {
@@ -29,6 +30,8 @@ export interface PlacementRequest {
   labels?: Record<string, string>;
   /** Hosts that must not be chosen (the source of a migration). */
   excludeHosts?: string[];
+  /** A running VM moves only within its cluster: the cluster shares its storage and network. */
+  cluster?: string;
 }
 
 export interface PlacementDecision {
@@ -61,6 +64,8 @@ export function compareVersions(a: string, b: string): number {
 
 export const filters: Record<string, Filter> = {
   excluded: (h, r) => (r.excludeHosts?.includes(h.id) ? 'excluded by the request' : null),
+  sameCluster: (h, r) =>
+    r.cluster === undefined || h.cluster === r.cluster ? null : `in cluster ${h.cluster}, not ${r.cluster}`,
   hostUp: (h) => (h.state === 'up' ? null : `host is ${h.state}`),
   agentAlive: (h, _r, now) =>
     heartbeatFresh(h, now)

@@ -20,6 +20,7 @@ export async function placementHosts(inv: Inventory): Promise<PlacementHost[]> {
       allocatable: h.allocatable,
       used: { memoryMiB: u?.memoryMiB ?? 0, vcpus: u?.vcpus ?? 0, runningVms: u?.runningVms ?? 0 },
       patchLevel: h.patchLevel,
+      cluster: h.cluster,
     };
   });
 }

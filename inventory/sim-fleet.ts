@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseInput, ValidationError } from '../domain/errors';
 import { idSchema } from '../domain/ids';
-import { SIM_HOST_PREFIX, SIM_TASK_QUEUE } from '../domain/names';
+import { hostTaskQueue, isSimHost, SIM_HOST_PREFIX, SIM_TASK_QUEUE, twinHostPrefix } from '../domain/names';
 import type { SimHostSeed, SimSpan } from '../hypervisor/sim/sim-fleet';
 import type { ClosedSpan } from '../hypervisor/sim/spans';
 import type { Inventory } from './db';
@@ -38,6 +38,7 @@ function simHostDoc(
   patchLevel: string,
   labels: Record<string, string> = {},
 ): HostDoc {
+  const taskQueue = hostTaskQueue(hostId);
   const now = new Date();
   return {
     _id: hostId,
@@ -66,7 +67,7 @@ function simHostDoc(
       pid: 0,
       startedAt: now,
       heartbeatAt: now,
-      taskQueue: SIM_TASK_QUEUE,
+      taskQueue,
       // Simulated hosts send no periodic heartbeat: on FerretDB an update is a read-then-replace,
       // and hundreds of heartbeat writes would race the maintenance writes of a rollout. They
       // count as alive for a day from their last (re)start.
@@ -144,10 +145,10 @@ export async function populateSimFleet(inv: Inventory, input: unknown) {
 
 /**
  * The simulated twin of real hosts: the same capacity, labels, patch level and running VMs,
- * under `sim-<tag>-…` names in cluster `twin-<tag>`, so a dry-run touches nothing real.
+ * under `sim-t<tag>-…` names (served on their own queue) in cluster `twin-<tag>`, so a dry-run touches nothing real.
  */
 export async function createTwin(inv: Inventory, hostIds: string[], tag: string) {
-  const twinId = (id: string) => `${SIM_HOST_PREFIX}${tag}-${id}`.slice(0, 63).replace(/-+$/, '');
+  const twinId = (id: string) => `${twinHostPrefix(tag)}${id}`.slice(0, 63).replace(/-+$/, '');
   const hosts = await inv.hosts.find({ _id: { $in: hostIds } }).toArray();
   const cluster = `twin-${tag}`;
   await inv.hosts.insertMany(
@@ -167,9 +168,9 @@ export async function removeSimCluster(
   inv: Inventory,
   cluster: string,
 ): Promise<{ hosts: number; vms: number }> {
-  const hostIds = (await inv.hosts.find({ cluster, 'agent.taskQueue': SIM_TASK_QUEUE }).toArray()).map(
-    (h) => h._id,
-  );
+  const hostIds = (await inv.hosts.find({ cluster }).toArray())
+    .filter((h) => isSimHost(h._id))
+    .map((h) => h._id);
   const vms = await inv.vms.deleteMany({ host: { $in: hostIds } });
   await inv.reservations.deleteMany({ hostId: { $in: hostIds } });
   await inv.hosts.deleteMany({ _id: { $in: hostIds } });
@@ -177,8 +178,8 @@ export async function removeSimCluster(
 }
 
 /** What every simulated host starts from, as the inventory records it: two reads for the fleet. */
-export async function loadSimHostSeeds(inv: Inventory): Promise<SimHostSeed[]> {
-  const hosts = await inv.hosts.find({ 'agent.taskQueue': SIM_TASK_QUEUE }).toArray();
+export async function loadSimHostSeeds(inv: Inventory, taskQueue = SIM_TASK_QUEUE): Promise<SimHostSeed[]> {
+  const hosts = await inv.hosts.find({ 'agent.taskQueue': taskQueue }).toArray();
   const seeds = new Map<string, SimHostSeed>(
     hosts.map((h) => [h._id, { hostId: h._id, patchLevel: h.patchLevel, labels: h.labels, guests: [] }]),
   );

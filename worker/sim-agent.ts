@@ -11,6 +11,8 @@ import { openInventory } from '../inventory/db';
 import { loadSimHostSeeds, recordSimRestart, recordSimSpan } from '../inventory/sim-fleet';
 
 export interface SimAgentOptions {
+  /** `host/sim` unless this agent serves a dry-run's twin (see hostTaskQueue). */
+  taskQueue?: string;
   /** Real quiet time before the virtual clock moves (see VirtualClock). */
   settleMs?: number;
   model?: TimingModel;
@@ -24,11 +26,15 @@ export interface SimAgentOptions {
 export async function startSimAgent(config: Config, opts: SimAgentOptions = {}) {
   const inv = await openInventory(config);
   const connection = await connectWorkerConnection(config);
-  const fleet = new SimFleet(() => loadSimHostSeeds(inv), opts.model, opts.settleMs);
+  const fleet = new SimFleet(
+    () => loadSimHostSeeds(inv, opts.taskQueue ?? SIM_TASK_QUEUE),
+    opts.model,
+    opts.settleMs,
+  );
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: SIM_TASK_QUEUE,
+    taskQueue: opts.taskQueue ?? SIM_TASK_QUEUE,
     // Hundreds of hosts share this one worker: let it hold many calls at once.
     maxConcurrentActivityTaskExecutions: 2000,
     activities: fleet.clock.holding(

@@ -9,8 +9,11 @@ import { startSimAgent } from './sim-agent';
  * measures a simulated fleet (forecasts, benchmarks). The controller holds the clock while its
  * inventory steps run, so simulated time only moves when nothing at all is working.
  */
-export async function startSimulation(config: Config, opts: { taskQueue?: string } = {}) {
-  const sim = await startSimAgent(config);
+export async function startSimulation(
+  config: Config,
+  opts: { taskQueue?: string; simTaskQueue?: string } = {},
+) {
+  const sim = await startSimAgent(config, { taskQueue: opts.simTaskQueue });
   const controller = await createController(config, {
     taskQueue: opts.taskQueue,
     simulationClock: sim.fleet.clock,
