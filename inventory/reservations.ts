@@ -32,9 +32,20 @@ const emptyUsage = (): HostUsage => ({
 export async function readUsage(inv: Inventory, hostIds?: string[]): Promise<Map<string, HostUsage>> {
   const hostFilter = hostIds ? { $in: hostIds } : { $exists: true };
   const reservations = await inv.reservations.find({ hostId: hostFilter, state: 'active' }).toArray();
+  const usage = await readVmUsage(inv, hostFilter);
+  for (const r of reservations) {
+    const u = usage.get(r.hostId) ?? usage.set(r.hostId, emptyUsage()).get(r.hostId)!;
+    u.memoryMiB += r.memoryMiB;
+    u.vcpus += r.vcpus;
+  }
+  return usage;
+}
+
+/** What the VMs recorded on each host hold (every capacity-holding state). */
+async function readVmUsage(inv: Inventory, hostFilter: object): Promise<Map<string, HostUsage>> {
   const vms = await inv.vms
     .find({ host: hostFilter, state: { $in: capacityHoldingStates } })
-    .project<{ host: string; memoryMiB: number; vcpus: number; state: VmState }>({
+    .project<{ host: string | null; memoryMiB: number; vcpus: number; state: VmState }>({
       host: 1,
       memoryMiB: 1,
       vcpus: 1,
@@ -42,14 +53,9 @@ export async function readUsage(inv: Inventory, hostIds?: string[]): Promise<Map
     })
     .toArray();
   const usage = new Map<string, HostUsage>();
-  const at = (hostId: string) => usage.get(hostId) ?? usage.set(hostId, emptyUsage()).get(hostId)!;
-  for (const r of reservations) {
-    const u = at(r.hostId);
-    u.memoryMiB += r.memoryMiB;
-    u.vcpus += r.vcpus;
-  }
   for (const vm of vms) {
-    const u = at(vm.host);
+    if (!vm.host) continue;
+    const u = usage.get(vm.host) ?? usage.set(vm.host, emptyUsage()).get(vm.host)!;
     u.memoryMiB += vm.memoryMiB;
     u.vcpus += vm.vcpus;
     u.vms += 1;
@@ -78,23 +84,12 @@ const CLOCK_MARGIN_MS = 2_000;
 /** What every host's VMs hold, read at `takenAt` (the read began after it). */
 interface Residents {
   takenAt: number;
-  byHost: Map<string, { memoryMiB: number; vcpus: number }>;
+  byHost: Map<string, HostUsage>;
 }
 
 async function readResidents(inv: Inventory): Promise<Residents> {
   const takenAt = Date.now();
-  const vms = await inv.vms
-    .find({ host: { $exists: true }, state: { $in: capacityHoldingStates } })
-    .project<{ host: string | null; memoryMiB: number; vcpus: number }>({ host: 1, memoryMiB: 1, vcpus: 1 })
-    .toArray();
-  const byHost = new Map<string, { memoryMiB: number; vcpus: number }>();
-  for (const vm of vms) {
-    if (!vm.host) continue;
-    const u = byHost.get(vm.host) ?? byHost.set(vm.host, { memoryMiB: 0, vcpus: 0 }).get(vm.host)!;
-    u.memoryMiB += vm.memoryMiB;
-    u.vcpus += vm.vcpus;
-  }
-  return { takenAt, byHost };
+  return { takenAt, byHost: await readVmUsage(inv, { $exists: true }) };
 }
 
 const residentSnapshots = new WeakMap<Inventory, Promise<Residents>>();
