@@ -3,6 +3,7 @@ import type { Inventory } from '../inventory/db';
 import type { Client } from '@temporalio/client';
 import { createBackupInventoryActivities } from './backup-inventory-activities';
 import { createBackupPolicyActivities } from './backup-policy-activities';
+import { createHaActivities } from './ha-activities';
 import { createMaintenanceActivities } from './maintenance-activities';
 import { createReconcileActivities } from './reconcile-activities';
 import { createRolloutActivities } from './rollout-activities';
@@ -22,6 +23,7 @@ export function createControllerActivities(inv: Inventory, config: Config, clien
     ...createMaintenanceActivities(inv),
     ...createRolloutActivities(inv),
     ...createReconcileActivities(inv, client),
+    ...createHaActivities(inv, config),
   });
 }
 

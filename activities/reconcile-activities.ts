@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { NotFoundError } from '../domain/errors';
+import { heartbeatFresh } from '../domain/liveness';
 import type { Inventory } from '../inventory/db';
 import { recordDrift, resolveUnseen, type DriftFinding } from '../inventory/drift';
 import { releaseReservation } from '../inventory/reservations';
@@ -10,6 +11,8 @@ import type { HostReport } from './host-activities';
 export interface DriftSummary {
   found: { id: string; kind: DriftKind; subject: string; state: string }[];
   resolved: number;
+  /** HA VMs found dead on a healthy host: the pass restarts them there. */
+  haRestart?: string[];
 }
 
 const HOST_KINDS: DriftKind[] = ['vm-not-running', 'orphan-process', 'duplicate-vm'];
@@ -57,6 +60,7 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
       const findings: DriftFinding[] = [];
       const guests = new Map(report.guests.filter((g) => !isTransient(g.vmId)).map((g) => [g.vmId, g]));
       const recorded = await inv.vms.find({ host: hostId }).toArray();
+      const haRestart: string[] = [];
       for (const vm of recorded) {
         if (vm.state !== 'running' || guests.has(vm._id)) continue;
         if (await running(`vm/${vm._id}`)) continue;
@@ -67,8 +71,9 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
           hostId,
           subject: `vm/${vm._id}`,
           message: `vm ${vm._id} is recorded running on ${hostId}, but ${reason}`,
-          fixed: `marked crashed`,
+          fixed: vm.ha?.enabled ? 'marked crashed; HA restarts it on its host' : 'marked crashed',
         });
+        if (vm.ha?.enabled) haRestart.push(vm._id);
       }
       for (const g of guests.values()) {
         const vm = await inv.vms.findOne({ _id: g.vmId });
@@ -92,7 +97,7 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
           });
         }
       }
-      return record(findings, { hostId, kinds: HOST_KINDS });
+      return { ...(await record(findings, { hostId, kinds: HOST_KINDS })), haRestart };
     },
 
     /** Paths of the backups the catalogue offers, for a host to check they are still there. */
@@ -152,7 +157,11 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
 
     /** Hosts whose agents answer: the ones a pass asks what they run. */
     async reconcilableHosts(): Promise<string[]> {
-      return (await inv.hosts.find({ state: 'up' }).toArray()).map((h) => h._id).sort();
+      const now = Date.now();
+      return (await inv.hosts.find({ state: 'up' }).toArray())
+        .filter((h) => heartbeatFresh(h.agent, now))
+        .map((h) => h._id)
+        .sort();
     },
 
     async readDrift(req: { id: string }): Promise<DriftDoc> {

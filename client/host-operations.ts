@@ -8,7 +8,8 @@ import {
   type ExitMaintenanceRequest,
 } from '../domain/maintenance';
 import { workflowIds } from '../domain/names';
-import type { enterMaintenance, exitMaintenance, patchHost } from '../workflows';
+import type { enterMaintenance, exitMaintenance, haRestart, patchHost } from '../workflows';
+import { fenceRequestSchema, type FenceRequest } from '../domain/ha';
 import { patchHostSchema, type PatchHostRequest } from '../domain/patch';
 import { resolveBlocked } from '../workflows/maintenance-control';
 import { sendControl } from './updates';
@@ -48,6 +49,21 @@ export function hostOperations(client: Client, config: Config) {
         'patchHost',
         [spec],
         `Patch ${spec.hostId} with ${spec.patch}`,
+      );
+    },
+    /**
+     * Handles a host's loss now (`host/<hostId>`): fence it, then restart its HA VMs elsewhere.
+     * Refused while the agent answers unless `force` (its guests are killed by the fence).
+     */
+    async fence(req: FenceRequest) {
+      const spec = parseInput(fenceRequestSchema, req, '');
+      return startResourceWorkflow<typeof haRestart>(
+        client,
+        config,
+        { kind: 'host', id: spec.hostId },
+        'haRestart',
+        [spec],
+        `Fence ${spec.hostId} and restart its HA VMs elsewhere${spec.force ? ' (forced by an operator)' : ''}`,
       );
     },
     /** Answers a host blocked entering maintenance: retry its unmovable VMs, or let them be stopped. */

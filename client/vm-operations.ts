@@ -18,7 +18,8 @@ import {
   type StopVmRequest,
   type VmRef,
 } from '../domain/requests';
-import type { createVm, deleteVm, liveMigration, startVm, stopVm } from '../workflows';
+import type { createVm, deleteVm, liveMigration, setVmHa, startVm, stopVm } from '../workflows';
+import { setHaRequestSchema, type SetHaRequest } from '../domain/ha';
 import {
   migrationRequestSchema,
   setBandwidthSchema,
@@ -186,6 +187,17 @@ export function vmOperations(client: Client, config: Config) {
     async setMaxBandwidth(vmId: string, maxBandwidthMiBps: number): Promise<string> {
       const spec = parseInput(setBandwidthSchema, { maxBandwidthMiBps }, '');
       return control(client, vmId, (h) => h.executeUpdate(setMaxBandwidth, { args: [spec] }));
+    },
+    async setHa(req: SetHaRequest) {
+      const spec = parseInput(setHaRequestSchema, req, '');
+      return startVmWorkflow<typeof setVmHa>(
+        client,
+        config,
+        'setVmHa',
+        spec.vmId,
+        [spec],
+        spec.enabled ? `Protect VM ${spec.vmId} with HA (priority ${spec.priority})` : `Turn HA off for VM ${spec.vmId}`,
+      );
     },
     /** Where the VM's current operation is, from its `progress` query. */
     async progress(vmId: string): Promise<MigrationProgress> {

@@ -1,3 +1,4 @@
+import { heartbeatFresh } from './liveness';
 /**
  * Placement: which host is the most expedient for a VM. Named filters reject hosts (each
  * saying why), then weights rank the rest. Pure logic over plain data, so it runs the same in
@@ -43,14 +44,6 @@ export interface PlacementDecision {
 }
 
 type Filter = (h: PlacementHost, r: PlacementRequest, now: number) => string | null;
-
-/** An agent is alive while its heartbeat is younger than three fact intervals. */
-export function heartbeatFresh(
-  h: Pick<PlacementHost, 'heartbeatAt' | 'factsIntervalMs'>,
-  now: number,
-): boolean {
-  return now - h.heartbeatAt.getTime() <= 3 * h.factsIntervalMs;
-}
 
 export function compareVersions(a: string, b: string): number {
   const pa = a.split('.').map(Number);

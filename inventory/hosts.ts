@@ -4,20 +4,21 @@ import type { Inventory } from './db';
 
 export type HostRegistration = Pick<
   HostDoc,
-  'facts' | 'allocatable' | 'patchLevel' | 'agent' | 'migrationPorts' | 'migrationAddress' | 'cluster'
+  'facts' | 'allocatable' | 'patchLevel' | 'agent' | 'migrationPorts' | 'migrationAddress' | 'cluster' | 'fence'
 >;
 
 /**
  * Registers a host or refreshes what its agent reports. Only the host's own agent writes
  * these fields, so a plain upsert is safe on FerretDB; operator-owned fields (maintenance,
- * labels) are set only when the document is first created.
+ * labels) are set only when the document is first created. An agent that registers is back:
+ * a fence or a wait for an operator from its host's loss no longer applies.
  */
 export async function registerHost(inv: Inventory, hostId: string, reg: HostRegistration): Promise<HostDoc> {
   const now = new Date();
   await inv.hosts.updateOne(
     { _id: hostId },
     {
-      $set: { ...reg, state: 'up', updatedAt: now },
+      $set: { ...reg, state: 'up', needsOperator: '', fencedAt: null, updatedAt: now },
       $setOnInsert: {
         createdAt: now,
         maintenance: false,

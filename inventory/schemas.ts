@@ -51,6 +51,15 @@ export const hostSchema = z.object({
   migrationPorts: z.object({ first: z.number().int(), last: z.number().int() }),
   /** Where other hosts reach this one's incoming migration ports. */
   migrationAddress: z.string(),
+  /**
+   * How to fence the host (power it off, or kill its agent and guests) before its VMs restart
+   * elsewhere: a shell command that exits 0 only once it has confirmed the host runs nothing.
+   */
+  fence: z.object({ command: z.string().min(1), timeoutSec: z.number().int().positive() }).optional(),
+  /** Why the host waits for an operator (a fence that failed); empty when it does not. */
+  needsOperator: z.string().optional(),
+  /** When the host was last fenced; cleared when its agent registers again. */
+  fencedAt: z.date().nullable().optional(),
 });
 export type HostDoc = z.infer<typeof hostSchema>;
 export type HostState = HostDoc['state'];
@@ -71,6 +80,8 @@ export const vmSchema = z.object({
   bootArgs: z.string().default(''),
   /** The run of the createVm workflow that claimed this id; lets a retried step recognise its own claim. */
   createdByRun: z.string().optional(),
+  /** Restart the VM when its guest dies or its host is lost (domain/ha.ts). */
+  ha: z.object({ enabled: z.boolean(), priority: z.number().int().nonnegative() }).optional(),
 });
 export type VmDoc = z.infer<typeof vmSchema>;
 export type VmState = VmDoc['state'];

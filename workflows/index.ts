@@ -15,3 +15,5 @@ export { exitMaintenance } from './exit-maintenance';
 export { patchHost } from './patch-host';
 export { rollingPatch } from './rolling-patch';
 export { reconcileHost, reconcileFleet, fixDrift } from './reconcile';
+export { haRestart, haRestartVm } from './ha-restart';
+export { setVmHa } from './set-vm-ha';

@@ -1,9 +1,12 @@
-import { ApplicationFailure, executeChild } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, ParentClosePolicy, startChild } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { DriftSummary } from '../activities/reconcile-activities';
 import { isSimHost } from '../domain/names';
 import { inventory, onHost } from './activity-proxies';
 import { reasonOf } from './failures';
 import { trackOperation } from './observability';
+import { haRestart } from './ha-restart';
+import { startVm } from './start-vm';
 
 /** A host's agent must pick up the question quickly: an agent that does not is itself a finding. */
 const ask = (hostId: string) => onHost(hostId, { scheduleToStartTimeout: '30 seconds' });
@@ -17,6 +20,19 @@ export async function reconcileHost(req: { hostId: string }): Promise<DriftSumma
   op.phase('inspecting', `asking ${req.hostId} what it runs`);
   const report = await ask(req.hostId).reportHost();
   const summary = await inventory.reconcileHostReport({ hostId: req.hostId, report });
+  // The host is healthy (its agent just answered): an HA VM whose guest died restarts there.
+  for (const vmId of summary.haRestart ?? []) {
+    op.phase('ha-restart', `restarting HA vm ${vmId} on ${req.hostId}`);
+    try {
+      await executeChild(startVm, { workflowId: `vm/${vmId}`, args: [{ vmId }] });
+    } catch (err) {
+      // Another operation took the VM first, or the start failed: the next pass sees it again.
+      op.phase(
+        'ha-restart',
+        `HA restart of ${vmId} did not happen: ${reasonOf((err as { cause?: unknown }).cause ?? err)}`,
+      );
+    }
+  }
   op.phase(
     'done',
     `${summary.found.length} drift finding(s) on ${req.hostId}, ${summary.resolved} resolved since`,
@@ -27,6 +43,8 @@ export async function reconcileHost(req: { hostId: string }): Promise<DriftSumma
 export interface FleetReconcileResult {
   hosts: Record<string, DriftSummary | { error: string }>;
   fleet: DriftSummary | { error: string };
+  /** Lost hosts whose `host/<hostId>` HA restart this pass started. */
+  lostHosts: string[];
 }
 
 /**
@@ -62,11 +80,35 @@ export async function reconcileFleet(): Promise<FleetReconcileResult> {
   } catch (err) {
     fleet = { error: reasonOf(err) };
   }
+  const lostHosts = await startHaRestarts(op);
   const total =
     Object.values(hosts).reduce((n, h) => n + ('found' in h ? h.found.length : 0), 0) +
     ('found' in fleet ? fleet.found.length : 0);
   op.phase('done', `${total} drift finding(s) over ${hostIds.length} host(s)`);
-  return { hosts, fleet };
+  return { hosts, fleet, lostHosts };
+}
+
+/**
+ * Starts `haRestart` for every lost host with HA VMs. It runs on as its own `host/<hostId>`
+ * workflow (abandoned by this pass), so a host already busy with one is left to it.
+ */
+async function startHaRestarts(op: ReturnType<typeof trackOperation>): Promise<string[]> {
+  const started: string[] = [];
+  for (const hostId of await inventory.lostHosts()) {
+    try {
+      await startChild(haRestart, {
+        workflowId: `host/${hostId}`,
+        args: [{ hostId }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        staticSummary: `HA: fence lost host ${hostId} and restart its HA VMs elsewhere`,
+      });
+      started.push(hostId);
+      op.phase('ha', `host ${hostId} is lost: started its HA restart`);
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+  }
+  return started;
 }
 
 /**

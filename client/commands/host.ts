@@ -3,6 +3,8 @@ import { NotFoundError, ValidationError } from '../../domain/errors';
 import { hostOperations } from '../host-operations';
 import { numberArg } from './args';
 import { listHosts } from '../../inventory/hosts';
+import { listVms } from '../../inventory/vms';
+import { liveness, lossReason } from '../../domain/liveness';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
 
@@ -15,11 +17,13 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON')
     .action(async (opts: OutputOptions) => {
       const hosts = await listHosts(await ctx.inventory());
+      const now = Date.now();
       emit(opts, hosts, (hs) =>
         printTable(
           hs.map((h) => ({
             id: h._id,
             state: h.state,
+            liveness: liveness(h, now),
             maintenance:
               h.maintenanceState && h.maintenanceState !== 'none'
                 ? h.maintenanceState
@@ -32,8 +36,21 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
             qemu: h.facts.qemuVersion,
             patch: h.patchLevel,
             heartbeat: h.agent.heartbeatAt,
+            'needs-operator': h.needsOperator || '',
           })),
-          ['id', 'state', 'maintenance', 'cluster', 'vcpus', 'memory-mib', 'qemu', 'patch', 'heartbeat'],
+          [
+            'id',
+            'state',
+            'liveness',
+            'maintenance',
+            'cluster',
+            'vcpus',
+            'memory-mib',
+            'qemu',
+            'patch',
+            'heartbeat',
+            'needs-operator',
+          ],
         ),
       );
     });
@@ -66,7 +83,55 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
       );
     });
 
+  host
+    .command('status <hostId>')
+    .description('liveness, fencing and HA state of a host, with the VMs it holds')
+    .option('--json', 'print JSON')
+    .action(async (hostId: string, opts: OutputOptions) => {
+      const inv = await ctx.inventory();
+      const doc = await inv.hosts.findOne({ _id: hostId });
+      if (!doc) throw new NotFoundError('host', hostId);
+      const vms = await listVms(inv, { host: hostId });
+      const status = {
+        id: doc._id,
+        state: doc.state,
+        liveness: liveness(doc, Date.now()),
+        'lost-because': lossReason(doc) ?? '',
+        'needs-operator': doc.needsOperator || '',
+        maintenance: doc.maintenanceState,
+        'agent-heartbeat': doc.agent.heartbeatAt,
+        'facts-interval-s': doc.agent.factsIntervalMs / 1000,
+        fence: doc.fence
+          ? `${doc.fence.command} (timeout ${doc.fence.timeoutSec} s)`
+          : 'none: HA cannot fence it',
+        'fenced-at': doc.fencedAt ?? '',
+        vms: vms.map((v) => `${v._id} ${v.state}${v.ha?.enabled ? ` ha p${v.ha.priority}` : ''}`),
+      };
+      emit(opts, status, (s) => printFields(s));
+    });
+
   const ops = async () => hostOperations(await ctx.client(), ctx.config);
+
+  host
+    .command('fence <hostId>')
+    .description('fence a lost host, then restart its HA VMs on other hosts (host/<hostId>)')
+    .option('--force', 'fence although its agent still answers (its guests are killed)')
+    .option('--json', 'print JSON')
+    .action(async (hostId: string, o: OutputOptions & { force?: boolean }) => {
+      const op = await (await ops()).fence({ hostId, force: o.force ?? false });
+      if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
+      const r = await op.result();
+      emit(o, r, () =>
+        console.log(
+          r.outcome === 'recovered'
+            ? `${hostId} was not fenced: ${r.reason}`
+            : `${hostId} fenced (${r.fence}); restarted ${r.restarted.map((x) => `${x.vmId}→${x.to}`).join(', ') || 'nothing'}` +
+                (r.failed.length
+                  ? `; failed: ${r.failed.map((f) => `${f.vmId} (${f.reason})`).join(', ')}`
+                  : ''),
+        ),
+      );
+    });
   const enter = (c: Command) =>
     c
       .option('--max-parallel <n>', 'migrations out of the host at once', numberArg)

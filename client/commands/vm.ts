@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { labelArg, numberArg } from './args';
 import { registerMigrationCommands } from './migration';
 import { NotFoundError } from '../../domain/errors';
+import { HA_PRIORITY_MAX } from '../../domain/ha';
 import { listVms } from '../../inventory/vms';
 import type { VmDoc } from '../../inventory/schemas';
 import type { CliContext } from '../context';
@@ -31,6 +32,7 @@ function vmRow(v: VmDoc) {
     'memory-mib': v.memoryMiB,
     vcpus: v.vcpus,
     image: v.image,
+    ha: v.ha?.enabled ? `p${v.ha.priority}` : 'off',
     updated: v.updatedAt,
   };
 }
@@ -113,6 +115,19 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     await follow(op, o, (r) => console.log(`vm ${r.vmId} deleted`));
   });
 
+  waitOption(
+    vm
+      .command('set-ha <vmId>')
+      .description('restart the VM when its guest dies or its host is lost (higher priority first)')
+      .option('--priority <n>', `restart priority, 0-${HA_PRIORITY_MAX}`, numberArg, 0)
+      .option('--off', 'turn HA protection off'),
+  ).action(async (vmId: string, o: OutputOptions & { wait: boolean; priority: number; off?: boolean }) => {
+    const op = await (await ops()).setHa({ vmId, enabled: !o.off, priority: o.priority });
+    await follow(op, o, (r) =>
+      console.log(`vm ${r._id}: HA ${r.ha?.enabled ? `on, priority ${r.ha.priority}` : 'off'}`),
+    );
+  });
+
   vm.command('list')
     .description('list VMs')
     .option('--host <hostId>', 'only VMs on this host')
@@ -120,7 +135,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .action(async (o: OutputOptions & { host?: string }) => {
       const vms = await listVms(await ctx.inventory(), { host: o.host });
       emit(o, vms, (vs) =>
-        printTable(vs.map(vmRow), ['id', 'state', 'host', 'memory-mib', 'vcpus', 'image', 'updated']),
+        printTable(vs.map(vmRow), ['id', 'state', 'host', 'memory-mib', 'vcpus', 'image', 'ha', 'updated']),
       );
     });
 

@@ -23,9 +23,22 @@ export const localHosts = ['host-a', 'host-b', 'host-c'].map((hostId, i) => ({
   migrationPorts: `${49200 + i * 20}-${49219 + i * 20}`,
 }));
 
+/** The local stack's fence action: kills a host's agent and guests, and confirms they are gone. */
+export const LOCAL_FENCE_COMMAND = `bash ${path.join(repoRoot, 'scripts', 'fence-local-host')}`;
+
 /** Arguments that start a local host agent. */
 export function hostAgentArgs(host: (typeof localHosts)[number], extra: string[] = []): string[] {
-  return ['--host', host.hostId, '--migration-ports', host.migrationPorts, '--cluster', 'local', ...extra];
+  return [
+    '--host',
+    host.hostId,
+    '--migration-ports',
+    host.migrationPorts,
+    '--cluster',
+    'local',
+    '--fence',
+    LOCAL_FENCE_COMMAND,
+    ...extra,
+  ];
 }
 
 /**

@@ -1,0 +1,263 @@
+import { spawn } from 'node:child_process';
+import { dataPaths, type Config } from '../domain/config';
+import {
+  InvalidStateError,
+  NotFoundError,
+  parseInput,
+  ValidationError,
+  VirtflowError,
+} from '../domain/errors';
+import { setHaRequestSchema, type SetHaRequest } from '../domain/ha';
+import { lossReason } from '../domain/liveness';
+import { placeVm, type PlacementDecision } from '../domain/placement';
+import type { Inventory } from '../inventory/db';
+import { recordEvent } from '../inventory/events';
+import { placementHosts } from '../inventory/placement-view';
+import { releaseOwnedReservations } from '../inventory/reservations';
+import type { EventDoc, HostDoc, VmDoc } from '../inventory/schemas';
+import { getVm, updateVm } from '../inventory/vms';
+import { currentRun, reservationOwner } from './run-context';
+
+/** The fence action failed or could not confirm the host runs nothing: nothing may restart. */
+export class FenceFailedError extends VirtflowError {
+  constructor(message: string) {
+    super('FenceFailedError', message);
+  }
+}
+
+export interface HaCandidate {
+  vmId: string;
+  priority: number;
+  memoryMiB: number;
+  vcpus: number;
+}
+
+const isHa = (vm: VmDoc) => vm.ha?.enabled === true;
+
+/** Runs a host's fence command and returns its output; throws unless it exited 0 in time. */
+function runFence(host: HostDoc, hostDir: string): Promise<string> {
+  const fence = host.fence!;
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', fence.command], {
+      env: {
+        ...process.env,
+        VIRTFLOW_FENCE_HOST: host._id,
+        VIRTFLOW_FENCE_HOST_DIR: hostDir,
+        VIRTFLOW_FENCE_AGENT_PID: String(host.agent.pid),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const keep = (b: Buffer) => (output = (output + b.toString()).slice(-4000));
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const timer = setTimeout(() => child.kill('SIGKILL'), fence.timeoutSec * 1000);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new FenceFailedError(`fence of ${host._id} could not run: ${err.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const said = output.trim() || 'no output';
+      if (code === 0) resolve(said);
+      else if (signal)
+        reject(
+          new FenceFailedError(`fence of ${host._id} did not finish within ${fence.timeoutSec} s: ${said}`),
+        );
+      else reject(new FenceFailedError(`fence of ${host._id} exited ${code}: ${said}`));
+    });
+  });
+}
+
+/**
+ * Controller side of host liveness and HA restart. Only the `host/<hostId>` workflow writes a
+ * lost host's document (its agent no longer does), so these writes race nothing.
+ */
+export function createHaActivities(inv: Inventory, config: Config) {
+  const audit = (e: Omit<EventDoc, '_id' | 'at' | 'workflowId' | 'runId'>) =>
+    recordEvent(inv, { ...e, ...currentRun() });
+
+  async function readHost(hostId: string): Promise<HostDoc> {
+    const h = await inv.hosts.findOne({ _id: hostId });
+    if (!h) throw new NotFoundError('host', hostId);
+    return h;
+  }
+
+  return {
+    /**
+     * Hosts whose loss HA must handle now: lost, not waiting for an operator, with an HA VM
+     * recorded running there. A lost host with nothing to restart is only marked unreachable.
+     */
+    async lostHosts(): Promise<string[]> {
+      const now = Date.now();
+      const lost = (await inv.hosts.find({}).toArray()).filter((h) => lossReason(h, now) !== undefined);
+      if (lost.length === 0) return [];
+      const protectedOn = new Set(
+        (await inv.vms.find({ state: 'running', 'ha.enabled': true }).toArray()).map((v) => v.host),
+      );
+      const act: string[] = [];
+      for (const h of lost) {
+        if (protectedOn.has(h._id) && !h.needsOperator) act.push(h._id);
+        else if (h.state === 'up') {
+          await inv.hosts.updateOne(
+            { _id: h._id },
+            { $set: { state: 'unreachable', updatedAt: new Date() }, $inc: { revision: 1 } },
+          );
+        }
+      }
+      return act.sort();
+    },
+
+    /**
+     * Re-checks the loss inside the host's workflow (the agent may have come back since) and
+     * marks the host unreachable. An operator's `force` fences a host whose agent still answers.
+     */
+    async confirmHostLost(req: {
+      hostId: string;
+      force: boolean;
+    }): Promise<{ lost: boolean; reason: string }> {
+      const h = await readHost(req.hostId);
+      const reason = lossReason(h) ?? (req.force ? 'an operator asked to fence it' : undefined);
+      if (!reason)
+        return {
+          lost: false,
+          reason: `${h._id} answers again (heartbeat ${h.agent.heartbeatAt.toISOString()})`,
+        };
+      if (h.maintenance && !req.force)
+        throw new InvalidStateError(`host ${h._id} is in maintenance: its workflow owns it`);
+      await inv.hosts.updateOne(
+        { _id: h._id },
+        { $set: { state: 'unreachable', updatedAt: new Date() }, $inc: { revision: 1 } },
+      );
+      await audit({
+        operation: 'ha-restart',
+        subject: `host/${h._id}`,
+        outcome: 'info',
+        message: `host ${h._id} is unreachable: ${reason}`,
+      });
+      return { lost: true, reason };
+    },
+
+    /**
+     * Fences the host through its fence action. Only a clean exit counts as confirmation; any
+     * other end (no action, non-zero exit, timeout) leaves the host waiting for an operator.
+     */
+    async fenceHost(req: { hostId: string }): Promise<string> {
+      const h = await readHost(req.hostId);
+      if (!h.fence) throw new FenceFailedError(`host ${h._id} has no fence action (agent option --fence)`);
+      const said = await runFence(h, dataPaths(config.dataDir).hostDir(h._id));
+      await inv.hosts.updateOne(
+        { _id: h._id },
+        { $set: { fencedAt: new Date(), needsOperator: '', updatedAt: new Date() }, $inc: { revision: 1 } },
+      );
+      await audit({
+        operation: 'fence-host',
+        subject: `host/${h._id}`,
+        outcome: 'completed',
+        message: `host ${h._id} fenced: ${said}`,
+      });
+      return said;
+    },
+
+    async markNeedsOperator(req: { hostId: string; reason: string }): Promise<void> {
+      await inv.hosts.updateOne(
+        { _id: req.hostId },
+        { $set: { needsOperator: req.reason, updatedAt: new Date() }, $inc: { revision: 1 } },
+      );
+      await audit({
+        operation: 'fence-host',
+        subject: `host/${req.hostId}`,
+        outcome: 'failed',
+        message: `host ${req.hostId} needs an operator: ${req.reason}; none of its VMs was restarted`,
+      });
+    },
+
+    /**
+     * After a confirmed fence nothing of the host runs: its VMs are recorded crashed (that is
+     * the truth now), and the HA ones are returned, to restart elsewhere.
+     */
+    async recordHostFenced(req: { hostId: string }): Promise<HaCandidate[]> {
+      const vms = await inv.vms.find({ host: req.hostId, state: { $in: ['running', 'crashed'] } }).toArray();
+      const candidates: HaCandidate[] = [];
+      for (const vm of vms) {
+        if (vm.state === 'running')
+          await updateVm(inv, vm._id, { state: 'crashed', stateReason: `host ${req.hostId} was fenced` });
+        if (isHa(vm))
+          candidates.push({
+            vmId: vm._id,
+            priority: vm.ha!.priority,
+            memoryMiB: vm.memoryMiB,
+            vcpus: vm.vcpus,
+          });
+      }
+      return candidates;
+    },
+
+    /** Where an HA VM restarts: placement over the healthy hosts of its host's cluster. */
+    async placeHaRestart(req: { vmId: string; from: string }): Promise<PlacementDecision> {
+      const vm = await getVm(inv, req.vmId);
+      const from = await readHost(req.from);
+      const decision = placeVm(await placementHosts(inv), {
+        memoryMiB: vm.memoryMiB,
+        vcpus: vm.vcpus,
+        excludeHosts: [req.from],
+        cluster: from.cluster,
+      });
+      if (!decision.chosen) {
+        const why = Object.entries(decision.rejected).map(([h, r]) => `${h}: ${r.join(', ')}`);
+        throw new InvalidStateError(`no host can take vm ${vm._id}: ${why.join('; ') || 'no other host'}`);
+      }
+      return decision;
+    },
+
+    /** The VM runs on its new host: record it there and give back the reservation. */
+    async commitHaRestart(req: { vmId: string; from: string; to: string }): Promise<void> {
+      await updateVm(inv, req.vmId, { state: 'running', host: req.to, stateReason: '' });
+      await releaseOwnedReservations(inv, reservationOwner());
+      await audit({
+        operation: 'ha-restart',
+        subject: `vm/${req.vmId}`,
+        outcome: 'completed',
+        message: `vm ${req.vmId} restarted on ${req.to} after ${req.from} was lost`,
+        details: { from: req.from, to: req.to },
+      });
+    },
+
+    async recordHaRestartFailed(req: { vmId: string; from: string; reason: string }): Promise<void> {
+      await releaseOwnedReservations(inv, reservationOwner());
+      await updateVm(inv, req.vmId, { state: 'crashed', stateReason: `HA restart failed: ${req.reason}` });
+      await audit({
+        operation: 'ha-restart',
+        subject: `vm/${req.vmId}`,
+        outcome: 'rolled-back',
+        message: `vm ${req.vmId} (from lost host ${req.from}) did not restart: ${req.reason}`,
+      });
+    },
+
+    /** `vm set-ha`: validated completely before the one write. */
+    async setVmHa(input: SetHaRequest): Promise<VmDoc> {
+      const req = parseInput(setHaRequestSchema, input, '');
+      const vm = await getVm(inv, req.vmId);
+      if (vm.state === 'creating' || vm.state === 'deleting')
+        throw new ValidationError('vmId', `vm ${vm._id} is ${vm.state}`);
+      await inv.vms.updateOne(
+        { _id: vm._id },
+        {
+          $set: { ha: { enabled: req.enabled, priority: req.priority }, updatedAt: new Date() },
+          $inc: { revision: 1 },
+        },
+      );
+      await audit({
+        operation: 'set-ha',
+        subject: `vm/${vm._id}`,
+        outcome: 'completed',
+        message: req.enabled
+          ? `vm ${vm._id} is HA-protected with priority ${req.priority}`
+          : `vm ${vm._id} is no longer HA-protected`,
+      });
+      return getVm(inv, vm._id);
+    },
+  };
+}
+
+export type HaActivities = ReturnType<typeof createHaActivities>;
