@@ -196,7 +196,9 @@ export function vmOperations(client: Client, config: Config) {
         'setVmHa',
         spec.vmId,
         [spec],
-        spec.enabled ? `Protect VM ${spec.vmId} with HA (priority ${spec.priority})` : `Turn HA off for VM ${spec.vmId}`,
+        spec.enabled
+          ? `Protect VM ${spec.vmId} with HA (priority ${spec.priority})`
+          : `Turn HA off for VM ${spec.vmId}`,
       );
     },
     /** Where the VM's current operation is, from its `progress` query. */

@@ -4,7 +4,14 @@ import type { Inventory } from './db';
 
 export type HostRegistration = Pick<
   HostDoc,
-  'facts' | 'allocatable' | 'patchLevel' | 'agent' | 'migrationPorts' | 'migrationAddress' | 'cluster' | 'fence'
+  | 'facts'
+  | 'allocatable'
+  | 'patchLevel'
+  | 'agent'
+  | 'migrationPorts'
+  | 'migrationAddress'
+  | 'cluster'
+  | 'fence'
 >;
 
 /**

@@ -17,6 +17,8 @@ export interface HostCallOptions {
   heartbeatTimeout?: Duration;
   /** How long to wait for the host's agent to pick the call up before calling the host unreachable. */
   scheduleToStartTimeout?: Duration;
+  /** Attempts in all (default 3); a timed-out pick-up counts as one, so a dead agent costs attempts × scheduleToStart. */
+  attempts?: number;
 }
 
 /**
@@ -29,7 +31,7 @@ export function onHost(hostId: string, opts: HostCallOptions = {}): HostActiviti
     startToCloseTimeout: opts.startToCloseTimeout ?? '1 minute',
     heartbeatTimeout: opts.heartbeatTimeout,
     scheduleToStartTimeout: opts.scheduleToStartTimeout ?? '1 minute',
-    retry: { maximumAttempts: 3, nonRetryableErrorTypes },
+    retry: { maximumAttempts: opts.attempts ?? 3, nonRetryableErrorTypes },
   });
   return isSimHost(hostId) ? routedToSimHost(activities, hostId) : activities;
 }

@@ -8,8 +8,14 @@ import { trackOperation } from './observability';
 import { haRestart } from './ha-restart';
 import { startVm } from './start-vm';
 
-/** A host's agent must pick up the question quickly: an agent that does not is itself a finding. */
-const ask = (hostId: string) => onHost(hostId, { scheduleToStartTimeout: '30 seconds' });
+/**
+ * A host's agent must pick up the question quickly and once: an agent that does not is lost,
+ * and the next pass hands its host to HA instead of waiting on it.
+ */
+const ask = (hostId: string) => onHost(hostId, { scheduleToStartTimeout: '10 seconds', attempts: 1 });
+
+/** An operator's fix is worth the usual retries. */
+const act = (hostId: string) => onHost(hostId, { scheduleToStartTimeout: '30 seconds' });
 
 /**
  * Compares one host (`reconcile/<hostId>`) with the inventory: the QEMU processes its agent
@@ -130,7 +136,7 @@ export async function fixDrift(req: { id: string }): Promise<string> {
     case 'orphan-process':
     case 'duplicate-vm':
       op.phase('fixing', `stopping the unrecorded QEMU of ${vmId} on ${d.hostId}`);
-      await ask(d.hostId!).destroyGuest({ vmId });
+      await act(d.hostId!).destroyGuest({ vmId });
       how = `stopped the QEMU of ${vmId} on ${d.hostId} (by an operator)`;
       break;
     case 'orphan-disk': {
@@ -138,7 +144,7 @@ export async function fixDrift(req: { id: string }): Promise<string> {
       if (!hostId)
         throw ApplicationFailure.nonRetryable('no QEMU host is up to delete the disk', 'InvalidStateError');
       op.phase('fixing', `deleting ${d.subject}`);
-      await ask(hostId).deleteDisk({ vmId: vmId.replace(/\.qcow2$/, '') });
+      await act(hostId).deleteDisk({ vmId: vmId.replace(/\.qcow2$/, '') });
       how = `deleted ${d.subject.slice('disk/'.length)} (by an operator)`;
       break;
     }
