@@ -1,0 +1,144 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import seedrandom from 'seedrandom';
+import { connectClient } from '../client/temporal';
+import { dataPaths, installed } from '../domain/config';
+import { QemuHost } from '../hypervisor/qemu-host';
+import { importImage } from '../inventory/images';
+import { localHosts } from '../scripts/services/entry-points';
+import { openInventory } from '../inventory/db';
+import { ChaosStack, killTargets, type KillTarget } from './chaos-stack';
+import { checkInvariants, settle, type Verdict } from './invariants';
+import { chaosOperations, type ChaosModel, type OpRecord } from './operations';
+
+export interface ChaosOptions {
+  ops: number;
+  seed: number;
+  /** Operations running at once. */
+  concurrency?: number;
+  /** Bounds of the pause between two kills, in seconds. */
+  killEverySec?: [number, number];
+  /** Keep the run directory (logs, databases) for inspection. */
+  keep?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ChaosReport extends Verdict {
+  seed: number;
+  runDir: string;
+  ops: OpRecord[];
+  kills: { target: KillTarget; atSec: number }[];
+  ok: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A chaos run: `ops` operations (create, migrate, backup, restore, stop, start, delete and one
+ * rolling patch) on a local stack of its own, while the seed picks moments to SIGKILL the
+ * controller, a host agent, the Temporal server or FerretDB. Then everything settles and the
+ * invariants are checked. The seed fixes which operations and kills happen, in which order;
+ * the machine's speed still decides what each kill interrupts.
+ */
+export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
+  const log = opts.log ?? (() => undefined);
+  const rng = seedrandom(String(opts.seed));
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vf-chaos-'));
+  log(`run directory ${runDir}`);
+  const stack = await ChaosStack.start(runDir);
+  const inv = await openInventory(stack.config);
+  const client = await connectClient(stack.config);
+  const report: ChaosReport = {
+    seed: opts.seed,
+    runDir,
+    ops: [],
+    kills: [],
+    drift: [],
+    violations: [],
+    ok: false,
+  };
+  try {
+    await importImage(inv, dataPaths(stack.config.dataDir).images, {
+      name: 'debian-busybox',
+      file: installed.guestDisk,
+    });
+    await settle(client, inv);
+    log(`stack up (Temporal UI ${stack.config.temporal.uiUrl})`);
+
+    const model: ChaosModel = {
+      vms: new Set(),
+      backups: [],
+      busy: new Set(),
+      counter: 0,
+      rolloutDone: false,
+    };
+    const ops = chaosOperations(client, stack.config, inv, rng);
+    const began = Date.now();
+    let next = 0;
+    let running = true;
+
+    const lane = async () => {
+      while (next < opts.ops) {
+        const index = next++;
+        const { kind, subject } = await ops.choose(model, index, opts.ops);
+        log(`op ${index + 1}/${opts.ops}: ${kind} ${subject}`);
+        const rec = await ops.run(kind, subject, model, kind === 'rollout' ? 900_000 : 360_000);
+        log(
+          `op ${index + 1}/${opts.ops}: ${kind} ${subject} ${rec.outcome}${rec.reason ? `: ${rec.reason}` : ''}`,
+        );
+        report.ops.push(rec);
+      }
+    };
+
+    const [lo, hi] = opts.killEverySec ?? [6, 20];
+    const killer = async () => {
+      while (running) {
+        const pause = (lo + rng() * (hi - lo)) * 1000;
+        const target = killTargets[Math.floor(rng() * killTargets.length)];
+        const restartAfter = 500 + rng() * 2500;
+        const until = Date.now() + pause;
+        while (running && Date.now() < until) await sleep(200);
+        if (!running) return;
+        log(`kill -9 ${target}`);
+        report.kills.push({ target, atSec: Math.round((Date.now() - began) / 1000) });
+        await stack.kill(target);
+        await sleep(restartAfter);
+        await stack.restart(target);
+      }
+    };
+
+    const killing = killer();
+    await Promise.all(Array.from({ length: opts.concurrency ?? 2 }, lane));
+    running = false;
+    await killing;
+    log('operations done; waiting for the stack to settle');
+    await settle(client, inv);
+    const verdict = await checkInvariants(client, stack.config, inv, model);
+    Object.assign(report, verdict);
+    const stuck = report.ops.filter((o) => o.outcome === 'stuck');
+    for (const o of stuck) report.violations.push(`${o.kind} ${o.subject} did not end: ${o.reason}`);
+    report.ok = report.violations.length === 0;
+    return report;
+  } catch (err) {
+    report.violations.push(`the run itself failed: ${(err as Error).message}`);
+    return report;
+  } finally {
+    await client.connection.close().catch(() => undefined);
+    await inv.close().catch(() => undefined);
+    await stack.stop();
+    powerOffLeftovers(stack);
+    if (!opts.keep && report.ok) fs.rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
+/** No guest outlives its run, whatever happened to it. */
+function powerOffLeftovers(stack: ChaosStack): void {
+  for (const { hostId } of localHosts) {
+    const q = new QemuHost(dataPaths(stack.config.dataDir).hostDir(hostId), {
+      kernel: installed.guestKernel,
+      initrd: installed.guestInitrd,
+    });
+    for (const g of q.list()) q.kill(g.vmId);
+  }
+}
