@@ -12,6 +12,10 @@ export interface BenchStack {
   config: Config;
   client: Client;
   inventory: Inventory;
+  /** Each local host's current agent process. */
+  agents: Map<string, ManagedProcess>;
+  /** Starts a host's agent again (after a kill or a fence) and waits until it has registered. */
+  restartAgent(hostId: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -19,7 +23,7 @@ export interface BenchStack {
 export async function startBenchStack(
   dir: string,
   hostCount: number,
-  opts: { controller?: boolean } = {},
+  opts: { controller?: boolean; agentArgs?: string[] } = {},
 ): Promise<BenchStack> {
   const children: ManagedProcess[] = [];
   const temporal = await startTemporalDevServer({
@@ -43,14 +47,19 @@ export async function startBenchStack(
   const config = loadConfig(env);
   if (opts.controller !== false)
     children.push(spawnEntryPoint('bench-controller', 'worker/controller.ts', [], { logDir: dir, env }));
-  for (const host of localHosts.slice(0, hostCount)) {
-    children.push(
-      spawnEntryPoint(`bench-${host.hostId}`, 'worker/host-agent.ts', hostAgentArgs(host), {
-        logDir: dir,
-        env,
-      }),
+  const agents = new Map<string, ManagedProcess>();
+  const spawnAgent = (host: (typeof localHosts)[number]) => {
+    const agent = spawnEntryPoint(
+      `bench-${host.hostId}`,
+      'worker/host-agent.ts',
+      hostAgentArgs(host, opts.agentArgs ?? []),
+      { logDir: dir, env },
     );
-  }
+    agents.set(host.hostId, agent);
+    children.push(agent);
+    return agent;
+  };
+  for (const host of localHosts.slice(0, hostCount)) spawnAgent(host);
   const inventory = await openInventory(config);
   for (let i = 0; (await inventory.hosts.countDocuments({ state: 'up' })) < hostCount; i++) {
     if (i > 300) throw new Error('host agents did not register');
@@ -61,6 +70,16 @@ export async function startBenchStack(
     config,
     client,
     inventory,
+    agents,
+    async restartAgent(hostId: string) {
+      const agent = spawnAgent(localHosts.find((h) => h.hostId === hostId)!);
+      for (let i = 0; ; i++) {
+        const doc = await inventory.hosts.findOne({ _id: hostId });
+        if (doc?.state === 'up' && doc.agent.pid === agent.child.pid) return;
+        if (i > 300) throw new Error(`agent ${hostId} did not register again`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
     async stop() {
       await client.connection.close();
       await inventory.close();

@@ -34,6 +34,14 @@ export interface ChaosReport extends Verdict {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+function shuffled<T>(xs: T[], rng: () => number): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [xs[i], xs[j]] = [xs[j], xs[i]];
+  }
+  return xs;
+}
+
 /**
  * A chaos run: `ops` operations (create, migrate, backup, restore, stop, start, delete and one
  * rolling patch) on a local stack of its own, while the seed picks moments to SIGKILL the
@@ -92,10 +100,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     };
 
     const [lo, hi] = opts.killEverySec ?? [6, 20];
+    let round: KillTarget[] = [];
     const killer = async () => {
       while (running) {
         const pause = (lo + rng() * (hi - lo)) * 1000;
-        const target = killTargets[Math.floor(rng() * killTargets.length)];
+        // Targets come in seeded rounds, each once per round, so even a short run hits them all.
+        if (round.length === 0) round = shuffled([...killTargets], rng);
+        const target = round.pop()!;
         const restartAfter = 500 + rng() * 2500;
         const until = Date.now() + pause;
         while (running && Date.now() < until) await sleep(200);

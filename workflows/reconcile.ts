@@ -9,10 +9,12 @@ import { haRestart } from './ha-restart';
 import { startVm } from './start-vm';
 
 /**
- * A host's agent must pick up the question quickly and once: an agent that does not is lost,
- * and the next pass hands its host to HA instead of waiting on it.
+ * A host's agent must pick up the question quickly and once, and answer soon (an agent frozen
+ * just after it took the task never answers): one that does not is lost, and the next pass
+ * hands its host to HA instead of waiting on it.
  */
-const ask = (hostId: string) => onHost(hostId, { scheduleToStartTimeout: '10 seconds', attempts: 1 });
+const ask = (hostId: string) =>
+  onHost(hostId, { scheduleToStartTimeout: '10 seconds', startToCloseTimeout: '30 seconds', attempts: 1 });
 
 /** An operator's fix is worth the usual retries. */
 const act = (hostId: string) => onHost(hostId, { scheduleToStartTimeout: '30 seconds' });
