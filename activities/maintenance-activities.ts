@@ -1,5 +1,5 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { InsufficientCapacityError, parseInput, ValidationError } from '../domain/errors';
+import { InsufficientCapacityError, NotFoundError, parseInput, ValidationError } from '../domain/errors';
 import { enterMaintenanceSchema, exitMaintenanceSchema } from '../domain/maintenance';
 import { placeVm, spreadChoice } from '../domain/placement';
 import type { Inventory } from '../inventory/db';
@@ -43,16 +43,29 @@ export function createMaintenanceActivities(inv: Inventory) {
       };
     },
 
+    /** The VMs recorded running on a host now. */
+    async runningVmsOn(req: { hostId: string }): Promise<string[]> {
+      return (await inv.vms.find({ host: req.hostId, state: 'running' }).toArray()).map((v) => v._id).sort();
+    },
+
     /**
      * A target for one evacuated VM: placement over hosts other than the source, skipping targets
      * that already failed for it and those at their inbound limit.
      */
     async chooseEvacuationTarget(req: {
       vmId: string;
+      /** The host being evacuated: a VM no longer running there is not this evacuation's to move. */
+      from: string;
       exclude: string[];
       preferPatchLevel?: string;
-    }): Promise<string> {
-      const vm = await getVm(inv, req.vmId);
+    }): Promise<{ target: string } | { gone: string }> {
+      const vm = await getVm(inv, req.vmId).catch((err: unknown) => {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      });
+      if (!vm) return { gone: 'deleted' };
+      if (vm.host !== req.from) return { gone: `now on ${vm.host}` };
+      if (vm.state !== 'running') return { gone: `now ${vm.state}` };
       const hosts = await recentPlacementHosts(inv);
       const request = {
         memoryMiB: vm.memoryMiB,
@@ -69,7 +82,7 @@ export function createMaintenanceActivities(inv: Inventory) {
       }
       const chosen = spreadChoice(decision);
       if (!chosen) throw new InsufficientCapacityError(`vm ${vm._id} (evacuation)`, decision.rejected);
-      return chosen;
+      return { target: chosen };
     },
 
     async setMaintenanceState(req: {

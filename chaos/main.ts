@@ -17,6 +17,14 @@ function wholeNumber(min: number) {
   };
 }
 
+function killEvery(value: string): [number, number] {
+  const m = /^(\d+)-(\d+)$/.exec(value);
+  const lo = Number(m?.[1]);
+  const hi = Number(m?.[2]);
+  if (!m || lo < 1 || hi < lo) throw new InvalidArgumentError('expected LO-HI seconds with 1 <= LO <= HI');
+  return [lo, hi];
+}
+
 export function printChaosReport(r: ChaosReport): void {
   const outcomes = ['completed', 'rolled-back', 'rejected', 'stuck'] as const;
   console.log('\noperations');
@@ -56,11 +64,12 @@ if (require.main === module) {
     .option('--ops <n>', 'operations to run', wholeNumber(1), 20)
     .option('--seed <n>', 'seed for the operations and the kills', wholeNumber(0), Date.now() % 100_000)
     .option('--concurrency <n>', 'operations at once', wholeNumber(1), 2)
+    .option('--kill-every <lo-hi>', 'pause between two kills, in seconds', killEvery, [6, 20])
     .option('--keep', 'keep the run directory (logs, databases) even when every promise held')
     .parse()
-    .opts<{ ops: number; seed: number; concurrency: number; keep?: boolean }>();
+    .opts<{ ops: number; seed: number; concurrency: number; killEvery: [number, number]; keep?: boolean }>();
   console.log(`chaos: ${o.ops} operations, seed ${o.seed}`);
-  runChaos({ ...o, log: (line) => console.log(`chaos: ${line}`) }).then(
+  runChaos({ ...o, killEverySec: o.killEvery, log: (line) => console.log(`chaos: ${line}`) }).then(
     (report) => {
       printChaosReport(report);
       process.exit(report.ok ? 0 : 1);

@@ -23,8 +23,8 @@ export type OpKind = (typeof opKinds)[number];
 
 /**
  * completed: the workflow succeeded; rolled-back: it failed and undid its work (the final
- * checks prove the undo was clean); rejected: refused before anything started; stuck: it did
- * not end in time, which fails the run.
+ * checks prove the undo was clean); rejected: refused before anything changed (by the client,
+ * or by the workflow's own checks); stuck: it did not end in time, which fails the run.
  */
 export type Outcome = 'completed' | 'rolled-back' | 'rejected' | 'stuck';
 
@@ -51,6 +51,9 @@ interface Started {
 }
 
 const PATCH = 'security-2026-11';
+
+/** Failures a workflow raises while checking the request, before it changed anything. */
+const REFUSALS = ['ValidationError', 'NotFoundError', 'InvalidStateError'];
 const GUEST_IMAGE = 'debian-busybox';
 
 /** Errors that say the service is down for a moment, not that the operation is wrong. */
@@ -173,7 +176,13 @@ export function chaosOperations(client: Client, config: Config, inv: Inventory, 
         // A run's result survives restarts of the server; the handle follows continue-as-new.
         result = await untilDeadline(deadline, () => client.workflow.getHandle(started.workflowId).result());
       } catch (err) {
-        if (err instanceof WorkflowFailedError) return record('rolled-back', describeError(err.cause ?? err));
+        if (err instanceof WorkflowFailedError) {
+          const type = (err.cause as { type?: string } | undefined)?.type ?? '';
+          return record(
+            REFUSALS.includes(type) ? 'rejected' : 'rolled-back',
+            describeError(err.cause ?? err),
+          );
+        }
         return record('stuck', describeError(err));
       }
       if (kind === 'create' || kind === 'restore') model.vms.add(subject);

@@ -1,4 +1,5 @@
-import { condition, executeChild, log, setHandler } from '@temporalio/workflow';
+import { condition, executeChild, log, setHandler, sleep } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { EnterMaintenanceRequest } from '../domain/maintenance';
 import { workflowIds } from '../domain/names';
 import { inventory } from './activity-proxies';
@@ -7,6 +8,9 @@ import { liveMigration } from './live-migration';
 import { resolveBlocked } from './maintenance-control';
 import { trackOperation, type Operation } from './observability';
 import { stopVm } from './stop-vm';
+
+/** How often an evacuation waits 5 s for a VM busy with another operation before giving up on it. */
+const BUSY_WAITS = 60;
 
 export interface MaintenanceResult {
   hostId: string;
@@ -69,16 +73,24 @@ export async function evacuateHost(
   const evacuate = async (vmId: string): Promise<string | null> => {
     const failedTargets: string[] = [];
     let lastReason = '';
+    let busyWaits = 0;
     for (let attempt = 0; attempt <= retries; attempt++) {
       let target: string;
       try {
         // Wait for a target with an inbound slot; hosts at their limit count as excluded meanwhile.
         const full = () => [...inbound].filter(([, n]) => n >= maxInbound).map(([h]) => h);
-        target = await inventory.chooseEvacuationTarget({
+        const choice = await inventory.chooseEvacuationTarget({
           vmId,
+          from: request.hostId,
           exclude: [...failedTargets, ...full()],
           preferPatchLevel: request.preferPatchLevel,
         });
+        if ('gone' in choice) {
+          // Another operation moved, stopped or deleted it meanwhile: nothing of it is left to move.
+          log.info('vm left the host on its own', { vmId, why: choice.gone });
+          return null;
+        }
+        target = choice.target;
       } catch (err) {
         if ([...inbound.values()].some((n) => n >= maxInbound)) {
           await condition(() => [...inbound.values()].every((n) => n < maxInbound));
@@ -97,7 +109,17 @@ export async function evacuateHost(
         moved.push({ vmId, to: target });
         return null;
       } catch (err) {
-        lastReason = reasonOf((err as { cause?: unknown }).cause ?? err);
+        if (err instanceof WorkflowExecutionAlreadyStartedError && busyWaits++ < BUSY_WAITS) {
+          // The VM is busy with another operation (`vm/<id>`): not the target's fault. Wait, ask again.
+          op.phase('evacuating', `${vmId} is busy with another operation; waiting to move it`);
+          await sleep('5 seconds');
+          attempt--;
+          continue;
+        }
+        lastReason =
+          err instanceof WorkflowExecutionAlreadyStartedError
+            ? `vm ${vmId} stayed busy with another operation for ${(BUSY_WAITS * 5) / 60} minutes`
+            : reasonOf((err as { cause?: unknown }).cause ?? err);
         log.warn('evacuation attempt failed', { vmId, target, reason: lastReason });
         failedTargets.push(target);
       } finally {
@@ -128,7 +150,12 @@ export async function evacuateHost(
     let remaining = vms.running;
     for (;;) {
       const failures = await evacuateAll(remaining);
-      if (failures.length === 0) break;
+      if (failures.length === 0) {
+        // A migration that chose this host before it was marked may have landed since: move those too.
+        remaining = await inventory.runningVmsOn({ hostId: request.hostId });
+        if (remaining.length === 0) break;
+        continue;
+      }
       if (onUnmovable === 'stop') {
         for (const f of failures) {
           op.phase(
