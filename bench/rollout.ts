@@ -6,6 +6,7 @@
  * evaluated with the same timing model in this process.
  *
  *   npx tsx bench/rollout.ts [--hosts 500] [--vms 5000] [--max-unavailable 10]
+ *   VIRTFLOW_DB_PROFILE=1 npx tsx bench/rollout.ts …   # also: where the database time went
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,7 @@ import { hostPatchSeconds, type SimVmLoad } from '../hypervisor/sim/timing-model
 import { populateSimFleet, readSimSpans } from '../inventory/sim-fleet';
 import { startSimulation } from '../worker/simulation';
 import { startBenchStack } from './bench-stack';
+import { dbProfileReport } from '../inventory/db-profile';
 import { arg } from './args';
 
 const hostCount = arg('hosts', 500);
@@ -85,6 +87,8 @@ async function main() {
     console.log(`  virtual clock: ${sim.fleet.clock.steps} steps`);
     console.log(`  runs of the parent (continue-as-new): ${runs}`);
     console.log(`  wall time: ${wallSec.toFixed(0)} s`);
+    const profile = dbProfileReport();
+    if (profile.length) console.log(`  database time (VIRTFLOW_DB_PROFILE):\n    ${profile.join('\n    ')}`);
   } finally {
     await sim.stop();
     await stack.stop();

@@ -1,5 +1,6 @@
 import { MongoClient, type Collection, type Db } from 'mongodb';
 import type { Config } from '../domain/config';
+import { profileCommands, profilingEnabled } from './db-profile';
 import type {
   BackupDoc,
   BackupPolicyDoc,
@@ -37,7 +38,9 @@ export async function openInventory(config: Config): Promise<Inventory> {
     // Optional fields left undefined are absent, not stored as null (validated specs round-trip).
     ignoreUndefined: true,
     maxPoolSize: config.mongo.poolSize,
+    monitorCommands: profilingEnabled(),
   });
+  if (profilingEnabled()) profileCommands(client);
   try {
     await client.connect();
   } catch (err) {
