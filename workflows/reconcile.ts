@@ -9,12 +9,12 @@ import { haRestart } from './ha-restart';
 import { startVm } from './start-vm';
 
 /**
- * A host's agent must pick up the question quickly and once, and answer soon (an agent frozen
- * just after it took the task never answers): one that does not is lost, and the next pass
- * hands its host to HA instead of waiting on it.
+ * A host's agent must pick up the question quickly and once, and answer soon: a frozen agent's
+ * open long-poll still takes the task, so only the answer's bound ends the wait. One that does
+ * not answer is lost, and the next pass hands its host to HA instead of waiting on it.
  */
 const ask = (hostId: string) =>
-  onHost(hostId, { scheduleToStartTimeout: '10 seconds', startToCloseTimeout: '30 seconds', attempts: 1 });
+  onHost(hostId, { scheduleToStartTimeout: '10 seconds', startToCloseTimeout: '10 seconds', attempts: 1 });
 
 /** An operator's fix is worth the usual retries. */
 const act = (hostId: string) => onHost(hostId, { scheduleToStartTimeout: '30 seconds' });
