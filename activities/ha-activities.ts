@@ -13,7 +13,7 @@ import { placeVm, type PlacementDecision } from '../domain/placement';
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
 import { placementHosts } from '../inventory/placement-view';
-import { releaseOwnedReservations } from '../inventory/reservations';
+import { releaseClaims } from '../inventory/reservations';
 import type { EventDoc, HostDoc, VmDoc } from '../inventory/schemas';
 import { getVm, updateVm } from '../inventory/vms';
 import { currentRun, reservationOwner } from './run-context';
@@ -197,12 +197,15 @@ export function createHaActivities(inv: Inventory, config: Config) {
     async placeHaRestart(req: { vmId: string; from: string }): Promise<PlacementDecision> {
       const vm = await getVm(inv, req.vmId);
       const from = await readHost(req.from);
-      const decision = placeVm(await placementHosts(inv), {
+      const request = {
         memoryMiB: vm.memoryMiB,
         vcpus: vm.vcpus,
         excludeHosts: [req.from],
         cluster: from.cluster,
-      });
+      };
+      let decision = placeVm(await placementHosts(inv), request);
+      // The quick view may count a just-committed VM twice: before refusing, look exactly.
+      if (!decision.chosen) decision = placeVm(await placementHosts(inv, { exact: true }), request);
       if (!decision.chosen) {
         const why = Object.entries(decision.rejected).map(([h, r]) => `${h}: ${r.join(', ')}`);
         throw new InvalidStateError(`no host can take vm ${vm._id}: ${why.join('; ') || 'no other host'}`);
@@ -213,7 +216,7 @@ export function createHaActivities(inv: Inventory, config: Config) {
     /** The VM runs on its new host: record it there and give back the reservation. */
     async commitHaRestart(req: { vmId: string; from: string; to: string }): Promise<void> {
       await updateVm(inv, req.vmId, { state: 'running', host: req.to, stateReason: '' });
-      await releaseOwnedReservations(inv, reservationOwner());
+      await releaseClaims(inv, reservationOwner());
       await audit({
         operation: 'ha-restart',
         subject: `vm/${req.vmId}`,
@@ -224,7 +227,7 @@ export function createHaActivities(inv: Inventory, config: Config) {
     },
 
     async recordHaRestartFailed(req: { vmId: string; from: string; reason: string }): Promise<void> {
-      await releaseOwnedReservations(inv, reservationOwner());
+      await releaseClaims(inv, reservationOwner());
       await updateVm(inv, req.vmId, { state: 'crashed', stateReason: `HA restart failed: ${req.reason}` });
       await audit({
         operation: 'ha-restart',

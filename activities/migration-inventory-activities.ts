@@ -4,7 +4,7 @@ import { filters, placeVm, type PlacementHost, type PlacementRequest } from '../
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
 import { recentPlacementHosts } from '../inventory/placement-view';
-import { claimCapacity, releaseOwnedReservations } from '../inventory/reservations';
+import { claimCapacity, releaseClaims } from '../inventory/reservations';
 import { getVm, updateVm } from '../inventory/vms';
 import { currentRun, reservationOwner } from './run-context';
 
@@ -17,6 +17,8 @@ export interface MigrationPlan {
   diskPath: string;
   bootArgs: string;
   policy: MigrationPolicy;
+  /** The claim on the target, once made. */
+  reservationId?: string;
 }
 
 /**
@@ -124,7 +126,7 @@ export function createMigrationInventoryActivities(inv: Inventory) {
         state: 'running',
         stateReason: `migrated from ${plan.source}`,
       });
-      await releaseOwnedReservations(inv, reservationOwner());
+      await releaseClaims(inv, reservationOwner(), plan.reservationId);
       await recordEvent(inv, {
         operation: 'live-migration',
         subject: `vm/${plan.vmId}`,
@@ -143,7 +145,7 @@ export function createMigrationInventoryActivities(inv: Inventory) {
       vmState?: 'crashed';
     }): Promise<void> {
       const { plan } = req;
-      await releaseOwnedReservations(inv, reservationOwner());
+      await releaseClaims(inv, reservationOwner(), plan.reservationId);
       if (req.vmState) await updateVm(inv, plan.vmId, { state: req.vmState, stateReason: req.reason });
       await recordEvent(inv, {
         operation: 'live-migration',

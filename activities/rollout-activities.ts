@@ -2,7 +2,7 @@ import { parseInput, ValidationError } from '../domain/errors';
 import { rolloutRequestSchema, type RolloutSpec } from '../domain/rollout';
 import type { Inventory } from '../inventory/db';
 import { recentPlacementHosts } from '../inventory/placement-view';
-import { readUsage } from '../inventory/reservations';
+import { readRecentUsage, readUsage } from '../inventory/reservations';
 
 /** Controller-side steps of a rolling patch: the plan and the capacity check before each batch. */
 export function createRolloutActivities(inv: Inventory) {
@@ -37,7 +37,9 @@ export function createRolloutActivities(inv: Inventory) {
      */
     async fitBatch(req: { batch: string[]; busy?: string[] }): Promise<{ fits: string[]; reason?: string }> {
       const hosts = await recentPlacementHosts(inv);
-      const usage = await readUsage(inv, [...req.batch, ...(req.busy ?? [])]);
+      // Hosts out of service only lose VMs, and arrivals on the others are counted by their
+      // claims: the shared snapshot errs on the side of less free memory, never more.
+      const usage = await readRecentUsage(inv);
       const leaving = new Set([...req.batch, ...(req.busy ?? [])]);
       const staying = hosts.filter((h) => !leaving.has(h.id) && !h.maintenance && h.state === 'up');
       let free = staying.reduce((sum, h) => sum + h.allocatable.memoryMiB - h.used.memoryMiB, 0);

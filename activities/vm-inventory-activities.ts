@@ -5,7 +5,7 @@ import { placementHosts } from '../inventory/placement-view';
 import { createVmRequestSchema, type CreateVmSpec } from '../domain/requests';
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
-import { claimCapacity, releaseOwnedReservations } from '../inventory/reservations';
+import { claimCapacity, releaseClaims } from '../inventory/reservations';
 import type { EventDoc, VmDoc, VmState } from '../inventory/schemas';
 import { deleteVmDoc, getVm, claimVmIdForRun, updateVm } from '../inventory/vms';
 import type { ImageRef } from './guest-activities';
@@ -34,14 +34,19 @@ export function createVmInventoryActivities(inv: Inventory) {
 
     /** Picks the most expedient host (or checks the requested one), saying why others were rejected. */
     async placeVm(req: { spec: CreateVmSpec; excludeHosts?: string[] }): Promise<PlacementDecision> {
-      const hosts = await placementHosts(inv);
-      const candidates = req.spec.host ? hosts.filter((h) => h.id === req.spec.host) : hosts;
-      const decision = placeVm(candidates, {
-        memoryMiB: req.spec.memoryMiB,
-        vcpus: req.spec.vcpus,
-        labels: req.spec.hostLabels,
-        excludeHosts: req.excludeHosts,
-      });
+      const decide = async (exact: boolean) => {
+        const hosts = await placementHosts(inv, { exact });
+        const candidates = req.spec.host ? hosts.filter((h) => h.id === req.spec.host) : hosts;
+        return placeVm(candidates, {
+          memoryMiB: req.spec.memoryMiB,
+          vcpus: req.spec.vcpus,
+          labels: req.spec.hostLabels,
+          excludeHosts: req.excludeHosts,
+        });
+      };
+      // The quick view may count a just-committed VM twice: before refusing, look exactly.
+      let decision = await decide(false);
+      if (!decision.chosen) decision = await decide(true);
       if (!decision.chosen) {
         throw new InsufficientCapacityError(
           `vm ${req.spec.vmId} (${req.spec.memoryMiB} MiB, ${req.spec.vcpus} vCPU)`,
@@ -68,7 +73,7 @@ export function createVmInventoryActivities(inv: Inventory) {
         diskPath: req.diskPath,
         stateReason: '',
       });
-      await releaseOwnedReservations(inv, reservationOwner());
+      await releaseClaims(inv, reservationOwner());
       await audit({
         operation: 'create-vm',
         subject: `vm/${req.vmId}`,
@@ -80,7 +85,7 @@ export function createVmInventoryActivities(inv: Inventory) {
 
     /** Undoes the inventory side of a failed create: no reservation and no VM document remain. */
     async abandonVmCreate(req: { vmId: string; reason: string }): Promise<void> {
-      await releaseOwnedReservations(inv, reservationOwner());
+      await releaseClaims(inv, reservationOwner());
       const vm = await inv.vms.findOne({ _id: req.vmId });
       if (vm?.state === 'creating' && vm.createdByRun === currentRun().runId)
         await deleteVmDoc(inv, req.vmId);

@@ -1,10 +1,17 @@
 import type { PlacementHost } from '../domain/placement';
 import type { Inventory } from './db';
-import { readUsage } from './reservations';
+import { readRecentUsage, readUsage } from './reservations';
 
-/** Every host as placement sees it: its documents joined with what it has handed out. */
-export async function placementHosts(inv: Inventory): Promise<PlacementHost[]> {
-  const usage = await readUsage(inv);
+/**
+ * Every host as placement sees it: its documents joined with what it has handed out (VMs from
+ * the resident snapshot at most a second old, claims as they are now). `exact` reads every VM
+ * now: for the second look before saying that nothing fits.
+ */
+export async function placementHosts(
+  inv: Inventory,
+  opts: { exact?: boolean } = {},
+): Promise<PlacementHost[]> {
+  const usage = opts.exact ? await readUsage(inv) : await readRecentUsage(inv);
   const hosts = await inv.hosts.find({}).toArray();
   return hosts.map((h) => {
     const u = usage.get(h._id);

@@ -41,6 +41,32 @@ export async function readUsage(inv: Inventory, hostIds?: string[]): Promise<Map
   return usage;
 }
 
+/**
+ * What each host has handed out, for placement: the shared resident snapshot (at most a second
+ * old, the one claims read) plus every claim a VM might not show in it yet, counted as claims
+ * count them (see claimCapacity). It may count a VM twice for a moment, never miss one.
+ */
+export async function readRecentUsage(inv: Inventory): Promise<Map<string, HostUsage>> {
+  const claims = await inv.reservations.find({}).toArray();
+  const residents = await recentResidents(inv);
+  const usage = new Map([...residents.byHost].map(([h, u]) => [h, { ...u }]));
+  for (const c of claims) {
+    if (!counts(c, residents)) continue;
+    const u = usage.get(c.hostId) ?? usage.set(c.hostId, emptyUsage()).get(c.hostId)!;
+    u.memoryMiB += c.memoryMiB;
+    u.vcpus += c.vcpus;
+    // A claim is for a VM that will run there (a create, a restore, a migration's target).
+    u.runningMemoryMiB += c.memoryMiB;
+  }
+  return usage;
+}
+
+/** A claim adds to a resident snapshot while active, or if released after the snapshot began. */
+function counts(c: ReservationDoc, residents: Residents): boolean {
+  const since = residents.takenAt - CLOCK_MARGIN_MS;
+  return c.state === 'active' || (c.releasedAt !== undefined && c.releasedAt.getTime() >= since);
+}
+
 /** What the VMs recorded on each host hold (every capacity-holding state). */
 async function readVmUsage(inv: Inventory, hostFilter: object): Promise<Map<string, HostUsage>> {
   const vms = await inv.vms
@@ -76,8 +102,14 @@ export interface CapacityClaim {
   owner: string;
 }
 
-/** Released claims are kept this long before they are deleted (see claimCapacity). */
-const RELEASED_KEPT_MS = 60_000;
+/**
+ * Released claims are kept this long before they are deleted (see claimCapacity): well beyond
+ * the age of a resident snapshot (1 s) plus the clock margin, and short enough that the
+ * collection every claim scans stays small.
+ */
+const RELEASED_KEPT_MS = 15_000;
+/** How often a process sweeps released claims fleet-wide (claims tidy only their own host). */
+const SWEEP_EVERY_MS = 10_000;
 /** Clock difference tolerated between controller processes. */
 const CLOCK_MARGIN_MS = 2_000;
 
@@ -139,13 +171,11 @@ export async function claimCapacity(inv: Inventory, claim: CapacityClaim): Promi
     const host = await inv.hosts.findOne({ _id: claim.hostId });
     if (!host) throw new NotFoundError('host', claim.hostId);
     const residents = await recentResidents(inv);
-    const since = residents.takenAt - CLOCK_MARGIN_MS;
     const quick = { ...emptyUsage(), ...residents.byHost.get(claim.hostId) };
     for (const c of claims) {
-      if (c.state === 'active' || (c.releasedAt && c.releasedAt.getTime() >= since)) {
-        quick.memoryMiB += c.memoryMiB;
-        quick.vcpus += c.vcpus;
-      }
+      if (!counts(c, residents)) continue;
+      quick.memoryMiB += c.memoryMiB;
+      quick.vcpus += c.vcpus;
     }
     if (shortfall(claim, host.allocatable, quick).length > 0) {
       const exact = (await readUsage(inv, [claim.hostId])).get(claim.hostId) ?? emptyUsage();
@@ -193,6 +223,47 @@ export async function releaseReservation(inv: Inventory, reservationId: string):
     { _id: doc._id },
     { $set: { state: 'released', releasedAt: now, updatedAt: now }, $inc: { revision: 1 } },
   );
+}
+
+/**
+ * Releases a workflow's claims: the one it knows by id (an indexed lookup on FerretDB), or
+ * else every active claim it holds (a scan, for when the id never reached the workflow).
+ */
+export async function releaseClaims(inv: Inventory, owner: string, reservationId?: string): Promise<void> {
+  if (reservationId) await releaseReservation(inv, reservationId);
+  else await releaseOwnedReservations(inv, owner);
+  await sweepReleasedClaims(inv);
+}
+
+const lastSweep = new WeakMap<Inventory, number>();
+
+/**
+ * Deletes released claims past their keeping time on every host, except each host's newest
+ * claim (the tombstone that keeps numbers from being reused). At most every SWEEP_EVERY_MS per
+ * process: a host nobody claims on again would otherwise keep its released claims forever,
+ * and every claim's scan would pay for them.
+ */
+async function sweepReleasedClaims(inv: Inventory): Promise<void> {
+  const now = Date.now();
+  if (now - (lastSweep.get(inv) ?? 0) < SWEEP_EVERY_MS) return;
+  lastSweep.set(inv, now);
+  const all = await inv.reservations
+    .find({})
+    .project<Pick<ReservationDoc, '_id' | 'hostId' | 'seq' | 'state' | 'releasedAt' | 'updatedAt'>>({
+      hostId: 1,
+      seq: 1,
+      state: 1,
+      releasedAt: 1,
+      updatedAt: 1,
+    })
+    .toArray();
+  const newest = new Map<string, number>();
+  for (const c of all) newest.set(c.hostId, Math.max(newest.get(c.hostId) ?? 0, c.seq));
+  for (const c of all) {
+    if (c.state !== 'released' || c.seq === newest.get(c.hostId)) continue;
+    if (now - (c.releasedAt ?? c.updatedAt).getTime() > RELEASED_KEPT_MS)
+      await inv.reservations.deleteOne({ _id: c._id });
+  }
 }
 
 /** Releases every active claim a workflow holds (compensation, commit). */

@@ -127,10 +127,12 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
     op.hosts([plan.source, plan.target]);
     bandwidth ??= plan.policy.maxBandwidthMiBps;
     // Confirm the source really runs the VM while the target's capacity is claimed.
-    const [onSource] = await Promise.all([
+    const [onSource, reservationId] = await Promise.all([
       onHost(plan.source).guestStatus({ vmId: plan.vmId }),
       inventory.reserveMigrationTarget(plan),
     ]);
+    // The claim's id lets commit and rollback release it by an indexed lookup.
+    plan = { ...plan, reservationId };
     if (!onSource.running) {
       throw ApplicationFailure.nonRetryable(
         `vm ${plan.vmId} is recorded on ${plan.source} but QEMU there reports ${onSource.status}`,
