@@ -1,7 +1,8 @@
 import { CancellationScope, log } from '@temporalio/workflow';
 import type { CreateVmRequest, CreateVmSpec } from '../domain/requests';
 import { inventory, onHost } from './activity-proxies';
-import { isFailureOfType, operatorFailure, reasonOf } from './failures';
+import { operatorFailure, reasonOf } from './failures';
+import { placeAndClaim } from './place-and-claim';
 import { trackOperation, type Operation } from './observability';
 
 export interface CreateVmResult {
@@ -10,9 +11,6 @@ export interface CreateVmResult {
   diskPath: string;
   heartbeatSeq: number;
 }
-
-/** Placement and the capacity claim race other creates; a lost race places again. */
-const PLACEMENT_ATTEMPTS = 3;
 
 /**
  * Creates a VM on the most expedient host (or the one requested): validate, place, reserve,
@@ -49,30 +47,22 @@ export async function provisionVm(
 ): Promise<CreateVmResult> {
   let host: string | undefined;
   try {
-    for (let attempt = 1; ; attempt++) {
-      op.phase(
-        'placing',
-        spec.host ? `checking requested host ${spec.host}` : 'choosing the most expedient host',
-      );
-      const decision = await inventory.placeVm({ spec });
-      host = decision.chosen!;
-      op.phase('reserving', `reserving ${spec.memoryMiB} MiB and ${spec.vcpus} vCPU on ${host}`, {
-        decision,
-      });
-      try {
-        await inventory.claimCapacity({
-          hostId: host,
-          vmId: spec.vmId,
-          memoryMiB: spec.memoryMiB,
-          vcpus: spec.vcpus,
-        });
-        break;
-      } catch (err) {
-        if (!isFailureOfType(err, 'InsufficientCapacityError') || attempt >= PLACEMENT_ATTEMPTS) throw err;
-        log.info('capacity was taken by a concurrent claim; placing again', { host, attempt });
-        host = undefined;
-      }
-    }
+    op.phase(
+      'placing',
+      spec.host ? `checking requested host ${spec.host}` : 'choosing the most expedient host',
+    );
+    host = await placeAndClaim(
+      { vmId: spec.vmId, memoryMiB: spec.memoryMiB, vcpus: spec.vcpus },
+      () => inventory.placeVm({ spec }),
+      (decision) =>
+        op.phase(
+          'reserving',
+          `reserving ${spec.memoryMiB} MiB and ${spec.vcpus} vCPU on ${decision.chosen}`,
+          {
+            decision,
+          },
+        ),
+    );
     op.hosts([host]);
     const agent = onHost(host);
     const { diskPath } = await makeDisk(host);

@@ -9,7 +9,8 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ControllerActivities } from '../activities/controller-activities';
 import { restartWaves, type FenceRequest } from '../domain/ha';
 import { inventory, onHost } from './activity-proxies';
-import { isFailureOfType, operatorFailure, reasonOf } from './failures';
+import { operatorFailure, reasonOf } from './failures';
+import { placeAndClaim } from './place-and-claim';
 import { trackOperation } from './observability';
 
 /**
@@ -108,9 +109,6 @@ async function restartChild(vmId: string, from: string): Promise<string> {
   }
 }
 
-/** Placement and the capacity claim race other operations; a lost race places again. */
-const PLACEMENT_ATTEMPTS = 3;
-
 /**
  * Restarts one VM of a fenced host on another host of its cluster (`vm/<vmId>`): place, claim,
  * start QEMU on its shared disk, wait until the guest really runs, then record it there.
@@ -139,22 +137,10 @@ export async function haRestartVm(req: {
   let target: string | undefined;
   let started = false;
   try {
-    for (let attempt = 1; ; attempt++) {
-      op.phase('placing', `choosing a host for ${vm._id} away from ${req.from}`);
-      const decision = await inventory.placeHaRestart({ vmId: vm._id, from: req.from });
-      target = decision.chosen!;
-      try {
-        await inventory.claimCapacity({
-          hostId: target,
-          vmId: vm._id,
-          memoryMiB: vm.memoryMiB,
-          vcpus: vm.vcpus,
-        });
-        break;
-      } catch (err) {
-        if (!isFailureOfType(err, 'InsufficientCapacityError') || attempt >= PLACEMENT_ATTEMPTS) throw err;
-      }
-    }
+    op.phase('placing', `choosing a host for ${vm._id} away from ${req.from}`);
+    target = await placeAndClaim({ vmId: vm._id, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus }, () =>
+      inventory.placeHaRestart({ vmId: vm._id, from: req.from }),
+    );
     op.hosts([req.from, target]);
     op.phase('starting', `starting ${vm._id} on ${target} from its disk ${vm.diskPath}`);
     started = true;
