@@ -110,7 +110,8 @@ export function createHaActivities(inv: Inventory, config: Config) {
 
     /**
      * Re-checks the loss inside the host's workflow (the agent may have come back since) and
-     * marks the host unreachable. An operator's `force` fences a host whose agent still answers.
+     * marks the host unreachable. An operator's `force` fences a host whose agent still answers,
+     * or one left in maintenance (otherwise never considered lost).
      */
     async confirmHostLost(req: {
       hostId: string;
@@ -123,8 +124,6 @@ export function createHaActivities(inv: Inventory, config: Config) {
           lost: false,
           reason: `${h._id} answers again (heartbeat ${h.agent.heartbeatAt.toISOString()})`,
         };
-      if (h.maintenance && !req.force)
-        throw new InvalidStateError(`host ${h._id} is in maintenance: its workflow owns it`);
       await inv.hosts.updateOne(
         { _id: h._id },
         { $set: { state: 'unreachable', updatedAt: new Date() }, $inc: { revision: 1 } },
