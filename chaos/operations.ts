@@ -52,6 +52,18 @@ interface Started {
 
 const PATCH = 'security-2026-11';
 
+/** The workflow each kind of operation starts. */
+const workflowTypes: Record<OpKind, string> = {
+  create: 'createVm',
+  migrate: 'liveMigration',
+  backup: 'backupVm',
+  restore: 'restoreVm',
+  stop: 'stopVm',
+  start: 'startVm',
+  delete: 'deleteVm',
+  rollout: 'rollingPatch',
+};
+
 /** Failures a workflow raises while checking the request, before it changed anything. */
 const REFUSALS = ['ValidationError', 'NotFoundError', 'InvalidStateError'];
 const GUEST_IMAGE = 'debian-busybox';
@@ -162,9 +174,13 @@ export function chaosOperations(client: Client, config: Config, inv: Inventory, 
             return await start(kind, subject, model);
           } catch (err) {
             if (transient(err)) reachedServer = true;
-            // Our own start reached the server before the outage hid its answer: follow it.
-            if (err instanceof ResourceBusyError && reachedServer)
-              return { workflowId, result: () => client.workflow.getHandle(workflowId).result() };
+            // Our own start reached the server before the outage hid its answer: follow it. Only a
+            // run of our own kind is ours; a rollout's evacuation may hold the VM meanwhile.
+            if (err instanceof ResourceBusyError && reachedServer) {
+              const running = await client.workflow.getHandle(workflowId).describe();
+              if (running.type === workflowTypes[kind])
+                return { workflowId, result: () => client.workflow.getHandle(workflowId).result() };
+            }
             throw err;
           }
         });
