@@ -12,6 +12,7 @@ import { lossReason } from '../domain/liveness';
 import { placeVm, type PlacementDecision } from '../domain/placement';
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
+import { markHostUnreachable } from '../inventory/hosts';
 import { placementHosts } from '../inventory/placement-view';
 import { releaseClaims } from '../inventory/reservations';
 import type { EventDoc, HostDoc, VmDoc } from '../inventory/schemas';
@@ -99,10 +100,7 @@ export function createHaActivities(inv: Inventory, config: Config) {
       for (const h of lost) {
         if (protectedOn.has(h._id) && !h.needsOperator) act.push(h._id);
         else if (h.state === 'up') {
-          await inv.hosts.updateOne(
-            { _id: h._id },
-            { $set: { state: 'unreachable', updatedAt: new Date() }, $inc: { revision: 1 } },
-          );
+          await markHostUnreachable(inv, h._id);
         }
       }
       return act.sort();
@@ -124,10 +122,7 @@ export function createHaActivities(inv: Inventory, config: Config) {
           lost: false,
           reason: `${h._id} answers again (heartbeat ${h.agent.heartbeatAt.toISOString()})`,
         };
-      await inv.hosts.updateOne(
-        { _id: h._id },
-        { $set: { state: 'unreachable', updatedAt: new Date() }, $inc: { revision: 1 } },
-      );
+      await markHostUnreachable(inv, h._id);
       await audit({
         operation: 'ha-restart',
         subject: `host/${h._id}`,

@@ -1,5 +1,6 @@
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
+import { markHostUnreachable } from '../inventory/hosts';
 import type { HostReport } from './host-activities';
 import { currentRun } from './run-context';
 
@@ -47,10 +48,7 @@ export function createInventoryActivities(inv: Inventory) {
     },
 
     async recordHostUnreachable(hostId: string, reason: string): Promise<void> {
-      await inv.hosts.updateOne(
-        { _id: hostId },
-        { $set: { state: 'unreachable', updatedAt: new Date() }, $inc: { revision: 1 } },
-      );
+      await markHostUnreachable(inv, hostId);
       await recordEvent(inv, {
         operation: 'check-host',
         subject: `host/${hostId}`,

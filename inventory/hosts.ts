@@ -59,6 +59,14 @@ export async function markHostDown(inv: Inventory, hostId: string): Promise<void
   );
 }
 
+/** Marks a host whose agent does not answer (a missed check, or a lost host HA takes over). */
+export async function markHostUnreachable(inv: Inventory, hostId: string): Promise<void> {
+  await inv.hosts.updateOne(
+    { _id: hostId },
+    { $set: { state: 'unreachable', updatedAt: new Date() }, $inc: { revision: 1 } },
+  );
+}
+
 /**
  * Changes a host's maintenance state. Only the `host/<hostId>` workflow calls this, and Temporal
  * runs one such workflow at a time, so the write needs no lock.
