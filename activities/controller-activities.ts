@@ -21,7 +21,7 @@ export function createControllerActivities(inv: Inventory, config: Config, clien
     ...createBackupInventoryActivities(inv, config),
     ...createBackupPolicyActivities(inv, client),
     ...createMaintenanceActivities(inv),
-    ...createRolloutActivities(inv),
+    ...createRolloutActivities(inv, client),
     ...createReconcileActivities(inv, client),
     ...createHaActivities(inv, config),
   });

@@ -1,13 +1,15 @@
+import type { Client } from '@temporalio/client';
 import { parseInput, ValidationError } from '../domain/errors';
+import { workflowIds } from '../domain/names';
 import { rolloutRequestSchema, type RolloutSpec } from '../domain/rollout';
 import type { Inventory } from '../inventory/db';
 import { recentPlacementHosts } from '../inventory/placement-view';
 import { readRecentUsage, readUsage } from '../inventory/reservations';
 
 /** Controller-side steps of a rolling patch: the plan and the capacity check before each batch. */
-export function createRolloutActivities(inv: Inventory) {
+export function createRolloutActivities(inv: Inventory, client: () => Promise<Client>) {
   return {
-    /** Validates the request and orders the hosts (least-loaded first unless the order is given). */
+    /** Validates the request and orders the hosts as `order` says (see the request schema). */
     async planRollout(input: unknown): Promise<{ spec: RolloutSpec; hosts: string[] }> {
       const spec = parseInput(rolloutRequestSchema, input, '');
       const docs = spec.hosts
@@ -21,11 +23,16 @@ export function createRolloutActivities(inv: Inventory) {
         throw new ValidationError('cluster', `cluster "${spec.cluster}" has no hosts`);
       }
       let hosts = spec.hosts ?? docs.map((d) => d._id).sort();
-      if (spec.order === 'least-loaded') {
+      if (spec.order !== 'given') {
+        // Load is the memory to evacuate: it, not the VM count, sets how long a host is out.
         const usage = await readUsage(inv, hosts);
-        hosts = [...hosts].sort(
-          (a, b) => (usage.get(a)?.runningVms ?? 0) - (usage.get(b)?.runningVms ?? 0) || (a < b ? -1 : 1),
-        );
+        const load = (h: string) => usage.get(h)?.runningMemoryMiB ?? 0;
+        const lightest = [...hosts].sort((a, b) => load(a) - load(b) || (a < b ? -1 : 1));
+        if (spec.order === 'least-loaded') hosts = lightest;
+        else {
+          const canaries = lightest.slice(0, spec.canaryHosts);
+          hosts = [...canaries, ...lightest.slice(spec.canaryHosts).reverse()];
+        }
       }
       return { spec, hosts };
     },
@@ -57,6 +64,36 @@ export function createRolloutActivities(inv: Inventory) {
         fits.push(hostId);
       }
       return { fits };
+    },
+
+    /**
+     * Which of these patch runs have ended, and how: the safety net for hosts a rollout started
+     * before it continued as new, whose run might end without reporting (terminated by hand).
+     */
+    async endedPatchRuns(req: {
+      runs: { hostId: string; runId: string }[];
+    }): Promise<
+      { hostId: string; runId: string; outcome: 'patched' | 'skipped' | 'failed'; reason?: string }[]
+    > {
+      const c = await client();
+      const ended = [];
+      for (const { hostId, runId } of req.runs) {
+        const handle = c.workflow.getHandle(workflowIds.host(hostId), runId);
+        const { status } = await handle.describe();
+        if (status.name === 'RUNNING') continue;
+        if (status.name === 'COMPLETED') {
+          const r = (await handle.result()) as { outcome: 'patched' | 'skipped'; reason?: string };
+          ended.push({ hostId, runId, outcome: r.outcome, reason: r.reason });
+        } else {
+          ended.push({
+            hostId,
+            runId,
+            outcome: 'failed' as const,
+            reason: `the patch run ended ${status.name.toLowerCase()}`,
+          });
+        }
+      }
+      return ended;
     },
   };
 }

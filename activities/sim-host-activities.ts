@@ -237,6 +237,7 @@ export function createSimHostActivities({
         invalidState(`no incoming guest for ${req.vmId} on ${m.target}`);
       guest.status = 'postmigrate';
       target.status = 'running';
+      fleet.completed.push(m);
       target.dirtyMiBps = guest.dirtyMiBps;
       target.heartbeatSeq = guest.heartbeatSeq;
       return {

@@ -32,5 +32,10 @@ export const patchHostSchema = z.object({
   canary: z.boolean().default(true),
   /** How long the agent may take to come back after its restart. */
   restartTimeoutSec: z.number().int().min(10).max(3600).default(120),
+  /**
+   * Set by a rolling patch: the workflow to signal with the outcome, and the attempt it is for.
+   * The rollout then follows hosts it started in an earlier run, after a continue-as-new.
+   */
+  reportTo: z.object({ workflowId: z.string().min(1), attempt: z.number().int().min(1) }).optional(),
 });
 export type PatchHostRequest = z.input<typeof patchHostSchema>;

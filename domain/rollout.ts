@@ -9,7 +9,13 @@ export const rolloutRequestSchema = z
     hosts: z.array(idSchema).min(1).optional(),
     /** … or every host of a cluster. */
     cluster: z.string().min(1).optional(),
-    order: z.enum(['given', 'least-loaded']).default('least-loaded'),
+    /**
+     * `fastest`: canaries from the least-loaded hosts (the unproven patch moves the fewest VMs),
+     * then the most-loaded first, so the quickest hosts fill the window's last places and the
+     * rollout does not wait on one long host at its end. `least-loaded`: lightest first
+     * throughout. `given`: the list's order.
+     */
+    order: z.enum(['given', 'least-loaded', 'fastest']).default('fastest'),
     /** Hosts patched first, one at a time, before any batch. */
     canaryHosts: z.number().int().min(0).max(100).default(1),
     /** Hosts out of service at once: a count, or a percentage of the hosts ("10%"). */

@@ -7,6 +7,7 @@ import { logger } from '../domain/logger';
 import { CONTROLLER_TASK_QUEUE } from '../domain/names';
 import type { VirtualClock } from '../hypervisor/sim/virtual-clock';
 import { ensureIndexes, openInventory } from '../inventory/db';
+import { runSinks, workflowInterceptorModules } from './workflow-modules';
 
 /**
  * Builds the controller worker: every workflow plus the activities that touch only MongoDB.
@@ -34,7 +35,11 @@ export async function createController(config: Config, opts: ControllerOptions =
     taskQueue: opts.taskQueue ?? CONTROLLER_TASK_QUEUE,
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }
-      : { workflowsPath: require.resolve('../workflows') }),
+      : {
+          workflowsPath: require.resolve('../workflows'),
+          interceptors: { workflowModules: workflowInterceptorModules },
+        }),
+    sinks: runSinks(opts.simulationClock),
     activities: opts.simulationClock
       ? opts.simulationClock.holding(createControllerActivities(inv, config, temporalClient))
       : createControllerActivities(inv, config, temporalClient),

@@ -3,6 +3,7 @@ import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { repoRoot, type Config } from '../domain/config';
 import { createController } from './controller';
 import { startSimAgent } from './sim-agent';
+import { workflowInterceptorModules } from './workflow-modules';
 
 /**
  * A controller and the simulated agent in this process, on one virtual clock: the set-up that
@@ -19,6 +20,7 @@ export async function startSimulation(
     simulationClock: sim.fleet.clock,
     workflowBundle: await bundleWorkflowCode({
       workflowsPath: path.join(repoRoot, 'workflows'),
+      workflowInterceptorModules,
       logger: new DefaultLogger('WARN'),
     }),
   });

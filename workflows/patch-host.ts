@@ -1,10 +1,11 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, getExternalWorkflowHandle } from '@temporalio/workflow';
 import { PREFLIGHT_SKIP, type PatchHostRequest } from '../domain/patch';
 import { inventory, onHost } from './activity-proxies';
 import { evacuateHost } from './enter-maintenance';
 import { returnToService } from './exit-maintenance';
 import { isFailureOfType, operatorFailure, reasonOf } from './failures';
 import { trackOperation } from './observability';
+import { hostPatchEnded, type HostPatchReport } from './rollout-control';
 
 export interface PatchHostResult {
   hostId: string;
@@ -24,6 +25,27 @@ export interface PatchHostResult {
  * visibly blocked with the step's output: it never returns to service unpatched-but-unknown.
  */
 export async function patchHost(request: PatchHostRequest): Promise<PatchHostResult> {
+  const report = async (r: Omit<HostPatchReport, 'hostId' | 'attempt'>) => {
+    if (!request.reportTo) return;
+    const { workflowId, attempt } = request.reportTo;
+    // Even a cancelled patch reports; a rollout that has ended meanwhile is nobody to tell.
+    await CancellationScope.nonCancellable(() =>
+      getExternalWorkflowHandle(workflowId)
+        .signal(hostPatchEnded, { ...r, hostId: request.hostId, attempt })
+        .catch(() => undefined),
+    );
+  };
+  try {
+    const result = await patchSteps(request);
+    await report({ outcome: result.outcome, reason: result.reason });
+    return result;
+  } catch (err) {
+    await report({ outcome: 'failed', reason: reasonOf(err) });
+    throw err;
+  }
+}
+
+async function patchSteps(request: PatchHostRequest): Promise<PatchHostResult> {
   const { hostId, patch } = request;
   const op = trackOperation({ operation: 'patch-host', hosts: [hostId] });
   const agent = onHost(hostId);

@@ -1,10 +1,11 @@
 import {
   condition,
   continueAsNew,
-  executeChild,
+  ParentClosePolicy,
   setCurrentDetails,
   setHandler,
   sleep,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -15,11 +16,13 @@ import { operatorFailure, reasonOf } from './failures';
 import { patchHost } from './patch-host';
 import {
   abortRollout,
+  hostPatchEnded,
   pauseRollout,
   resumeRollout,
   retryHost,
   rolloutProgress,
   skipHost,
+  type HostPatchReport,
   type RolloutProgress,
 } from './rollout-control';
 
@@ -28,6 +31,9 @@ interface HostEntry {
   state: HostRolloutState;
   attempts: number;
   reason?: string;
+  /** The `host/<id>` run of the current attempt, and how it ended once it has. */
+  runId?: string;
+  ended?: HostPatchReport;
 }
 
 /** What survives a continue-as-new: the plan and every host's state. */
@@ -44,7 +50,7 @@ interface Carried {
  * capacity re-check), each host patched by a child `patchHost` with retries. Failures beyond the budget halt the rollout
  * until an operator skips or retries hosts and resumes. `pause` takes effect after the current
  * step; `abort` starts nothing new and lets hosts in progress finish. The history is kept small
- * with continue-as-new.
+ * with continue-as-new, which carries hosts in flight over without waiting for them.
  */
 export async function rollingPatch(request: RolloutRequest, carried?: Carried): Promise<RolloutProgress> {
   // Answer `progress` from the first moment, before the plan exists.
@@ -85,7 +91,12 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
     paused: state.paused,
     aborted: state.aborted,
     failures: failures(),
-    hosts: state.hosts.map((h) => ({ ...h })),
+    hosts: state.hosts.map(({ hostId, state: s, attempts, reason }) => ({
+      hostId,
+      state: s,
+      attempts,
+      reason,
+    })),
   });
   let indexedPhase: string | undefined;
   const report = (p: string, m: string, waiting?: string) => {
@@ -167,27 +178,86 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
     },
   );
 
-  const patchOne = async (h: HostEntry) => {
+  // Each host's `host/<id>` run reports its end by signal, and a run started before a
+  // continue-as-new reports to the run after it: the window never has to drain.
+  setHandler(hostPatchEnded, (r) => {
+    const h = entry(r.hostId);
+    if (h?.state === 'patching' && r.attempt === h.attempts) h.ended ??= r;
+  });
+  let starting = 0;
+  /** Patches one host, with retries; `resumed` follows a run an earlier run of the rollout started. */
+  const patchOne = async (h: HostEntry, resumed = false) => {
     h.state = 'patching';
     for (;;) {
-      h.attempts++;
-      try {
-        const r = await executeChild(patchHost, {
-          workflowId: workflowIds.host(h.hostId),
-          args: [{ hostId: h.hostId, patch: spec.patch }],
-          staticSummary: `Patch ${h.hostId} with ${spec.patch} (rollout ${spec.name})`,
-        });
-        h.state = r.outcome === 'patched' ? 'patched' : 'skipped';
-        h.reason = r.reason;
-        return;
-      } catch (err) {
-        h.reason = reasonOf((err as { cause?: unknown }).cause ?? err);
-        if (h.attempts > spec.retriesPerHost) {
-          h.state = 'failed';
-          return;
+      if (!resumed) {
+        h.attempts++;
+        h.ended = undefined;
+        h.runId = undefined;
+        const attempt = h.attempts;
+        const ended = (r: Omit<HostPatchReport, 'hostId' | 'attempt'>) => {
+          if (h.attempts === attempt) h.ended ??= { ...r, hostId: h.hostId, attempt };
+        };
+        starting++;
+        try {
+          // Abandoned, not terminated, when this run continues as new: the next run follows it.
+          const child = await startChild(patchHost, {
+            workflowId: workflowIds.host(h.hostId),
+            args: [
+              {
+                hostId: h.hostId,
+                patch: spec.patch,
+                reportTo: { workflowId: workflowInfo().workflowId, attempt },
+              },
+            ],
+            parentClosePolicy: ParentClosePolicy.ABANDON,
+            staticSummary: `Patch ${h.hostId} with ${spec.patch} (rollout ${spec.name})`,
+          });
+          h.runId = child.firstExecutionRunId;
+          // Within this run the child's own end also counts: one terminated by hand never reports.
+          child.result().then(
+            (r) => ended({ outcome: r.outcome, reason: r.reason }),
+            (err: unknown) =>
+              ended({ outcome: 'failed', reason: reasonOf((err as { cause?: unknown }).cause ?? err) }),
+          );
+        } catch (err) {
+          ended({ outcome: 'failed', reason: reasonOf(err) });
+        } finally {
+          starting--;
         }
-        report('retrying', `${h.hostId} failed (${h.reason}); retrying in ${spec.retryDelaySec} s`);
-        await sleep(`${spec.retryDelaySec} seconds`);
+      }
+      resumed = false;
+      await condition(() => h.ended !== undefined);
+      const { outcome, reason } = h.ended!;
+      h.reason = reason;
+      if (outcome !== 'failed') {
+        h.state = outcome;
+        return;
+      }
+      if (h.attempts > spec.retriesPerHost) {
+        h.state = 'failed';
+        return;
+      }
+      report('retrying', `${h.hostId} failed (${reason}); retrying in ${spec.retryDelaySec} s`);
+      await sleep(`${spec.retryDelaySec} seconds`);
+    }
+  };
+
+  /**
+   * Hosts an earlier run started report to this one; should a run end without reporting
+   * (terminated by hand), this look at their runs every minute notices it.
+   */
+  const followEarlierRuns = async (hosts: HostEntry[]) => {
+    for (;;) {
+      const open = hosts.filter((h) => h.state === 'patching' && !h.ended && h.runId);
+      if (open.length === 0) return;
+      await condition(() => open.every((h) => h.ended), '1 minute');
+      const ended = await inventory.endedPatchRuns({
+        runs: open.filter((h) => !h.ended).map((h) => ({ hostId: h.hostId, runId: h.runId! })),
+      });
+      for (const e of ended) {
+        const h = entry(e.hostId);
+        if (h?.runId === e.runId)
+          h.ended ??= { hostId: e.hostId, attempt: h.attempts, outcome: e.outcome, reason: e.reason };
       }
     }
   };
@@ -196,13 +266,17 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
   const size = batchSize(spec.maxUnavailable, state.hosts.length);
   const inFlight = new Set<string>();
   let finished = 0;
-  const start = (h: HostEntry) => {
+  const start = (h: HostEntry, resumed = false) => {
     inFlight.add(h.hostId);
-    void patchOne(h).finally(() => {
+    void patchOne(h, resumed).finally(() => {
       inFlight.delete(h.hostId);
       finished++;
     });
   };
+  // Hosts in flight when the last run continued as new: follow them where they are.
+  const carriedInFlight = state.hosts.filter((h) => h.state === 'patching');
+  for (const h of carriedInFlight) start(h, true);
+  void followEarlierRuns(carriedInFlight);
   /** Waits until a host in flight finishes, or an operator changes something. */
   const nextChange = async () => {
     const seen = { finished, paused: state.paused, aborted: state.aborted };
@@ -242,16 +316,11 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
       await condition(() => !state.paused || state.aborted);
       continue;
     }
-    // Keep the history small on large fleets: drain the window, then carry the state into a fresh run.
+    // Keep the history small on large fleets: the state, hosts in flight included, goes on in a
+    // fresh run. Only a child start still waiting for its run id holds it back.
     if (historyFull()) {
-      if (inFlight.size === 0) await continueAsNew<typeof rollingPatch>(request, state);
-      report(
-        'draining',
-        'letting the hosts in flight finish before continuing as new',
-        [...inFlight].join(', '),
-      );
-      await nextChange();
-      continue;
+      await condition(() => starting === 0);
+      await continueAsNew<typeof rollingPatch>(request, state);
     }
     const canary = state.hosts.filter((h) => h.state === 'patched').length < spec.canaryHosts;
     // Canaries go alone: nothing else starts until they are back in service.

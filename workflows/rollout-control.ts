@@ -1,4 +1,4 @@
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { HostRolloutState } from '../domain/rollout';
 
 export interface RolloutProgress {
@@ -20,3 +20,13 @@ export const abortRollout = defineUpdate<string, []>('abort');
 export const skipHost = defineUpdate<string, [{ hostId: string }]>('skipHost');
 export const retryHost = defineUpdate<string, [{ hostId: string }]>('retryHost');
 export const rolloutProgress = defineQuery<RolloutProgress>('progress');
+
+/** How one host's patch ended, as its `host/<id>` workflow reports it to the rollout. */
+export interface HostPatchReport {
+  hostId: string;
+  /** The rollout's attempt it answers: a late report of an earlier attempt is not this one's. */
+  attempt: number;
+  outcome: 'patched' | 'skipped' | 'failed';
+  reason?: string;
+}
+export const hostPatchEnded = defineSignal<[HostPatchReport]>('hostPatchEnded');

@@ -42,7 +42,11 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
     .requiredOption('--patch <name>', 'patch from the catalogue (patches/)')
     .option('--hosts <ids...>', 'hosts, in order')
     .option('--cluster <name>', 'every host of a cluster')
-    .option('--order <order>', 'given or least-loaded', 'least-loaded')
+    .option(
+      '--order <order>',
+      'fastest (canaries least-loaded, then most-loaded first), least-loaded or given',
+      'fastest',
+    )
     .option('--canary <n>', 'hosts patched first, one at a time', numberArg)
     .option('--max-unavailable <n|%>', 'hosts out of service at once (count or percentage)')
     .option('--retries <n>', 'retries per host', numberArg)
@@ -58,7 +62,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
         patch: o.patch as string,
         hosts: o.hosts as string[] | undefined,
         cluster: o.cluster as string | undefined,
-        order: o.order as 'given' | 'least-loaded',
+        order: o.order as 'given' | 'least-loaded' | 'fastest',
         canaryHosts: o.canary as number | undefined,
         maxUnavailable:
           maxUnavailable === undefined

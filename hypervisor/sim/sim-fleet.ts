@@ -64,6 +64,8 @@ export interface SimSpan {
 export class SimFleet {
   readonly clock: VirtualClock;
   readonly migrations = new Map<string, SimMigration>();
+  /** Migrations that completed, kept so a benchmark can tell extra moves from orchestration delay. */
+  readonly completed: SimMigration[] = [];
   readonly spans = new Map<string, SimSpan>();
   private readonly hosts = new Map<string, SimHost>();
   private loading?: Promise<void>;

@@ -80,11 +80,17 @@ export interface SimVmLoad {
  * longest-first, the schedule an ideal evacuation would follow.
  */
 export function hostPatchSeconds(model: TimingModel, vms: SimVmLoad[], lanes: number): number {
+  return hostPatchSecondsOf(
+    model,
+    vms.map((v) => migrationEstimate(model, v.memoryMiB, v.dirtyMiBps).seconds),
+    lanes,
+  );
+}
+
+/** The same, from each evacuated VM's migration time. */
+export function hostPatchSecondsOf(model: TimingModel, migrationSeconds: number[], lanes: number): number {
   const laneEnds = Array.from({ length: Math.max(1, lanes) }, () => 0);
-  const times = vms
-    .map((v) => migrationEstimate(model, v.memoryMiB, v.dirtyMiBps).seconds)
-    .sort((a, b) => b - a);
-  for (const t of times) {
+  for (const t of [...migrationSeconds].sort((a, b) => b - a)) {
     const i = laneEnds.indexOf(Math.min(...laneEnds));
     laneEnds[i] += t;
   }

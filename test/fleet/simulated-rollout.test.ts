@@ -1,3 +1,4 @@
+import { defaultPayloadConverter } from '@temporalio/common';
 import { rolloutOperations } from '../../client/rollout-operations';
 import { populateSimFleet, readSimSpans } from '../../inventory/sim-fleet';
 import { peakOverlap } from '../../hypervisor/sim/spans';
@@ -76,5 +77,20 @@ describe(`a simulated fleet of ${HOSTS} hosts and ${VMS} VMs`, () => {
     for await (const w of stack.client.workflow.list({ query: `WorkflowId = "rollout/fleet"` })) runs.push(w);
     expect(runs.length).toBeGreaterThan(1);
     for (const r of runs) expect(r.historyLength).toBeLessThanOrEqual(1000);
+    // The window did not drain for it: later runs began with hosts still in flight, which
+    // finished there, each host patched by one run on its first attempt.
+    const carriedInFlight = [];
+    for (const r of runs) {
+      const history = await stack.client.workflow.getHandle(r.workflowId, r.runId).fetchHistory();
+      const input = history.events?.[0].workflowExecutionStartedEventAttributes?.input?.payloads ?? [];
+      const carried = input[1] && defaultPayloadConverter.fromPayload<{ hosts: { state: string }[] }>(input[1]);
+      if (carried) carriedInFlight.push(carried.hosts.filter((h) => h.state === 'patching').length);
+    }
+    expect(carriedInFlight).toHaveLength(runs.length - 1);
+    expect(Math.max(...carriedInFlight)).toBeGreaterThan(0);
+    expect(result.hosts.every((h) => h.attempts === 1)).toBe(true);
+    let patchRuns = 0;
+    for await (const _ of stack.client.workflow.list({ query: `WorkflowType = "patchHost"` })) patchRuns++;
+    expect(patchRuns).toBe(HOSTS);
   }, 3_600_000);
 });

@@ -7,6 +7,7 @@ import { connectClient } from '../../client/temporal';
 import { openInventory, type Inventory } from '../../inventory/db';
 import { createController, type ControllerOptions } from '../../worker/controller';
 import { startSimAgent, type SimAgentOptions } from '../../worker/sim-agent';
+import { workflowInterceptorModules } from '../../worker/workflow-modules';
 import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from '../../scripts/services/entry-points';
 import type { ManagedProcess } from '../../scripts/services/processes';
 
@@ -38,6 +39,7 @@ export function bundleWorkflows(): Promise<WorkflowBundle> {
   quietRuntime();
   return bundleWorkflowCode({
     workflowsPath: path.join(repoRoot, 'workflows'),
+    workflowInterceptorModules,
     logger: new DefaultLogger('WARN'),
   });
 }
