@@ -7,6 +7,7 @@ import { recordEvent } from '../inventory/events';
 import { setHostMaintenance } from '../inventory/hosts';
 import { recentPlacementHosts } from '../inventory/placement-view';
 import type { HostDoc } from '../inventory/schemas';
+import { recentVmsOn } from '../inventory/reservations';
 import { getVm } from '../inventory/vms';
 import { currentRun } from './run-context';
 
@@ -30,7 +31,9 @@ export function createMaintenanceActivities(inv: Inventory) {
         maintenanceState: 'entering',
         maintenanceReason: '',
       });
-      const vms = await inv.vms.find({ host: req.hostId }).sort({ _id: 1 }).toArray();
+      // The shared snapshot (a second old at most) is enough to start moving: a VM that arrives
+      // after it is found by the exact look (`vmsOn`) the evacuation takes before it is done.
+      const vms = await recentVmsOn(inv, req.hostId);
       await audit(
         req.hostId,
         'info',
@@ -38,14 +41,18 @@ export function createMaintenanceActivities(inv: Inventory) {
         'enter-maintenance',
       );
       return {
-        running: vms.filter((v) => v.state === 'running').map((v) => v._id),
-        stopped: vms.filter((v) => v.state !== 'running').map((v) => v._id),
+        running: vms.filter((v) => v.state === 'running').map((v) => v.id),
+        stopped: vms.filter((v) => v.state !== 'running').map((v) => v.id),
       };
     },
 
-    /** The VMs recorded running on a host now. */
-    async runningVmsOn(req: { hostId: string }): Promise<string[]> {
-      return (await inv.vms.find({ host: req.hostId, state: 'running' }).toArray()).map((v) => v._id).sort();
+    /** The VMs recorded on a host now, running and not. */
+    async vmsOn(req: { hostId: string }): Promise<{ running: string[]; stopped: string[] }> {
+      const vms = await inv.vms.find({ host: req.hostId }).sort({ _id: 1 }).toArray();
+      return {
+        running: vms.filter((v) => v.state === 'running').map((v) => v._id),
+        stopped: vms.filter((v) => v.state !== 'running').map((v) => v._id),
+      };
     },
 
     /**
@@ -145,7 +152,7 @@ export function createMaintenanceActivities(inv: Inventory) {
       }
     },
 
-    /** Returns the host to service; tells which VMs the last evacuation moved off. */
+    /** Returns the host to service; tells which VMs of the last evacuation to move back, if asked to. */
     async endMaintenance(input: unknown): Promise<{ evacuatedVms: string[] }> {
       const req = parseInput(exitMaintenanceSchema, input, '');
       const host = await inv.hosts.findOne({ _id: req.hostId });
@@ -157,9 +164,10 @@ export function createMaintenanceActivities(inv: Inventory) {
         evacuatedVms: [],
       });
       await audit(req.hostId, 'completed', `host ${req.hostId} returned to service`, 'exit-maintenance');
-      const evacuated = host.evacuatedVms ?? [];
-      const stillThere = await inv.vms.find({ _id: { $in: evacuated }, state: 'running' }).toArray();
-      return { evacuatedVms: stillThere.map((v) => v._id) };
+      if (!req.migrateBack) return { evacuatedVms: [] };
+      // One lookup by id each: on FerretDB a filter on more than `_id` scans every VM.
+      const evacuated = await Promise.all((host.evacuatedVms ?? []).map((_id) => inv.vms.findOne({ _id })));
+      return { evacuatedVms: evacuated.filter((v) => v?.state === 'running').map((v) => v!._id) };
     },
   };
 }

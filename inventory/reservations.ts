@@ -68,10 +68,14 @@ function counts(c: ReservationDoc, residents: Residents): boolean {
 }
 
 /** What the VMs recorded on each host hold (every capacity-holding state). */
-async function readVmUsage(inv: Inventory, hostFilter: object): Promise<Map<string, HostUsage>> {
+async function readVmUsage(
+  inv: Inventory,
+  hostFilter: object,
+  each?: (vm: { _id: string; host: string; state: VmState }) => void,
+): Promise<Map<string, HostUsage>> {
   const vms = await inv.vms
     .find({ host: hostFilter, state: { $in: capacityHoldingStates } })
-    .project<{ host: string | null; memoryMiB: number; vcpus: number; state: VmState }>({
+    .project<{ _id: string; host: string | null; memoryMiB: number; vcpus: number; state: VmState }>({
       host: 1,
       memoryMiB: 1,
       vcpus: 1,
@@ -81,6 +85,7 @@ async function readVmUsage(inv: Inventory, hostFilter: object): Promise<Map<stri
   const usage = new Map<string, HostUsage>();
   for (const vm of vms) {
     if (!vm.host) continue;
+    each?.({ _id: vm._id, host: vm.host, state: vm.state });
     const u = usage.get(vm.host) ?? usage.set(vm.host, emptyUsage()).get(vm.host)!;
     u.memoryMiB += vm.memoryMiB;
     u.vcpus += vm.vcpus;
@@ -113,15 +118,27 @@ const SWEEP_EVERY_MS = 10_000;
 /** Clock difference tolerated between controller processes. */
 const CLOCK_MARGIN_MS = 2_000;
 
-/** What every host's VMs hold, read at `takenAt` (the read began after it). */
+/** What every host's VMs hold, and which they are, read at `takenAt` (the read began after it). */
 interface Residents {
   takenAt: number;
   byHost: Map<string, HostUsage>;
+  vmsByHost: Map<string, { id: string; state: VmState }[]>;
 }
 
 async function readResidents(inv: Inventory): Promise<Residents> {
   const takenAt = Date.now();
-  return { takenAt, byHost: await readVmUsage(inv, { $exists: true }) };
+  const vmsByHost = new Map<string, { id: string; state: VmState }[]>();
+  const byHost = await readVmUsage(inv, { $exists: true }, (vm) => {
+    const list = vmsByHost.get(vm.host) ?? vmsByHost.set(vm.host, []).get(vm.host)!;
+    list.push({ id: vm._id, state: vm.state });
+  });
+  return { takenAt, byHost, vmsByHost };
+}
+
+/** The VMs (in a capacity-holding state) a host held at most a second ago, by id. */
+export async function recentVmsOn(inv: Inventory, hostId: string): Promise<{ id: string; state: VmState }[]> {
+  const list = (await recentResidents(inv)).vmsByHost.get(hostId) ?? [];
+  return [...list].sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
 const residentSnapshots = new WeakMap<Inventory, Promise<Residents>>();

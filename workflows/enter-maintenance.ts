@@ -146,13 +146,16 @@ export async function evacuateHost(
     return failures;
   };
 
+  let notRunning = vms.stopped;
   try {
     let remaining = vms.running;
     for (;;) {
       const failures = await evacuateAll(remaining);
       if (failures.length === 0) {
         // A migration that chose this host before it was marked may have landed since: move those too.
-        remaining = await inventory.runningVmsOn({ hostId: request.hostId });
+        const now = await inventory.vmsOn({ hostId: request.hostId });
+        notRunning = now.stopped;
+        remaining = now.running;
         if (remaining.length === 0) break;
         continue;
       }
@@ -191,5 +194,5 @@ export async function evacuateHost(
     throw operatorFailure(err);
   }
   op.phase('done', `${request.hostId} is in maintenance: ${moved.length} moved, ${stopped.length} stopped`);
-  return { hostId: request.hostId, moved, stopped, notRunning: vms.stopped };
+  return { hostId: request.hostId, moved, stopped, notRunning };
 }
