@@ -83,7 +83,8 @@ describe(`a simulated fleet of ${HOSTS} hosts and ${VMS} VMs`, () => {
     for (const r of runs) {
       const history = await stack.client.workflow.getHandle(r.workflowId, r.runId).fetchHistory();
       const input = history.events?.[0].workflowExecutionStartedEventAttributes?.input?.payloads ?? [];
-      const carried = input[1] && defaultPayloadConverter.fromPayload<{ hosts: { state: string }[] }>(input[1]);
+      const carried =
+        input[1] && defaultPayloadConverter.fromPayload<{ hosts: { state: string }[] }>(input[1]);
       if (carried) carriedInFlight.push(carried.hosts.filter((h) => h.state === 'patching').length);
     }
     expect(carriedInFlight).toHaveLength(runs.length - 1);
