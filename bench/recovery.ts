@@ -16,6 +16,7 @@ import { auditOperations } from '../client/audit-operations';
 import { vmOperations } from '../client/vm-operations';
 import { dataPaths, installed, type Config } from '../domain/config';
 import { QemuHost } from '../hypervisor/qemu-host';
+import { localQemuHost } from '../hypervisor/local-qemu-host';
 import { readGuestLog, waitForFreshHeartbeat } from '../hypervisor/serial-log';
 import { importImage } from '../inventory/images';
 import type { HaRestartResult } from '../workflows/ha-restart';
@@ -29,10 +30,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const sec = (ms: number) => (ms / 1000).toFixed(1);
 
 function qemu(config: Config, hostId: string): QemuHost {
-  return new QemuHost(dataPaths(config.dataDir).hostDir(hostId), {
-    kernel: installed.guestKernel,
-    initrd: installed.guestInitrd,
-  });
+  return localQemuHost(config.dataDir, hostId);
 }
 
 /** Resolves when `vmId` sends a heartbeat on `hostId` written after now. */

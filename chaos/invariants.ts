@@ -1,8 +1,8 @@
 import type { Client } from '@temporalio/client';
 import { auditOperations } from '../client/audit-operations';
-import { dataPaths, installed, type Config } from '../domain/config';
+import type { Config } from '../domain/config';
 import { heartbeatFresh } from '../domain/liveness';
-import { QemuHost } from '../hypervisor/qemu-host';
+import { localQemuHost } from '../hypervisor/local-qemu-host';
 import { readGuestLog, waitForFreshHeartbeat } from '../hypervisor/serial-log';
 import type { Inventory } from '../inventory/db';
 import { localHosts } from '../scripts/services/entry-points';
@@ -85,16 +85,7 @@ export async function checkInvariants(
     if (!model.vms.has(id))
       violations.push(`vm ${id} is in the inventory but no completed operation made it`);
 
-  const qemu = localHosts.map(
-    (h) =>
-      [
-        h.hostId,
-        new QemuHost(dataPaths(config.dataDir).hostDir(h.hostId), {
-          kernel: installed.guestKernel,
-          initrd: installed.guestInitrd,
-        }),
-      ] as const,
-  );
+  const qemu = localHosts.map((h) => [h.hostId, localQemuHost(config.dataDir, h.hostId)] as const);
   const where = new Map<string, string[]>();
   for (const [hostId, q] of qemu)
     for (const g of q.list()) where.set(g.vmId, [...(where.get(g.vmId) ?? []), hostId]);

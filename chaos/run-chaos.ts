@@ -4,7 +4,7 @@ import path from 'node:path';
 import seedrandom from 'seedrandom';
 import { connectClient } from '../client/temporal';
 import { dataPaths, installed } from '../domain/config';
-import { QemuHost } from '../hypervisor/qemu-host';
+import { localQemuHost } from '../hypervisor/local-qemu-host';
 import { importImage } from '../inventory/images';
 import { localHosts } from '../scripts/services/entry-points';
 import { openInventory } from '../inventory/db';
@@ -146,10 +146,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 /** No guest outlives its run, whatever happened to it. */
 function powerOffLeftovers(stack: ChaosStack): void {
   for (const { hostId } of localHosts) {
-    const q = new QemuHost(dataPaths(stack.config.dataDir).hostDir(hostId), {
-      kernel: installed.guestKernel,
-      initrd: installed.guestInitrd,
-    });
+    const q = localQemuHost(stack.config.dataDir, hostId);
     for (const g of q.list()) q.kill(g.vmId);
   }
 }

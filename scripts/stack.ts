@@ -11,7 +11,7 @@ import { CONTROLLER_TASK_QUEUE, workflowIds } from '../domain/names';
 import { dataPaths, installDir, installed, loadConfig, type Config } from '../domain/config';
 import { connectClient, runUrl } from '../client/temporal';
 import { vmOperations } from '../client/vm-operations';
-import { QemuHost } from '../hypervisor/qemu-host';
+import { localQemuHost } from '../hypervisor/local-qemu-host';
 import { openInventory, type Inventory } from '../inventory/db';
 import type { ImageDoc } from '../inventory/schemas';
 import { sha256File } from '../hypervisor/qemu-img';
@@ -30,10 +30,7 @@ const GUEST_IMAGE = 'debian-busybox';
 async function powerOffGuests(config: Config): Promise<void> {
   const inv = await openInventory(config).catch(() => undefined);
   for (const { hostId } of localHosts) {
-    const qemu = new QemuHost(dataPaths(config.dataDir).hostDir(hostId), {
-      kernel: installed.guestKernel,
-      initrd: installed.guestInitrd,
-    });
+    const qemu = localQemuHost(config.dataDir, hostId);
     for (const guest of qemu.list()) {
       await qemu.stop(guest.vmId, 0);
       // The workers are already stopped, so no workflow holds the VM: the stack records it.

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { dataPaths, installed, repoRoot, type Config } from '../../domain/config';
 import { QemuHost } from '../../hypervisor/qemu-host';
+import { localQemuHost } from '../../hypervisor/local-qemu-host';
 import { readGuestLog, waitForFreshHeartbeat, type Heartbeat } from '../../hypervisor/serial-log';
 import { importImage } from '../../inventory/images';
 import type { Inventory } from '../../inventory/db';
@@ -18,10 +19,7 @@ export function importGuestImage(inv: Inventory, config: Config) {
 
 /** The QEMU processes of one host, read the way its agent reads them. */
 export function qemuOn(config: Config, hostId: string): QemuHost {
-  return new QemuHost(dataPaths(config.dataDir).hostDir(hostId), {
-    kernel: installed.guestKernel,
-    initrd: installed.guestInitrd,
-  });
+  return localQemuHost(config.dataDir, hostId);
 }
 
 /** Waits for a heartbeat the guest writes from now on: proof it runs, not that it once ran. */

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { bundleWorkflowCode, Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
-import { dataPaths, installed, loadConfig, repoRoot, type Config } from '../../domain/config';
-import { QemuHost } from '../../hypervisor/qemu-host';
+import { loadConfig, repoRoot, type Config } from '../../domain/config';
+import { localQemuHost } from '../../hypervisor/local-qemu-host';
 import { connectClient } from '../../client/temporal';
 import { openInventory, type Inventory } from '../../inventory/db';
 import { createController, type ControllerOptions } from '../../worker/controller';
@@ -158,10 +158,7 @@ export class TestStack {
   async stop(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.stop()));
     for (const { hostId } of localHosts) {
-      const qemu = new QemuHost(dataPaths(this.config.dataDir).hostDir(hostId), {
-        kernel: installed.guestKernel,
-        initrd: installed.guestInitrd,
-      });
+      const qemu = localQemuHost(this.config.dataDir, hostId);
       for (const guest of qemu.list()) qemu.kill(guest.vmId);
     }
     await this.simAgent?.stop();
