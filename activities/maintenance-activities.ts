@@ -2,7 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { InsufficientCapacityError, NotFoundError, parseInput, ValidationError } from '../domain/errors';
 import { enterMaintenanceSchema, exitMaintenanceSchema } from '../domain/maintenance';
 import { placeVm, spreadChoice } from '../domain/placement';
-import type { Inventory } from '../inventory/db';
+import { SCAN_BATCH, type Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
 import { setHostMaintenance } from '../inventory/hosts';
 import { recentPlacementHosts } from '../inventory/placement-view';
@@ -31,7 +31,7 @@ export function createMaintenanceActivities(inv: Inventory) {
         maintenanceState: 'entering',
         maintenanceReason: '',
       });
-      // The shared snapshot (a second old at most) is enough to start moving: a VM that arrives
+      // The shared snapshot (seconds old at most) is enough to start moving: a VM that arrives
       // after it is found by the exact look (`vmsOn`) the evacuation takes before it is done.
       const vms = await recentVmsOn(inv, req.hostId);
       await audit(
@@ -48,7 +48,10 @@ export function createMaintenanceActivities(inv: Inventory) {
 
     /** The VMs recorded on a host now, running and not. */
     async vmsOn(req: { hostId: string }): Promise<{ running: string[]; stopped: string[] }> {
-      const vms = await inv.vms.find({ host: req.hostId }).sort({ _id: 1 }).toArray();
+      const vms = await inv.vms
+        .find({ host: req.hostId }, { batchSize: SCAN_BATCH })
+        .sort({ _id: 1 })
+        .toArray();
       return {
         running: vms.filter((v) => v.state === 'running').map((v) => v._id),
         stopped: vms.filter((v) => v.state !== 'running').map((v) => v._id),

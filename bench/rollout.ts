@@ -18,7 +18,7 @@ import { hostPatchSeconds, hostPatchSecondsOf, type SimVmLoad } from '../hypervi
 import { populateSimFleet, readSimSpans } from '../inventory/sim-fleet';
 import { startSimulation } from '../worker/simulation';
 import { startBenchStack } from './bench-stack';
-import { dbProfileReport } from '../inventory/db-profile';
+import { dbProfileReport, profilingEnabled } from '../inventory/db-profile';
 import { arg } from './args';
 
 const hostCount = arg('hosts', 500);
@@ -48,6 +48,18 @@ async function main() {
     const sequential = perHost.reduce((a, b) => a + b, 0);
 
     const started = Date.now();
+    // With the profile on, say every minute how far the rollout is and where the database time went.
+    const progress = profilingEnabled()
+      ? setInterval(() => {
+          void readSimSpans(stack.inventory, fleet.hosts).then((spans) =>
+            console.log(
+              `  … ${((Date.now() - started) / 1000).toFixed(0)} s: ${spans.length} hosts back, ` +
+                `${sim.fleet.completed.length} migrations, clock at ${sim.fleet.clock.now()} s\n    ` +
+                dbProfileReport(8).join('\n    '),
+            ),
+          );
+        }, 60_000)
+      : undefined;
     const rollouts = rolloutOperations(stack.client, stack.config);
     const op = await rollouts.start({
       name: 'bench',
@@ -56,6 +68,7 @@ async function main() {
       maxUnavailable: `${maxUnavailablePct}%`,
     });
     const result = await op.result();
+    clearInterval(progress);
     const wallSec = (Date.now() - started) / 1000;
     const spans = await readSimSpans(stack.inventory, fleet.hosts);
     const makespan = makespanOf(spans);

@@ -12,6 +12,8 @@ function shapeOf(e: CommandStartedEvent): string {
   const c = e.command as Record<string, unknown>;
   const first = (xs: unknown) => (Array.isArray(xs) ? (xs[0] as Record<string, unknown>) : undefined);
   const filter = (c.filter ?? first(c.updates)?.q ?? first(c.deletes)?.q ?? {}) as object;
+  // A getMore names its cursor, not its query: count it under its collection.
+  if (e.commandName === 'getMore') return `getMore ${String(c.collection)}`;
   return `${e.commandName} ${String(c[e.commandName])} {${Object.keys(filter).join(',')}}`;
 }
 

@@ -14,6 +14,12 @@ import type {
   VmDoc,
 } from './schemas';
 
+/**
+ * Batch size for queries that read a whole collection: FerretDB otherwise answers in small
+ * batches, and reading 5,000 VMs took some twenty round trips of up to 150 ms each under load.
+ */
+export const SCAN_BATCH = 10_000;
+
 export interface Inventory {
   db: Db;
   hosts: Collection<HostDoc>;

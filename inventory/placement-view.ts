@@ -1,10 +1,10 @@
 import type { PlacementHost } from '../domain/placement';
-import type { Inventory } from './db';
+import { SCAN_BATCH, type Inventory } from './db';
 import { readRecentUsage, readUsage } from './reservations';
 
 /**
  * Every host as placement sees it: its documents joined with what it has handed out (VMs from
- * the resident snapshot at most a second old, claims as they are now). `exact` reads every VM
+ * the shared resident snapshot, a few seconds old at most, claims as they are now). `exact` reads every VM
  * now: for the second look before saying that nothing fits.
  */
 export async function placementHosts(
@@ -12,7 +12,7 @@ export async function placementHosts(
   opts: { exact?: boolean } = {},
 ): Promise<PlacementHost[]> {
   const usage = opts.exact ? await readUsage(inv) : await readRecentUsage(inv);
-  const hosts = await inv.hosts.find({}).toArray();
+  const hosts = await inv.hosts.find({}, { batchSize: SCAN_BATCH }).toArray();
   return hosts.map((h) => {
     const u = usage.get(h._id);
     return {

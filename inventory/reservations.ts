@@ -1,6 +1,6 @@
 import { MongoServerError } from 'mongodb';
 import { InsufficientCapacityError, NotFoundError } from '../domain/errors';
-import type { Inventory } from './db';
+import { SCAN_BATCH, type Inventory } from './db';
 import { reservationSchema, type ReservationDoc, type VmState } from './schemas';
 
 /** VM states that hold capacity on their host: a stopped VM keeps its place, as in Nova. */
@@ -42,12 +42,12 @@ export async function readUsage(inv: Inventory, hostIds?: string[]): Promise<Map
 }
 
 /**
- * What each host has handed out, for placement: the shared resident snapshot (at most a second
- * old, the one claims read) plus every claim a VM might not show in it yet, counted as claims
+ * What each host has handed out, for placement: the shared resident snapshot (the one claims
+ * read) plus every claim a VM might not show in it yet, counted as claims
  * count them (see claimCapacity). It may count a VM twice for a moment, never miss one.
  */
 export async function readRecentUsage(inv: Inventory): Promise<Map<string, HostUsage>> {
-  const claims = await inv.reservations.find({}).toArray();
+  const claims = await inv.reservations.find({}, { batchSize: SCAN_BATCH }).toArray();
   const residents = await recentResidents(inv);
   const usage = new Map([...residents.byHost].map(([h, u]) => [h, { ...u }]));
   for (const c of claims) {
@@ -74,7 +74,7 @@ async function readVmUsage(
   each?: (vm: { _id: string; host: string; state: VmState }) => void,
 ): Promise<Map<string, HostUsage>> {
   const vms = await inv.vms
-    .find({ host: hostFilter, state: { $in: capacityHoldingStates } })
+    .find({ host: hostFilter, state: { $in: capacityHoldingStates } }, { batchSize: SCAN_BATCH })
     .project<{ _id: string; host: string | null; memoryMiB: number; vcpus: number; state: VmState }>({
       host: 1,
       memoryMiB: 1,
@@ -109,7 +109,7 @@ export interface CapacityClaim {
 
 /**
  * Released claims are kept this long before they are deleted (see claimCapacity): well beyond
- * the age of a resident snapshot (1 s) plus the clock margin, and short enough that the
+ * the age of a resident snapshot (8 s at most) plus the clock margin, and short enough that the
  * collection every claim scans stays small.
  */
 const RELEASED_KEPT_MS = 15_000;
@@ -135,22 +135,33 @@ async function readResidents(inv: Inventory): Promise<Residents> {
   return { takenAt, byHost, vmsByHost };
 }
 
-/** The VMs (in a capacity-holding state) a host held at most a second ago, by id. */
+/** The VMs (in a capacity-holding state) a host held in the shared residents snapshot, by id. */
 export async function recentVmsOn(inv: Inventory, hostId: string): Promise<{ id: string; state: VmState }[]> {
   const list = (await recentResidents(inv)).vmsByHost.get(hostId) ?? [];
   return [...list].sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
-const residentSnapshots = new WeakMap<Inventory, Promise<Residents>>();
+const residentSnapshots = new WeakMap<Inventory, Promise<Residents & { readMs: number }>>();
 
-/** The residents snapshot at most a second old, shared by every claim in this process. */
+/**
+ * How old a residents snapshot may be: a second, or four times what the last read took, so a
+ * large fleet (a read of 5,000 VMs takes seconds on FerretDB under load) does not spend its
+ * database on reading it back to back. Well under RELEASED_KEPT_MS less the clock margin: the
+ * claims released since the snapshot began are still there to count.
+ */
+const residentsMaxAgeMs = (readMs: number) => Math.min(8000, Math.max(1000, 4 * readMs));
+
+/** The residents snapshot, shared by every claim and placement in this process. */
 async function recentResidents(inv: Inventory): Promise<Residents> {
   const cached = residentSnapshots.get(inv);
   if (cached) {
     const r = await cached.catch(() => undefined);
-    if (r && Date.now() - r.takenAt < 1000) return r;
+    if (r && Date.now() - r.takenAt < residentsMaxAgeMs(r.readMs)) return r;
+    // Another caller may have started the next read meanwhile: share it.
+    const next = residentSnapshots.get(inv);
+    if (next && next !== cached) return next;
   }
-  const fresh = readResidents(inv);
+  const fresh = readResidents(inv).then((r) => ({ ...r, readMs: Date.now() - r.takenAt }));
   residentSnapshots.set(inv, fresh);
   return fresh;
 }
@@ -171,11 +182,11 @@ function shortfall(claim: CapacityClaim, allocatable: { memoryMiB: number; vcpus
  * both insert n, and the loser re-reads and sees the winner, so the newest active claim
  * always counted all the others.
  *
- * What the host's VMs hold comes from a snapshot of all VMs up to a second old, shared by the
- * claims of this process: on FerretDB every VM query is a full scan, and a fleet evacuating
+ * What the host's VMs hold comes from a snapshot of all VMs a few seconds old at most (see
+ * residentsMaxAgeMs), shared by the claims of this process: on FerretDB every VM query is a full scan, and a fleet evacuating
  * hundreds of VMs cannot afford one per claim. A VM can only arrive on a host through a claim
  * released after it committed, so counting the claims released since the snapshot began (they
- * are kept a minute for this) covers every VM the snapshot missed. When that quick count says
+ * are kept 15 s for this) covers every VM the snapshot missed. When that quick count says
  * the host is full, the exact count (this host's VMs read now) decides, so nothing is refused
  * that fits. The newest claim stays as a tombstone so numbers are never reused.
  */
