@@ -116,6 +116,11 @@ async function main() {
     console.log(
       `  window use (sum of spans / (limit x makespan)): ${((100 * meanSpan * spans.length) / (k * makespan)).toFixed(0)}%`,
     );
+    // A host retried lost the time of its failed attempt: a whole turn of its slot, at worst.
+    const retried = result.hosts.filter((x) => x.attempts > 1);
+    console.log(
+      `  hosts patched on a retry:      ${retried.length}${retried.length ? ` (${retried.map((x) => x.hostId).join(', ')})` : ''}`,
+    );
     console.log(`  virtual clock: ${sim.fleet.clock.steps} steps`);
     console.log(`  runs of the parent (continue-as-new): ${runs}`);
     console.log(`  wall time: ${wallSec.toFixed(0)} s`);
