@@ -23,6 +23,7 @@ export interface PatchHostResult {
  * back reporting the new patch level, a health check (the agent answers and a canary guest
  * boots), the post check, then back to service. A failed step leaves the host in maintenance,
  * visibly blocked with the step's output: it never returns to service unpatched-but-unknown.
+ * Started by a rollout, it signals its outcome to the rollout's current run (`reportTo`).
  */
 export async function patchHost(request: PatchHostRequest): Promise<PatchHostResult> {
   const report = async (r: Omit<HostPatchReport, 'hostId' | 'attempt'>) => {
