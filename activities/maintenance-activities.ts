@@ -11,6 +11,14 @@ import { recentVmsOn } from '../inventory/reservations';
 import { getVm } from '../inventory/vms';
 import { currentRun } from './run-context';
 
+/** A host's VMs, split into those running (to move) and the rest (they stay recorded there). */
+function runningOrNot(vms: { id: string; state: string }[]): { running: string[]; stopped: string[] } {
+  return {
+    running: vms.filter((v) => v.state === 'running').map((v) => v.id),
+    stopped: vms.filter((v) => v.state !== 'running').map((v) => v.id),
+  };
+}
+
 /** Controller-side steps of host maintenance: the host's state, its VMs, evacuation targets. */
 export function createMaintenanceActivities(inv: Inventory) {
   const audit = (
@@ -40,10 +48,7 @@ export function createMaintenanceActivities(inv: Inventory) {
         `host ${req.hostId} entering maintenance; ${vms.length} VM(s) on it`,
         'enter-maintenance',
       );
-      return {
-        running: vms.filter((v) => v.state === 'running').map((v) => v.id),
-        stopped: vms.filter((v) => v.state !== 'running').map((v) => v.id),
-      };
+      return runningOrNot(vms);
     },
 
     /** The VMs recorded on a host now, running and not. */
@@ -52,10 +57,7 @@ export function createMaintenanceActivities(inv: Inventory) {
         .find({ host: req.hostId }, { batchSize: SCAN_BATCH })
         .sort({ _id: 1 })
         .toArray();
-      return {
-        running: vms.filter((v) => v.state === 'running').map((v) => v._id),
-        stopped: vms.filter((v) => v.state !== 'running').map((v) => v._id),
-      };
+      return runningOrNot(vms.map((v) => ({ id: v._id, state: v.state })));
     },
 
     /**

@@ -118,9 +118,13 @@ const SWEEP_EVERY_MS = 10_000;
 /** Clock difference tolerated between controller processes. */
 const CLOCK_MARGIN_MS = 2_000;
 
-/** What every host's VMs hold, and which they are, read at `takenAt` (the read began after it). */
+/**
+ * What every host's VMs hold, and which they are, read at `takenAt` (the read began after it)
+ * in `readMs`.
+ */
 interface Residents {
   takenAt: number;
+  readMs: number;
   byHost: Map<string, HostUsage>;
   vmsByHost: Map<string, { id: string; state: VmState }[]>;
 }
@@ -132,7 +136,7 @@ async function readResidents(inv: Inventory): Promise<Residents> {
     const list = vmsByHost.get(vm.host) ?? vmsByHost.set(vm.host, []).get(vm.host)!;
     list.push({ id: vm._id, state: vm.state });
   });
-  return { takenAt, byHost, vmsByHost };
+  return { takenAt, readMs: Date.now() - takenAt, byHost, vmsByHost };
 }
 
 /** The VMs (in a capacity-holding state) a host held in the shared residents snapshot, by id. */
@@ -141,7 +145,7 @@ export async function recentVmsOn(inv: Inventory, hostId: string): Promise<{ id:
   return [...list].sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
-const residentSnapshots = new WeakMap<Inventory, Promise<Residents & { readMs: number }>>();
+const residentSnapshots = new WeakMap<Inventory, Promise<Residents>>();
 
 /**
  * How old a residents snapshot may be: a second, or four times what the last read took, so a
@@ -161,7 +165,7 @@ async function recentResidents(inv: Inventory): Promise<Residents> {
     const next = residentSnapshots.get(inv);
     if (next && next !== cached) return next;
   }
-  const fresh = readResidents(inv).then((r) => ({ ...r, readMs: Date.now() - r.takenAt }));
+  const fresh = readResidents(inv);
   residentSnapshots.set(inv, fresh);
   return fresh;
 }
@@ -183,8 +187,8 @@ function shortfall(claim: CapacityClaim, allocatable: { memoryMiB: number; vcpus
  * always counted all the others.
  *
  * What the host's VMs hold comes from a snapshot of all VMs a few seconds old at most (see
- * residentsMaxAgeMs), shared by the claims of this process: on FerretDB every VM query is a full scan, and a fleet evacuating
- * hundreds of VMs cannot afford one per claim. A VM can only arrive on a host through a claim
+ * residentsMaxAgeMs), shared by the claims of this process: on FerretDB every VM query is a
+ * full scan, and a fleet evacuating hundreds of VMs cannot afford one per claim. A VM can only arrive on a host through a claim
  * released after it committed, so counting the claims released since the snapshot began (they
  * are kept 15 s for this) covers every VM the snapshot missed. When that quick count says
  * the host is full, the exact count (this host's VMs read now) decides, so nothing is refused
