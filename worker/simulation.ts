@@ -1,9 +1,7 @@
-import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import { repoRoot, type Config } from '../domain/config';
+import type { Config } from '../domain/config';
 import { createController } from './controller';
 import { startSimAgent } from './sim-agent';
-import { workflowInterceptorModules } from './workflow-modules';
+import { bundleControllerWorkflows } from './workflow-modules';
 
 /**
  * A controller and the simulated agent in this process, on one virtual clock: the set-up that
@@ -18,11 +16,7 @@ export async function startSimulation(
   const controller = await createController(config, {
     taskQueue: opts.taskQueue,
     simulationClock: sim.fleet.clock,
-    workflowBundle: await bundleWorkflowCode({
-      workflowsPath: path.join(repoRoot, 'workflows'),
-      workflowInterceptorModules,
-      logger: new DefaultLogger('WARN'),
-    }),
+    workflowBundle: await bundleControllerWorkflows(),
   });
   const controllerRun = controller.run();
   return {

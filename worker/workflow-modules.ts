@@ -1,9 +1,25 @@
-import type { InjectedSinks } from '@temporalio/worker';
+import path from 'node:path';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  type InjectedSinks,
+  type WorkflowBundle,
+} from '@temporalio/worker';
+import { repoRoot } from '../domain/config';
 import type { VirtualClock } from '../hypervisor/sim/virtual-clock';
 import type { RunSinks } from '../workflows/run-sinks';
 
 /** Workflow interceptor modules every controller bundle carries. */
 export const workflowInterceptorModules = [require.resolve('../workflows/run-sinks')];
+
+/** The controller's workflows bundled once, for workers that share one bundle (simulations, tests). */
+export function bundleControllerWorkflows(): Promise<WorkflowBundle> {
+  return bundleWorkflowCode({
+    workflowsPath: path.join(repoRoot, 'workflows'),
+    workflowInterceptorModules,
+    logger: new DefaultLogger('WARN'),
+  });
+}
 
 /** The worker's side of `run-sinks`: a simulated fleet's clock follows runs; otherwise nothing. */
 export function runSinks(clock?: VirtualClock): InjectedSinks<RunSinks> {

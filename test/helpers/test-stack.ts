@@ -1,13 +1,13 @@
 import path from 'node:path';
-import { bundleWorkflowCode, Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
+import { Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
-import { loadConfig, repoRoot, type Config } from '../../domain/config';
+import { loadConfig, type Config } from '../../domain/config';
 import { localQemuHost } from '../../hypervisor/local-qemu-host';
 import { connectClient } from '../../client/temporal';
 import { openInventory, type Inventory } from '../../inventory/db';
 import { createController, type ControllerOptions } from '../../worker/controller';
 import { startSimAgent, type SimAgentOptions } from '../../worker/sim-agent';
-import { workflowInterceptorModules } from '../../worker/workflow-modules';
+import { bundleControllerWorkflows } from '../../worker/workflow-modules';
 import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from '../../scripts/services/entry-points';
 import type { ManagedProcess } from '../../scripts/services/processes';
 
@@ -37,11 +37,7 @@ export function fileConfig(name: string): { config: Config; env: NodeJS.ProcessE
 
 export function bundleWorkflows(): Promise<WorkflowBundle> {
   quietRuntime();
-  return bundleWorkflowCode({
-    workflowsPath: path.join(repoRoot, 'workflows'),
-    workflowInterceptorModules,
-    logger: new DefaultLogger('WARN'),
-  });
+  return bundleControllerWorkflows();
 }
 
 export interface HostAgentHandle {
