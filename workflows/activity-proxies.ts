@@ -26,14 +26,33 @@ export interface HostCallOptions {
  * them up in time (scheduleToStart) instead of waiting forever on a queue nobody polls.
  */
 export function onHost(hostId: string, opts: HostCallOptions = {}): HostActivities {
+  const sim = isSimHost(hostId);
   const activities = proxyActivities<HostActivities>({
     taskQueue: hostTaskQueue(hostId),
-    startToCloseTimeout: opts.startToCloseTimeout ?? '1 minute',
-    heartbeatTimeout: opts.heartbeatTimeout,
+    ...(sim
+      ? simulatedCallBounds(opts)
+      : {
+          startToCloseTimeout: opts.startToCloseTimeout ?? '1 minute',
+          heartbeatTimeout: opts.heartbeatTimeout,
+        }),
     scheduleToStartTimeout: opts.scheduleToStartTimeout ?? '1 minute',
     retry: { maximumAttempts: opts.attempts ?? 3, nonRetryableErrorTypes },
   });
-  return isSimHost(hostId) ? routedToSimHost(activities, hostId) : activities;
+  return sim ? routedToSimHost(activities, hostId) : activities;
+}
+
+/**
+ * A simulated host's call lasts modelled time, and a modelled minute takes as long in wall time
+ * as the whole fleet's clock needs to get there: at 500 hosts, a 120 s reboot outlasted the
+ * minute a real agent's restart gets, and hosts failed on timeouts no real host would see. The
+ * wall-time bound is therefore generous; every modelled wait heartbeats each second, so a
+ * simulated call that stops progressing still fails on its heartbeat.
+ */
+function simulatedCallBounds(opts: HostCallOptions): {
+  startToCloseTimeout: Duration;
+  heartbeatTimeout: Duration;
+} {
+  return { startToCloseTimeout: '1 hour', heartbeatTimeout: opts.heartbeatTimeout ?? '30 seconds' };
 }
 
 /**
