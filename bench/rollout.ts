@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { rolloutOperations } from '../client/rollout-operations';
 import { batchSize } from '../domain/rollout';
-import { makespanOf, peakOverlap } from '../hypervisor/sim/spans';
+import { makespanOf, peakOverlap, underfullStretches } from '../hypervisor/sim/spans';
 import { hostPatchSeconds, hostPatchSecondsOf, type SimVmLoad } from '../hypervisor/sim/timing-model';
 import { populateSimFleet, readSimSpans } from '../inventory/sim-fleet';
 import { startSimulation } from '../worker/simulation';
@@ -115,6 +115,16 @@ async function main() {
     );
     console.log(
       `  window use (sum of spans / (limit x makespan)): ${((100 * meanSpan * spans.length) / (k * makespan)).toFixed(0)}%`,
+    );
+    // Slots left empty while hosts still waited, after the canaries: each slot-second is lost.
+    const starts = spans.map((s) => s.startSec).sort((a, b) => a - b);
+    const afterCanaries = Math.min(...spans.filter((s) => s.startSec > starts[0]).map((s) => s.startSec));
+    const underfull = underfullStretches(spans, k, afterCanaries, starts[starts.length - 1]);
+    const idle = underfull.reduce((a, u) => a + (k - u.out) * (u.toSec - u.fromSec), 0);
+    const longest = [...underfull].sort((a, b) => b.toSec - b.fromSec - (a.toSec - a.fromSec)).slice(0, 3);
+    console.log(
+      `  slot time idle while hosts waited: ${idle} slot-s (${((100 * idle) / (k * makespan)).toFixed(1)}% of the window)` +
+        longest.map((u) => `; ${u.fromSec}-${u.toSec} s with ${u.out} out`).join(''),
     );
     // A host retried lost the time of its failed attempt: a whole turn of its slot, at worst.
     const retried = result.hosts.filter((x) => x.attempts > 1);

@@ -24,3 +24,39 @@ export function peakOverlap(spans: ClosedSpan[]): number {
   for (const e of edges) peak = Math.max(peak, (open += e.d));
   return peak;
 }
+
+/** A stretch of modelled time during which fewer hosts than the limit were out of service. */
+export interface UnderfullStretch {
+  fromSec: number;
+  toSec: number;
+  out: number;
+}
+
+/**
+ * Where a window of `limit` hosts was not full between `fromSec` and `toSec` (for a rollout:
+ * from the canaries' return to the last host's start, while hosts were still waiting). A slot
+ * that loses a whole turn shows up here as a stretch as long as a host's patch.
+ */
+export function underfullStretches(
+  spans: ClosedSpan[],
+  limit: number,
+  fromSec: number,
+  toSec: number,
+): UnderfullStretch[] {
+  const edges = spans.flatMap((s) => [
+    { t: s.startSec, d: 1 },
+    { t: s.endSec, d: -1 },
+  ]);
+  edges.sort((a, b) => a.t - b.t || a.d - b.d);
+  const stretches: UnderfullStretch[] = [];
+  let open = 0;
+  let last = fromSec;
+  for (const e of edges) {
+    const from = Math.max(last, fromSec);
+    const to = Math.min(e.t, toSec);
+    if (to > from && open < limit) stretches.push({ fromSec: from, toSec: to, out: open });
+    open += e.d;
+    last = e.t;
+  }
+  return stretches;
+}
