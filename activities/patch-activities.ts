@@ -68,6 +68,35 @@ function runStep(
   });
 }
 
+/** A canary guest's id starts so: it is throw-away and never in the inventory. */
+const CANARY_PREFIX = 'canary-';
+
+/** Kills a canary guest and removes its overlay and files. */
+function discardCanary(qemu: QemuHost, vmId: string): void {
+  qemu.kill(vmId);
+  fs.rmSync(path.join(qemu.runDir, `${vmId}.qcow2`), { force: true });
+  fs.rmSync(qemu.files(vmId).serialLog, { force: true });
+}
+
+/**
+ * Canaries left by an agent killed in the middle of a health check (found by the chaos run):
+ * QEMU outlives its agent, as guests must, so the canary ran on unknown to the inventory. At an
+ * agent's start none of its own checks runs yet, so every canary found is such a leftover.
+ */
+export function discardStrayCanaries(qemu: QemuHost): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(qemu.runDir);
+  } catch {
+    return [];
+  }
+  const stray = [
+    ...new Set(names.filter((n) => n.startsWith(CANARY_PREFIX)).map((n) => n.slice(0, n.indexOf('.')))),
+  ];
+  for (const vmId of stray) discardCanary(qemu, vmId);
+  return stray;
+}
+
 /** Patching on this host: the catalogue's executables, the restart, and a canary guest. */
 export function createPatchActivities(deps: PatchActivityDeps) {
   return {
@@ -106,7 +135,7 @@ export function createPatchActivities(deps: PatchActivityDeps) {
     /** Boots a throw-away guest and waits for its heartbeat: QEMU on this host really works. */
     async bootCanary(req: { timeoutMs: number }): Promise<{ bootMs: number }> {
       const ctx = Context.current();
-      const vmId = `canary-${Date.now().toString(36)}`;
+      const vmId = `${CANARY_PREFIX}${Date.now().toString(36)}`;
       const disk = path.join(deps.qemu.runDir, `${vmId}.qcow2`);
       const started = Date.now();
       try {
@@ -125,9 +154,7 @@ export function createPatchActivities(deps: PatchActivityDeps) {
           await new Promise((r) => setTimeout(r, 250));
         }
       } finally {
-        deps.qemu.kill(vmId);
-        fs.rmSync(disk, { force: true });
-        fs.rmSync(deps.qemu.files(vmId).serialLog, { force: true });
+        discardCanary(deps.qemu, vmId);
       }
     },
   };

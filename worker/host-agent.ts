@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { Worker } from '@temporalio/worker';
 import { createHostActivities, reportHost } from '../activities/host-activities';
+import { discardStrayCanaries } from '../activities/patch-activities';
 import { withOperatorErrors } from '../activities/operator-errors';
 import { connectWorkerConnection } from '../client/temporal';
 import { dataPaths, installed, loadConfig, type Config } from '../domain/config';
@@ -88,6 +89,8 @@ export async function runHostAgent(
   const connection = await connectWorkerConnection(config);
   try {
     await ensureIndexes(inv);
+    const canaries = discardStrayCanaries(qemu);
+    if (canaries.length) log.warn({ canaries }, 'discarded canary guests left by an earlier agent');
     const report = await reportHost({ hostId: opts.hostId, qemu, patchLevel });
     const taskQueue = hostTaskQueue(opts.hostId);
     const now = new Date();

@@ -1,9 +1,14 @@
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import { installed } from '../../domain/config';
 import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
 import { qemuVersion } from '../../hypervisor/host-facts';
+import { localQemuHost } from '../../hypervisor/local-qemu-host';
+import { isProcessRunning } from '../../hypervisor/qemu-host';
+import { createOverlay } from '../../hypervisor/qemu-img';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 
 const run = promisify(execFile);
@@ -66,6 +71,24 @@ describe('the local stack: three host agents and the controller on the real dev 
 
     const event = await stack.inventory.events.findOne({ workflowId: 'host/host-b/check-smoke' });
     expect(event).toMatchObject({ operation: 'check-host', subject: 'host/host-b', outcome: 'completed' });
+  });
+
+  test('an agent that starts discards the canary guests a killed agent left, and keeps every other guest', async () => {
+    await stack.agents.get('host-b')!.process.stop();
+    // What an agent killed during a patch's health check leaves: its canary runs on, and a guest.
+    const qemu = localQemuHost(stack.config.dataDir, 'host-b');
+    const guests = [];
+    for (const vmId of ['canary-left', 'vm-kept']) {
+      const diskPath = path.join(qemu.runDir, `${vmId}.qcow2`);
+      await createOverlay(installed.guestDisk, 'qcow2', diskPath);
+      guests.push(await qemu.start({ vmId, memoryMiB: 128, vcpus: 1, diskPath }));
+    }
+    await stack.startAgent('host-b');
+    expect(qemu.find('canary-left')).toBeUndefined();
+    expect(isProcessRunning(guests[0].pid)).toBe(false);
+    expect(fs.readdirSync(qemu.runDir).filter((f) => f.startsWith('canary-left'))).toEqual([]);
+    expect(qemu.find('vm-kept')?.pid).toBe(guests[1].pid);
+    qemu.kill('vm-kept');
   });
 
   test('a host whose agent is gone is reported unreachable, not waited on forever', async () => {
