@@ -11,17 +11,21 @@ export function makespanOf(spans: ClosedSpan[]): number {
   return Math.max(...spans.map((s) => s.endSec)) - Math.min(...spans.map((s) => s.startSec));
 }
 
-/** The most hosts out of service at any one moment. */
-export function peakOverlap(spans: ClosedSpan[]): number {
+/** Every host leaving (+1) and returning (-1), in time order. */
+function edgesOf(spans: ClosedSpan[]): { t: number; d: number }[] {
   const edges = spans.flatMap((s) => [
     { t: s.startSec, d: 1 },
     { t: s.endSec, d: -1 },
   ]);
   // A host that returns at t makes room for one leaving at t: returns count first.
-  edges.sort((a, b) => a.t - b.t || a.d - b.d);
+  return edges.sort((a, b) => a.t - b.t || a.d - b.d);
+}
+
+/** The most hosts out of service at any one moment. */
+export function peakOverlap(spans: ClosedSpan[]): number {
   let open = 0;
   let peak = 0;
-  for (const e of edges) peak = Math.max(peak, (open += e.d));
+  for (const e of edgesOf(spans)) peak = Math.max(peak, (open += e.d));
   return peak;
 }
 
@@ -43,15 +47,10 @@ export function underfullStretches(
   fromSec: number,
   toSec: number,
 ): UnderfullStretch[] {
-  const edges = spans.flatMap((s) => [
-    { t: s.startSec, d: 1 },
-    { t: s.endSec, d: -1 },
-  ]);
-  edges.sort((a, b) => a.t - b.t || a.d - b.d);
   const stretches: UnderfullStretch[] = [];
   let open = 0;
   let last = fromSec;
-  for (const e of edges) {
+  for (const e of edgesOf(spans)) {
     const from = Math.max(last, fromSec);
     const to = Math.min(e.t, toSec);
     if (to > from && open < limit) stretches.push({ fromSec: from, toSec: to, out: open });
