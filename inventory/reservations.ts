@@ -188,11 +188,12 @@ function shortfall(claim: CapacityClaim, allocatable: { memoryMiB: number; vcpus
  *
  * What the host's VMs hold comes from a snapshot of all VMs a few seconds old at most (see
  * residentsMaxAgeMs), shared by the claims of this process: on FerretDB every VM query is a
- * full scan, and a fleet evacuating hundreds of VMs cannot afford one per claim. A VM can only arrive on a host through a claim
- * released after it committed, so counting the claims released since the snapshot began (they
- * are kept 15 s for this) covers every VM the snapshot missed. When that quick count says
- * the host is full, the exact count (this host's VMs read now) decides, so nothing is refused
- * that fits. The newest claim stays as a tombstone so numbers are never reused.
+ * full scan, and a fleet evacuating hundreds of VMs cannot afford one per claim. A VM can only
+ * arrive on a host through a claim released after it committed, so counting the claims
+ * released since the snapshot began (they are kept 15 s for this) covers every VM the
+ * snapshot missed. When that quick count says the host is full, the exact count (this host's
+ * VMs read now) decides, so nothing is refused that fits. The newest claim stays as a
+ * tombstone so numbers are never reused.
  */
 export async function claimCapacity(inv: Inventory, claim: CapacityClaim): Promise<ReservationDoc> {
   for (let attempt = 0; ; attempt++) {
