@@ -1,14 +1,42 @@
+/**
+ * Two tiers (README "Tests"):
+ * - `npm test`: `unit` (pure domain logic), `workflows` (workflow branches against mocked
+ *   activities) and `integration` (one real-QEMU end-to-end file per capability).
+ * - `npm run test:all`: `heavy` (the simulated fleet, the seeded chaos run, crash tests).
+ * One Temporal dev server and one FerretDB serve a run (test/global-setup.ts); every file gets
+ * its own Temporal namespace, database and data directory, so files can run side by side.
+ */
+const shared = {
+  testEnvironment: 'node',
+  transform: { '^.+\\.ts$': ['@swc/jest'] },
+};
+
+const tier = (name, folders) => ({
+  ...shared,
+  displayName: name,
+  testMatch: folders.map((f) => `<rootDir>/test/${f}/**/*.test.ts`),
+});
+
 /** @type {import('jest').Config} */
 module.exports = {
-  testEnvironment: 'node',
-  roots: ['<rootDir>/test'],
-  testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest'] },
-  // One Temporal dev server and one FerretDB serve the whole run (test/global-setup.ts).
+  projects: [
+    tier('unit', ['unit']),
+    tier('workflows', ['workflows']),
+    tier('integration', [
+      'foundation',
+      'vms',
+      'backups',
+      'migration',
+      'maintenance',
+      'recovery',
+      'fleet',
+      'stack',
+    ]),
+    tier('heavy', ['heavy']),
+  ],
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',
   // Tests drive real QEMU guests under TCG on a 2-core machine: boots take seconds.
   testTimeout: 180_000,
-  // Files share the two cores with QEMU guests; running them one at a time keeps boots predictable.
-  maxWorkers: 1,
+  reporters: ['default', '<rootDir>/test/reporters/suite-times.js'],
 };

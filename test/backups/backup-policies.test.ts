@@ -97,14 +97,24 @@ describe('backup policies run as Temporal Schedules', () => {
       );
     });
 
-    // Two triggers at once: the second finds the first still running and is skipped (overlap: skip).
-    await policies.trigger('nightly-db');
-    await policies.trigger('nightly-db');
-    const described = await until('a skipped overlapping trigger', async () => {
-      const d = await stack.client.schedule.getHandle('backup-policy/nightly-db').describe();
-      return d.info.numActionsSkippedOverlap >= 1 && d;
-    });
-    expect(described.info.numActionsSkippedOverlap).toBeGreaterThanOrEqual(1);
+    // A trigger while a run is in flight is skipped (overlap: skip). A backup of an idle guest can
+    // finish before a second trigger arrives, so host-a's agent is frozen (SIGSTOP) meanwhile:
+    // the run in flight cannot end until the test has seen the skip. Its guest runs on, untouched.
+    const schedule = stack.client.schedule.getHandle('backup-policy/nightly-db');
+    const skippedBefore = (await schedule.describe()).info.numActionsSkippedOverlap;
+    const agent = stack.agents.get('host-a')!.process.child;
+    agent.kill('SIGSTOP');
+    try {
+      await policies.trigger('nightly-db');
+      await until('a run in flight', async () => (await schedule.describe()).info.runningActions.length > 0);
+      await policies.trigger('nightly-db');
+      await until(
+        'a skipped overlapping trigger',
+        async () => (await schedule.describe()).info.numActionsSkippedOverlap > skippedBefore,
+      );
+    } finally {
+      agent.kill('SIGCONT');
+    }
 
     // A new chain every two backups; retention keeps the newest two (and what they rest on), so
     // older chains go, from the catalogue and from disk.

@@ -10,11 +10,12 @@ import { startSimAgent, type SimAgentOptions } from '../../worker/sim-agent';
 import { bundleControllerWorkflows } from '../../worker/workflow-modules';
 import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from '../../scripts/services/entry-points';
 import type { ManagedProcess } from '../../scripts/services/processes';
+import { ensureTestNamespace } from './test-namespace';
 
 let runtimeInstalled = false;
 
 /** Keeps the SDK's own logging to warnings so test output stays readable. */
-function quietRuntime(): void {
+export function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -30,6 +31,7 @@ export function fileConfig(name: string): { config: Config; env: NodeJS.ProcessE
   const env = {
     ...process.env,
     VIRTFLOW_DB: `vf-${name}`,
+    TEMPORAL_NAMESPACE: `vf-${name}`,
     VIRTFLOW_DATA_DIR: path.join(runDir, name),
   };
   return { config: loadConfig(env), env };
@@ -67,6 +69,7 @@ export class TestStack {
   static async create(name: string): Promise<TestStack> {
     quietRuntime();
     const { config, env } = fileConfig(name);
+    await ensureTestNamespace(config);
     const inventory = await openInventory(config);
     await inventory.db.dropDatabase();
     return new TestStack(name, config, env, await connectClient(config), inventory);

@@ -1,0 +1,236 @@
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { MigrationPlan } from '../../activities/migration-inventory-activities';
+import type { DriveResult } from '../../activities/migration-activities';
+import { newTracker } from '../../domain/convergence';
+import { migrationPolicySchema, type MigrationStats } from '../../domain/migration';
+import { CONTROLLER_TASK_QUEUE, workflowIds } from '../../domain/names';
+import { abortMigration } from '../../workflows/migration-control';
+import { progressQuery } from '../../workflows/observability';
+import { deferred } from '../helpers/deferred';
+import { MockedActivities, type ControllerMocks, type HostMocks } from '../helpers/mocked-activities';
+import { until } from '../helpers/until';
+
+const plan: MigrationPlan = {
+  vmId: 'app',
+  source: 'host-a',
+  target: 'host-b',
+  memoryMiB: 256,
+  vcpus: 1,
+  diskPath: '/datastore/app.qcow2',
+  bootArgs: '',
+  policy: migrationPolicySchema.parse({}),
+};
+
+function stats(status: string, remainingBytes = 0): MigrationStats {
+  return {
+    status,
+    transferredBytes: 256 << 20,
+    remainingBytes,
+    totalBytes: 256 << 20,
+    dirtyPagesRate: 0,
+    iteration: 2,
+    expectedDowntimeMs: 5,
+    mbps: 1000,
+    elapsedMs: 300,
+    downtimeMs: status === 'completed' ? 4 : null,
+    downtimeLimitMs: 300,
+    bandwidthMiBps: 1024,
+  };
+}
+
+const drive =
+  (outcome: DriveResult['outcome'], status = outcome === 'completed' ? 'completed' : 'active') =>
+  async (): Promise<DriveResult> => ({
+    outcome,
+    reason: outcome === 'failed' ? 'QEMU reported failed' : undefined,
+    stats: stats(status, outcome === 'completed' ? 0 : 1 << 20),
+    tracker: newTracker(0),
+    sourceHeartbeatSeq: 41,
+  });
+
+/** Activities that let a migration of `app` from host-a to host-b succeed; tests override steps. */
+function happyPath(over: { controller?: ControllerMocks; source?: HostMocks; target?: HostMocks } = {}) {
+  const recorded: { outcome?: string; vmState?: string; reason?: string } = {};
+  return {
+    recorded,
+    mocks: {
+      controller: {
+        planMigration: async () => plan,
+        reserveMigrationTarget: async () => 'claim-1',
+        commitMigration: async () => undefined,
+        recordMigrationNotCommitted: async (req: { outcome: string; vmState?: string; reason: string }) => {
+          Object.assign(recorded, req);
+        },
+        ...over.controller,
+      } as ControllerMocks,
+      hosts: {
+        'host-a': {
+          guestStatus: async () => ({ running: true, status: 'running' }),
+          driveMigration: drive('completed'),
+          quitMigratedSource: async () => ({ quit: true }),
+          resumeSource: async () => ({ status: 'running' }),
+          ...over.source,
+        } as HostMocks,
+        'host-b': {
+          prepareIncoming: async () => ({ address: '127.0.0.1', port: 49220, pid: 1 }),
+          verifyGuestAlive: async () => ({ seq: 42 }),
+          adoptIncomingGuest: async () => undefined,
+          killIncoming: async () => ({ killed: true }),
+          ...over.target,
+        } as HostMocks,
+      },
+    },
+  };
+}
+
+describe('liveMigration workflow branches (mocked activities)', () => {
+  let env: MockedActivities;
+  beforeAll(async () => {
+    env = await MockedActivities.create('wf-live-migration');
+  });
+  afterAll(() => env.close());
+  beforeEach(() => env.calls.splice(0));
+
+  const start = (id: string) =>
+    env.client.workflow.start('liveMigration', {
+      taskQueue: CONTROLLER_TASK_QUEUE,
+      workflowId: workflowIds.vm(id),
+      args: [{ vmId: 'app', to: 'host-b' }],
+    });
+  const failureOf = async (p: Promise<unknown>) => {
+    const err = await p.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    return (err as WorkflowFailedError).cause?.message ?? '';
+  };
+
+  /** The validator's sentence when an Update is refused. */
+  const refusal = async (p: Promise<unknown>) => {
+    const err = await p.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+    return (err as WorkflowUpdateFailedError).cause?.message;
+  };
+
+  test('commits only after the target verifies a fresh heartbeat, then quits the source', async () => {
+    const { mocks } = happyPath();
+    const result = await env.run(mocks, async () => (await start('commit')).result());
+    expect(result).toMatchObject({
+      source: 'host-a',
+      target: 'host-b',
+      verifiedHeartbeatSeq: 42,
+      downtimeMs: 4,
+    });
+    expect(env.callsTo('host-b')).toEqual(['prepareIncoming', 'verifyGuestAlive', 'adoptIncomingGuest']);
+    expect(env.callsTo('host-a')).toEqual(['guestStatus', 'driveMigration', 'quitMigratedSource']);
+    const controller = env.callsTo('controller');
+    expect(controller[controller.length - 1]).toBe('commitMigration');
+    expect(env.calls.indexOf('host-b:verifyGuestAlive')).toBeLessThan(
+      env.calls.indexOf('host-a:quitMigratedSource'),
+    );
+  });
+
+  test('a failed verification kills the destination first, then resumes the source, and never commits', async () => {
+    const { mocks, recorded } = happyPath({
+      target: {
+        verifyGuestAlive: async () => {
+          throw ApplicationFailure.nonRetryable('no fresh heartbeat within 30 s');
+        },
+      },
+    });
+    const message = await env.run(mocks, async () => failureOf((await start('verify-fails')).result()));
+    expect(message).toMatch(/no fresh heartbeat/);
+    expect(env.calls).not.toContain('controller:commitMigration');
+    expect(env.calls).not.toContain('host-a:quitMigratedSource');
+    expect(env.calls.indexOf('host-b:killIncoming')).toBeLessThan(env.calls.indexOf('host-a:resumeSource'));
+    expect(recorded).toMatchObject({ outcome: 'rolled-back' });
+  });
+
+  test('a destination that cannot be confirmed dead leaves the source untouched and the run failed', async () => {
+    const { mocks, recorded } = happyPath({
+      source: { driveMigration: drive('failed') },
+      target: {
+        killIncoming: async () => {
+          throw ApplicationFailure.nonRetryable('agent gone');
+        },
+      },
+    });
+    await env.run(mocks, async () => failureOf((await start('kill-fails')).result()));
+    expect(env.calls).not.toContain('host-a:resumeSource');
+    expect(recorded.outcome).toBe('failed');
+    expect(recorded.reason).toMatch(/could not be confirmed dead.*source left untouched/);
+  });
+
+  test('a source that does not really run the VM fails the pre-checks and releases the claim', async () => {
+    const { mocks, recorded } = happyPath({
+      source: { guestStatus: async () => ({ running: false, status: 'shutdown' }) },
+    });
+    const message = await env.run(mocks, async () => failureOf((await start('mismatch')).result()));
+    expect(message).toBe('vm app is recorded on host-a but QEMU there reports shutdown');
+    expect(env.calls).not.toContain('host-b:prepareIncoming');
+    expect(recorded.outcome).toBe('rolled-back');
+  });
+
+  test('abort while transferring rolls back; abort is refused in post-copy and once committing', async () => {
+    let round = 0;
+    const releaseCommit = deferred();
+    const { mocks, recorded } = happyPath({
+      source: {
+        // Transfers forever until aborted: the test, not timing, decides when the abort lands.
+        driveMigration: async () => {
+          round++;
+          await new Promise((r) => setTimeout(r, 50));
+          return drive('in-progress')();
+        },
+      },
+    });
+    await env.run(mocks, async () => {
+      const handle = await start('abort');
+      await until(
+        'transferring',
+        async () => round >= 2 && (await handle.query(progressQuery)).phase === 'transferring',
+      );
+      expect(await handle.executeUpdate(abortMigration, { args: [{ reason: 'window closed' }] })).toBe(
+        'aborting: window closed',
+      );
+      expect(await failureOf(handle.result())).toBe('migration of app aborted: window closed');
+    });
+    expect(env.calls.indexOf('host-b:killIncoming')).toBeLessThan(env.calls.indexOf('host-a:resumeSource'));
+    expect(recorded).toMatchObject({ outcome: 'rolled-back', reason: 'window closed' });
+
+    const pc = happyPath({
+      source: {
+        driveMigration: async () => {
+          await new Promise((r) => setTimeout(r, 50));
+          return drive('in-progress', 'postcopy-active')();
+        },
+      },
+    });
+    await env.run(pc.mocks, async () => {
+      const handle = await start('abort-post-copy');
+      await until('post-copy', async () => (await handle.query(progressQuery)).phase === 'post-copy');
+      expect(await refusal(handle.executeUpdate(abortMigration, { args: [{}] }))).toMatch(
+        /^cannot abort during post-copy: the guest already runs on the target/,
+      );
+      await handle.terminate('test over');
+    });
+
+    const late = happyPath({
+      source: {
+        quitMigratedSource: async () => {
+          await releaseCommit.promise;
+          return { quit: true };
+        },
+      },
+    });
+    await env.run(late.mocks, async () => {
+      const handle = await start('abort-committing');
+      await until('committing', async () => (await handle.query(progressQuery)).phase === 'committing');
+      expect(await refusal(handle.executeUpdate(abortMigration, { args: [{}] }))).toBe(
+        'cannot abort in phase committing',
+      );
+      releaseCommit.resolve();
+      await handle.result();
+    });
+    expect(env.calls).toContain('controller:commitMigration');
+  });
+});
