@@ -29,7 +29,7 @@ const nodeBuiltins = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.virtflow/', 'coverage/', 'bin/', '*.js', '*.mjs'] },
+  { ignores: ['node_modules/', 'dist/', '.virtflow/', 'coverage/', 'bin/', '**/*.js', '**/*.mjs'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {

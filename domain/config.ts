@@ -26,6 +26,8 @@ const configSchema = z.object({
   VIRTFLOW_TEMPORAL_PORT: port.default(7233),
   VIRTFLOW_UI_PORT: port.default(8233),
   VIRTFLOW_FERRETDB_PORT: port.default(27017),
+  /** Where `npm start` keeps its services' state and logs (Temporal's SQLite file, FerretDB's data). */
+  VIRTFLOW_STACK_DIR: z.string().default(installDir),
   VIRTFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -39,7 +41,7 @@ export interface Config {
   mongo: { uri: string; dbName: string; poolSize: number };
   /** Where hosts' runtime files, the shared datastore, images and backups live. */
   dataDir: string;
-  localStack: { temporalPort: number; uiPort: number; ferretdbPort: number };
+  localStack: { temporalPort: number; uiPort: number; ferretdbPort: number; stateDir: string };
   logLevel: z.infer<typeof configSchema>['VIRTFLOW_LOG_LEVEL'];
 }
 
@@ -70,6 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       temporalPort: e.VIRTFLOW_TEMPORAL_PORT,
       uiPort: e.VIRTFLOW_UI_PORT,
       ferretdbPort: e.VIRTFLOW_FERRETDB_PORT,
+      stateDir: path.resolve(e.VIRTFLOW_STACK_DIR),
     },
     logLevel: e.VIRTFLOW_LOG_LEVEL,
   };

@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { CONTROLLER_TASK_QUEUE, workflowIds } from '../domain/names';
-import { dataPaths, installDir, installed, loadConfig, type Config } from '../domain/config';
+import { dataPaths, installed, loadConfig, type Config } from '../domain/config';
+import { ResourceBusyError } from '../domain/errors';
 import { connectClient, runUrl } from '../client/temporal';
 import { vmOperations } from '../client/vm-operations';
 import { localQemuHost } from '../hypervisor/local-qemu-host';
@@ -20,24 +21,30 @@ import { setVmState } from '../inventory/vms';
 import { startFerretDb } from './services/ferretdb';
 import { startTemporalDevServer } from './services/temporal-dev-server';
 import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from './services/entry-points';
-import type { ManagedProcess } from './services/processes';
+import { ManagedProcess } from './services/processes';
+import { killStrayGuests } from './services/stray-guests';
 
 const say = (msg: string) => console.log(`virtflow: ${msg}`);
 const DEMO_VM = 'demo-1';
 const GUEST_IMAGE = 'debian-busybox';
 
-/** Powers off every guest of the local hosts and records them as stopped. */
+/**
+ * Powers off every guest of the local hosts and records them as stopped, then kills any QEMU
+ * process under the data directory that no pidfile named (an agent stopped while starting it).
+ */
 async function powerOffGuests(config: Config): Promise<void> {
   const inv = await openInventory(config).catch(() => undefined);
   for (const { hostId } of localHosts) {
     const qemu = localQemuHost(config.dataDir, hostId);
     for (const guest of qemu.list()) {
-      await qemu.stop(guest.vmId, 0);
+      await qemu.stop(guest.vmId, 0).catch(() => qemu.kill(guest.vmId));
       // The workers are already stopped, so no workflow holds the VM: the stack records it.
       if (inv) await setVmState(inv, guest.vmId, 'stopped', 'local stack shut down').catch(() => undefined);
     }
   }
-  await inv?.close();
+  await inv?.close().catch(() => undefined);
+  const strays = await killStrayGuests(config.dataDir);
+  if (strays > 0) say(`killed ${strays} guest process(es) that no pidfile named`);
 }
 
 /**
@@ -64,13 +71,25 @@ async function showDemoVm(client: Client, config: Config): Promise<void> {
       say(`vm ${DEMO_VM} is already running on ${existing.host}`);
       return;
     }
-    const op = existing
-      ? await ops.start({ vmId: DEMO_VM })
-      : await ops.create({ vmId: DEMO_VM, image: image._id, memoryMiB: 128 });
-    say(
-      `${existing ? 'starting' : 'creating'} vm ${DEMO_VM} (placement picks the host, the guest must boot) — ${op.url}`,
-    );
-    const result = await op.result();
+    let result: { host: string };
+    try {
+      const op = existing
+        ? await ops.start({ vmId: DEMO_VM })
+        : await ops.create({ vmId: DEMO_VM, image: image._id, memoryMiB: 128 });
+      say(
+        `${existing ? 'starting' : 'creating'} vm ${DEMO_VM} (placement picks the host, the guest must boot) — ${op.url}`,
+      );
+      result = await op.result();
+    } catch (err) {
+      // A run the last stack left (its create, or an HA restart the reconciler began) resumed with
+      // the workers: follow it instead of failing the whole stack.
+      if (!(err instanceof ResourceBusyError)) throw err;
+      say(
+        `vm ${DEMO_VM} is busy (${err.message}); following that run — ${runUrl(config, workflowIds.vm(DEMO_VM))}`,
+      );
+      await client.workflow.getHandle(workflowIds.vm(DEMO_VM)).result();
+      result = { host: (await inv.vms.findOne({ _id: DEMO_VM }))?.host ?? '?' };
+    }
     say(`vm ${DEMO_VM} is running on ${result.host}; try: npx virtflow vm list`);
   } finally {
     await inv.close();
@@ -79,26 +98,42 @@ async function showDemoVm(client: Client, config: Config): Promise<void> {
 
 async function main(): Promise<void> {
   const base = loadConfig();
-  const logDir = path.join(installDir, 'logs');
+  const stateDir = base.localStack.stateDir;
+  const logDir = path.join(stateDir, 'logs');
   fs.mkdirSync(logDir, { recursive: true });
 
   const services: ManagedProcess[] = [];
   const workers: Supervised[] = [];
   let shuttingDown = false;
   let stackConfig: Config | undefined;
+  /** Each step is bounded and may fail on its own: nothing stops the ones after it. */
+  const step = async (what: string, work: Promise<unknown>) => {
+    await work.catch((err: unknown) => say(`while stopping ${what}: ${(err as Error).message}`));
+  };
   const shutdown = async (code: number) => {
     if (shuttingDown) return;
     shuttingDown = true;
     say('stopping workers, guests, FerretDB and Temporal …');
-    await Promise.all(workers.map((w) => w.stop()));
-    // The local "datacenter" powers off with the stack: no guest outlives it.
-    if (stackConfig) await powerOffGuests(stackConfig);
-    for (const s of services.reverse()) await s.stop();
+    await step('the workers', Promise.all(workers.map((w) => w.stop())));
+    // The local "datacenter" powers off with the stack: no guest outlives it. The data directory
+    // is the same with or without the services' addresses, so this works however far start got.
+    await step('the guests', powerOffGuests(stackConfig ?? base));
+    for (const s of services.reverse()) await step(s.name, s.stop());
+    await step('the other child processes', ManagedProcess.stopAll());
     say('stopped');
     process.exit(code);
   };
-  process.once('SIGINT', () => void shutdown(0));
-  process.once('SIGTERM', () => void shutdown(0));
+  // A terminal's Ctrl-C reaches npm, tsx and this process, sometimes twice: the first one stops
+  // everything, later ones only say so (the default handler would exit half-way).
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (shuttingDown) say(`${sig}: already stopping`);
+      else void shutdown(0);
+    });
+  }
+  // Children get process groups of their own (see SpawnOptions.ownProcessGroup): only this
+  // process hears Ctrl-C, and it stops them in order.
+  const ownProcessGroup = true;
 
   try {
     say(
@@ -107,17 +142,21 @@ async function main(): Promise<void> {
     const temporal = await startTemporalDevServer({
       port: base.localStack.temporalPort,
       uiPort: base.localStack.uiPort,
-      dbFile: path.join(installDir, 'temporal.db'),
+      dbFile: path.join(stateDir, 'temporal.db'),
       logDir,
+      ownProcessGroup,
     });
     services.push(temporal.process);
+    if (shuttingDown) return;
     say(`starting FerretDB on :${base.localStack.ferretdbPort}`);
     const ferret = await startFerretDb({
       port: base.localStack.ferretdbPort,
-      dataDir: path.join(installDir, 'ferretdb'),
+      dataDir: path.join(stateDir, 'ferretdb'),
       logDir,
+      ownProcessGroup,
     });
     services.push(ferret.process);
+    if (shuttingDown) return;
 
     const env = {
       ...process.env,
@@ -129,7 +168,9 @@ async function main(): Promise<void> {
     stackConfig = config;
     say('starting the controller worker and host agents host-a, host-b, host-c');
     workers.push(
-      new Supervised(() => spawnEntryPoint('controller', 'worker/controller.ts', [], { logDir, env })),
+      new Supervised(() =>
+        spawnEntryPoint('controller', 'worker/controller.ts', [], { logDir, env, ownProcessGroup }),
+      ),
     );
     for (const host of localHosts) {
       workers.push(
@@ -138,10 +179,7 @@ async function main(): Promise<void> {
             `agent-${host.hostId}`,
             'worker/host-agent.ts',
             hostAgentArgs(host, ['--memory', '4096']),
-            {
-              logDir,
-              env,
-            },
+            { logDir, env, ownProcessGroup },
           ),
         ),
       );
@@ -169,6 +207,8 @@ async function main(): Promise<void> {
     say(`Temporal Web UI: ${temporal.uiUrl}   logs: ${logDir}`);
     say('running; press Ctrl-C to stop everything');
   } catch (err) {
+    // Stopping makes the steps above fail (their services are gone): that is not a second error.
+    if (shuttingDown) return;
     console.error(`virtflow: ${(err as Error).message}`);
     await shutdown(1);
   }

@@ -8,6 +8,7 @@ import { CONTROLLER_TASK_QUEUE } from '../domain/names';
 import type { VirtualClock } from '../hypervisor/sim/virtual-clock';
 import { ensureIndexes, openInventory } from '../inventory/db';
 import { runSinks, workflowInterceptorModules } from './workflow-modules';
+import { stopWorker } from './stop-worker';
 
 /**
  * Builds the controller worker: every workflow plus the activities that touch only MongoDB.
@@ -62,7 +63,7 @@ export async function createController(config: Config, opts: ControllerOptions =
 if (require.main === module) {
   void (async () => {
     const controller = await createController(loadConfig());
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.worker.shutdown());
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stopWorker(controller.worker));
     logger.info({ taskQueue: CONTROLLER_TASK_QUEUE }, 'controller worker started');
     await controller.run();
   })().catch((err: unknown) => {

@@ -15,6 +15,7 @@ import { ensureIndexes, openInventory, type Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
 import { markHostDown, registerHost, touchHostHeartbeat } from '../inventory/hosts';
 import { AGENT_VERSION } from './version';
+import { stopWorker } from './stop-worker';
 
 export interface HostAgentOptions {
   hostId: string;
@@ -141,7 +142,7 @@ export async function runHostAgent(
           migrationPorts: opts.migrationPorts,
           setPatchLevel: patchLevelStore.write,
           // Stopping is all a restart needs: the host's supervisor starts the agent again.
-          requestRestart: () => worker.shutdown(),
+          requestRestart: () => stopWorker(worker),
           guestDisk: installed.guestDisk,
         }),
       ),
@@ -151,7 +152,7 @@ export async function runHostAgent(
         log.warn({ err }, 'metrics sample failed'),
       );
     }, opts.factsIntervalMs);
-    signal.addEventListener('abort', () => worker.shutdown(), { once: true });
+    signal.addEventListener('abort', () => stopWorker(worker), { once: true });
     try {
       await worker.run();
     } finally {

@@ -9,6 +9,7 @@ import { SimFleet } from '../hypervisor/sim/sim-fleet';
 import type { TimingModel } from '../hypervisor/sim/timing-model';
 import { openInventory } from '../inventory/db';
 import { loadSimHostSeeds, recordSimRestart, recordSimSpan } from '../inventory/sim-fleet';
+import { stopWorker } from './stop-worker';
 
 export interface SimAgentOptions {
   /** `host/sim` unless this agent serves a dry-run's twin (see hostTaskQueue). */
@@ -57,7 +58,7 @@ export async function startSimAgent(config: Config, opts: SimAgentOptions = {}) 
     worker,
     running,
     async stop(): Promise<void> {
-      worker.shutdown();
+      stopWorker(worker);
       await running;
     },
   };
@@ -66,7 +67,7 @@ export async function startSimAgent(config: Config, opts: SimAgentOptions = {}) 
 if (require.main === module) {
   void (async () => {
     const agent = await startSimAgent(loadConfig());
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => agent.worker.shutdown());
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stopWorker(agent.worker));
     logger.info({ taskQueue: SIM_TASK_QUEUE }, 'simulated host agent started');
     await agent.running;
   })().catch((err: unknown) => {

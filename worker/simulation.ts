@@ -2,6 +2,7 @@ import type { Config } from '../domain/config';
 import { createController } from './controller';
 import { startSimAgent } from './sim-agent';
 import { bundleControllerWorkflows } from './workflow-modules';
+import { stopWorker } from './stop-worker';
 
 /**
  * A controller and the simulated agent in this process, on one virtual clock: the set-up that
@@ -22,7 +23,7 @@ export async function startSimulation(
   return {
     fleet: sim.fleet,
     async stop(): Promise<void> {
-      controller.worker.shutdown();
+      stopWorker(controller.worker);
       await controllerRun;
       await sim.stop();
     },

@@ -7,13 +7,18 @@ export function spawnEntryPoint(
   name: string,
   file: string,
   args: string[],
-  opts: { logDir: string; env?: NodeJS.ProcessEnv },
+  opts: { logDir: string; env?: NodeJS.ProcessEnv; ownProcessGroup?: boolean },
 ): ManagedProcess {
   return ManagedProcess.spawn(
     name,
     process.execPath,
     ['--import', 'tsx', path.join(repoRoot, file), ...args],
-    { logPath: path.join(opts.logDir, `${name}.log`), env: opts.env, cwd: repoRoot },
+    {
+      logPath: path.join(opts.logDir, `${name}.log`),
+      env: opts.env,
+      cwd: repoRoot,
+      ownProcessGroup: opts.ownProcessGroup,
+    },
   );
 }
 

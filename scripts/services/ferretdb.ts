@@ -4,7 +4,12 @@ import { installed } from '../../domain/config';
 import { assertPortFree, ManagedProcess } from './processes';
 
 /** Starts the embedded FerretDB (SQLite backend) and waits until it accepts connections. */
-export async function startFerretDb(opts: { port: number; dataDir: string; logDir: string }) {
+export async function startFerretDb(opts: {
+  port: number;
+  dataDir: string;
+  logDir: string;
+  ownProcessGroup?: boolean;
+}) {
   if (!fs.existsSync(installed.ferretdb)) {
     throw new Error(`FerretDB is not built (${installed.ferretdb} missing): run scripts/bootstrap`);
   }
@@ -14,7 +19,7 @@ export async function startFerretDb(opts: { port: number; dataDir: string; logDi
     'FerretDB',
     installed.ferretdb,
     ['--listen', `127.0.0.1:${opts.port}`, '--dir', opts.dataDir],
-    { logPath: path.join(opts.logDir, 'ferretdb.log') },
+    { logPath: path.join(opts.logDir, 'ferretdb.log'), ownProcessGroup: opts.ownProcessGroup },
   );
   await proc.waitForPort(opts.port, 30_000);
   return { process: proc, uri: `mongodb://127.0.0.1:${opts.port}/` };

@@ -42,35 +42,57 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
+export interface SpawnOptions {
+  logPath: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /**
+   * Out of the parent's process group, so a terminal's Ctrl-C (SIGINT to the whole group) reaches
+   * only the parent, which then stops its children in order: workers, guests, then the services
+   * they write to. A child still in the group would die with the signal, FerretDB before the
+   * guests' states are recorded.
+   */
+  ownProcessGroup?: boolean;
+}
+
 /** A long-running child process whose output goes to a log file. */
 export class ManagedProcess {
   private exited: Promise<number | null>;
   private exitCode: number | null | undefined;
+
+  /** Every child this process started that has not exited yet. */
+  private static readonly live = new Set<ManagedProcess>();
 
   private constructor(
     readonly name: string,
     readonly child: ChildProcess,
     readonly logPath: string,
   ) {
+    ManagedProcess.live.add(this);
     this.exited = new Promise((resolve) =>
       child.once('exit', (code, signal) => {
         this.exitCode = code ?? (signal ? -1 : null);
+        ManagedProcess.live.delete(this);
         resolve(this.exitCode);
       }),
     );
   }
 
-  static spawn(
-    name: string,
-    command: string,
-    args: string[],
-    opts: { logPath: string; env?: NodeJS.ProcessEnv; cwd?: string },
-  ): ManagedProcess {
+  /**
+   * Stops every child still running, including one spawned while a shutdown was under way
+   * and never handed to its owner (a service still waiting for its port).
+   */
+  static async stopAll(): Promise<void> {
+    await Promise.all([...ManagedProcess.live].map((p) => p.stop()));
+  }
+
+  static spawn(name: string, command: string, args: string[], opts: SpawnOptions): ManagedProcess {
     const log = fs.openSync(opts.logPath, 'a');
     const child = spawn(command, args, {
       stdio: ['ignore', log, log],
       env: opts.env ?? process.env,
       cwd: opts.cwd,
+      detached: opts.ownProcessGroup ?? false,
     });
     fs.closeSync(log);
     return new ManagedProcess(name, child, opts.logPath);

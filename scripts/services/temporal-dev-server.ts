@@ -13,6 +13,7 @@ export async function startTemporalDevServer(opts: {
   uiPort: number;
   dbFile: string;
   logDir: string;
+  ownProcessGroup?: boolean;
 }) {
   if (!fs.existsSync(installed.temporal)) {
     throw new Error(`the Temporal CLI is not built (${installed.temporal} missing): run scripts/bootstrap`);
@@ -37,7 +38,7 @@ export async function startTemporalDevServer(opts: {
       'warn',
       ...devServerSearchAttributeFlags(),
     ],
-    { logPath: path.join(opts.logDir, 'temporal.log') },
+    { logPath: path.join(opts.logDir, 'temporal.log'), ownProcessGroup: opts.ownProcessGroup },
   );
   await proc.waitForPort(opts.port, 60_000);
   await proc.waitForPort(opts.uiPort, 30_000);

@@ -65,7 +65,6 @@ export class MockedActivities {
         workflowBundle: this.bundle,
         sinks: runSinks(),
         activities: record('controller', mocks.controller),
-        shutdownSignals: [],
       }),
       ...Object.entries(mocks.hosts ?? {}).map(([hostId, acts]) =>
         Worker.create({
@@ -73,7 +72,6 @@ export class MockedActivities {
           namespace,
           taskQueue: hostTaskQueue(hostId),
           activities: record(hostId, acts),
-          shutdownSignals: [],
         }),
       ),
     ]);

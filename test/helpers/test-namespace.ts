@@ -1,4 +1,5 @@
 import { Connection } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import type { Config } from '../../domain/config';
 import { allSearchAttributes } from '../../domain/names';
@@ -19,7 +20,7 @@ export async function ensureTestNamespace(config: Config): Promise<void> {
   const connection = await Connection.connect({ address: config.temporal.address });
   try {
     await connection.workflowService
-      .registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 86_400 } })
+      .registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') })
       .catch((err: { code?: number }) => {
         if (err.code !== 6 /* ALREADY_EXISTS: an earlier run of the file */) throw err;
       });

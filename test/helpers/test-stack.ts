@@ -11,6 +11,7 @@ import { bundleControllerWorkflows } from '../../worker/workflow-modules';
 import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from '../../scripts/services/entry-points';
 import type { ManagedProcess } from '../../scripts/services/processes';
 import { ensureTestNamespace } from './test-namespace';
+import { stopWorker } from '../../worker/stop-worker';
 
 let runtimeInstalled = false;
 
@@ -162,7 +163,7 @@ export class TestStack {
     }
     await this.simAgent?.stop();
     await this.controllerProcess?.stop();
-    this.controllerWorker?.shutdown();
+    if (this.controllerWorker) stopWorker(this.controllerWorker);
     await this.controllerRun;
     await this.client.connection.close();
     await this.inventory.close();

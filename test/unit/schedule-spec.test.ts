@@ -6,12 +6,16 @@ describe('backup policy schedules as Temporal ScheduleSpecs', () => {
       timezone: 'Europe/Paris',
       cronExpressions: ['0 2 * * *'],
     });
-    expect(toScheduleSpec({ everySec: 90 })).toEqual({ timezone: undefined, intervals: [{ every: '90s' }] });
+    expect(toScheduleSpec({ everySec: 90, timezone: 'UTC' })).toEqual({
+      timezone: 'UTC',
+      intervals: [{ every: '90s' }],
+    });
   });
 
   test('calendar fields become ranges, months and weekdays by name', () => {
     const spec = toScheduleSpec({
       calendar: { minute: '*/15', hour: '1-3,22', month: '1,12', dayOfWeek: '1-5' },
+      timezone: 'UTC',
     });
     const cal = spec.calendars![0];
     expect(cal.second).toEqual([{ start: 0, end: 0, step: 1 }]);
@@ -30,6 +34,6 @@ describe('backup policy schedules as Temporal ScheduleSpecs', () => {
     [{ hour: '5-2' }, 'hour: 5-2 is outside 0-23'],
     [{ dayOfMonth: '0' }, 'dayOfMonth: 0 is outside 1-31'],
   ])('refuses %j naming the field', (calendar, message) => {
-    expect(() => toScheduleSpec({ calendar })).toThrow(message);
+    expect(() => toScheduleSpec({ calendar, timezone: 'UTC' })).toThrow(message);
   });
 });

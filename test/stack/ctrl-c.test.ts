@@ -1,0 +1,107 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '../../domain/config';
+import { findFreePort } from '../../scripts/services/processes';
+import { qemuProcessesUnder } from '../../scripts/services/stray-guests';
+import { until } from '../helpers/until';
+
+/** Every process whose command line or environment names `dir`: the stack's services, workers and guests. */
+function processesOf(dir: string): { pid: number; cmd: string }[] {
+  const found: { pid: number; cmd: string }[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const environ = fs.readFileSync(`/proc/${entry}/environ`, 'utf8');
+      if (cmd.includes(dir) || environ.includes(dir))
+        found.push({ pid: Number(entry), cmd: cmd.replace(/\0/g, ' ') });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+/** `npm start` as a terminal runs it: its own process group, so Ctrl-C can reach all of it. */
+class StackRun {
+  output = '';
+  readonly exited: Promise<number | null>;
+  private readonly child: ChildProcess;
+
+  constructor(env: NodeJS.ProcessEnv) {
+    this.child = spawn('npm', ['start'], {
+      cwd: repoRoot,
+      env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
+  said(text: string): Promise<true> {
+    return until(`npm start to say "${text}"`, async () => this.output.includes(text), 150_000);
+  }
+
+  /** What a terminal's Ctrl-C does: SIGINT to every process of the foreground group. */
+  ctrlC(): void {
+    process.kill(-this.child.pid!, 'SIGINT');
+  }
+}
+
+describe('npm start stops everything on Ctrl-C', () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    dir = path.join(process.env.VIRTFLOW_TEST_RUN_DIR!, 'npm-start');
+    fs.mkdirSync(dir, { recursive: true });
+    env = {
+      ...process.env,
+      VIRTFLOW_STACK_DIR: path.join(dir, 'state'),
+      VIRTFLOW_DATA_DIR: path.join(dir, 'data'),
+      VIRTFLOW_TEMPORAL_PORT: String(await findFreePort()),
+      VIRTFLOW_UI_PORT: String(await findFreePort()),
+      VIRTFLOW_FERRETDB_PORT: String(await findFreePort()),
+      VIRTFLOW_LOG_LEVEL: 'warn',
+    };
+    // The stack finds its own services; the test run's must not leak into it.
+    for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'MONGODB_URI', 'VIRTFLOW_DB'])
+      delete env[name];
+  });
+
+  afterAll(() => {
+    for (const p of processesOf(dir)) process.kill(p.pid, 'SIGKILL');
+  });
+
+  const stopsEverything = async (run: StackRun) => {
+    run.ctrlC();
+    const left = await until(
+      'no process of the stack left',
+      async () => processesOf(dir).length === 0 || undefined,
+      30_000,
+    ).catch(() => processesOf(dir));
+    expect(left).toBe(true);
+    await run.exited;
+    expect(run.output).toContain('virtflow: stopped');
+  };
+
+  test('Ctrl-C while the demo VM is being created leaves no guest, worker, Temporal or FerretDB behind', async () => {
+    const run = new StackRun(env);
+    await run.said('creating vm demo-1');
+    await stopsEverything(run);
+  });
+
+  test('the next start follows what the last one left, runs the guest, and Ctrl-C when idle stops it all', async () => {
+    const run = new StackRun(env);
+    await run.said('running; press Ctrl-C to stop everything');
+    expect(run.output).toMatch(/vm demo-1 is running on host-[abc]/);
+    expect(qemuProcessesUnder(path.join(dir, 'data'))).toHaveLength(1);
+    await stopsEverything(run);
+    expect(qemuProcessesUnder(path.join(dir, 'data'))).toHaveLength(0);
+  });
+});
