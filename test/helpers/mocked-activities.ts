@@ -1,6 +1,7 @@
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import type { ControllerActivities } from '../../activities/controller-activities';
+import { withOperatorErrors } from '../../activities/operator-errors';
 import type { HostActivities } from '../../activities/host-activities';
 import { connectClient } from '../../client/temporal';
 import type { Config } from '../../domain/config';
@@ -46,15 +47,18 @@ export class MockedActivities {
     mocks: { controller: ControllerMocks; hosts?: Record<string, HostMocks> },
     body: () => Promise<T>,
   ): Promise<T> {
+    // Mocks throw the project's own errors, which leave an activity as the real ones do.
     const record = (queue: string, acts: Record<string, (...args: never[]) => Promise<unknown>>) =>
-      Object.fromEntries(
-        Object.entries(acts).map(([name, fn]) => [
-          name,
-          (...args: never[]) => {
-            this.calls.push(`${queue}:${name}`);
-            return fn(...args);
-          },
-        ]),
+      withOperatorErrors(
+        Object.fromEntries(
+          Object.entries(acts).map(([name, fn]) => [
+            name,
+            (...args: never[]) => {
+              this.calls.push(`${queue}:${name}`);
+              return fn(...args);
+            },
+          ]),
+        ),
       );
     const namespace = this.config.temporal.namespace;
     const workers = await Promise.all([
