@@ -48,8 +48,7 @@ describe('the local stack: three host agents and the controller on the real dev 
     const result = await handle.result();
     expect(result).toMatchObject({ hostId: 'host-b', qemuVersion: await qemuVersion(), guests: [] });
 
-    // Other test files share this dev server's namespace, so the query also names this run's id;
-    // it still finds nothing unless the custom attributes were set.
+    // The query also names this run's id; it still finds nothing unless the custom attributes were set.
     const query = `VfOperation = "check-host" AND VfHosts = "host-b" AND VfPhase = "done" AND WorkflowId = "host/host-b/check-smoke"`;
     let listed: { execution: { workflowId: string; runId: string } }[] = [];
     for (let i = 0; i < 50 && listed.length === 0; i++) {
@@ -58,6 +57,8 @@ describe('the local stack: three host agents and the controller on the real dev 
         'list',
         '--address',
         stack.config.temporal.address,
+        '--namespace',
+        stack.config.temporal.namespace,
         '--query',
         query,
         '--output',
