@@ -38,5 +38,8 @@ module.exports = {
   globalTeardown: '<rootDir>/test/global-teardown.ts',
   // Tests drive real QEMU guests under TCG on a 2-core machine: boots take seconds.
   testTimeout: 180_000,
+  // Two files at a time, also on 2 cores (jest's default there is one): much of a real-QEMU test
+  // is waiting on guests and timers, and files never share hosts, queues or data (see above).
+  maxWorkers: 2,
   reporters: ['default', '<rootDir>/test/reporters/suite-times.js'],
 };

@@ -1,0 +1,58 @@
+import { hostOperations } from '../../client/host-operations';
+import { vmOperations } from '../../client/vm-operations';
+import { bundleWorkflows, TestStack } from '../helpers/test-stack';
+import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage } from '../helpers/guests';
+
+/**
+ * A host whose VM cannot be moved, on real QEMU (`npm test` covers a clean enter and exit in
+ * test/maintenance/maintenance.test.ts): every target freezes incoming guests, so each migration
+ * fails its verification and the host must wait, blocked, for an operator.
+ */
+describe('maintenance with a VM that cannot move', () => {
+  let stack: TestStack;
+  let hosts: ReturnType<typeof hostOperations>;
+
+  beforeAll(async () => {
+    stack = await TestStack.create('maintenance-blocked');
+    await stack.startController(await bundleWorkflows());
+    await stack.startAgent('host-a', ['--memory', '4096']);
+    for (const target of ['host-b', 'host-c'])
+      await stack.startAgent(target, ['--memory', '4096'], { VIRTFLOW_FAULTS: 'freeze-incoming-guest' });
+    await importGuestImage(stack.inventory, stack.config);
+    hosts = hostOperations(stack.client, stack.config);
+    const vms = vmOperations(stack.client, stack.config);
+    await (await vms.create({ vmId: 'app-1', image: GUEST_IMAGE, host: 'host-a' })).result();
+  });
+  afterAll(() => stack.stop());
+
+  test('a VM that cannot be moved is never stopped silently: the host waits, blocked, for an operator', async () => {
+    const op = await hosts.enterMaintenance({
+      hostId: 'host-a',
+      retriesPerVm: 1,
+      migration: { verifyTimeoutSec: 5 },
+    });
+    for (let i = 0; i < 240; i++) {
+      if ((await stack.inventory.hosts.findOne({ _id: 'host-a' }))?.maintenanceState === 'blocked') break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const blocked = await stack.inventory.hosts.findOne({ _id: 'host-a' });
+    expect(blocked).toMatchObject({ maintenance: true, maintenanceState: 'blocked' });
+    expect(blocked!.maintenanceReason).toMatch(/app-1: .*heartbeat/);
+    // Still running where it was: nothing was stopped behind the operator's back.
+    expect(hostsRunning(stack.config, 'app-1')).toEqual(['host-a']);
+    await freshHeartbeat(stack.config, 'host-a', 'app-1');
+
+    expect(await hosts.resolveBlocked('host-a', 'stop-them')).toMatch(/stop-them for app-1/);
+    const result = await op.result();
+    expect(result).toMatchObject({ moved: [], stopped: ['app-1'] });
+    expect(hostsRunning(stack.config, 'app-1')).toEqual([]);
+    expect(await stack.inventory.vms.findOne({ _id: 'app-1' })).toMatchObject({
+      state: 'stopped',
+      host: 'host-a',
+    });
+    expect(await stack.inventory.hosts.findOne({ _id: 'host-a' })).toMatchObject({
+      maintenanceState: 'in-maintenance',
+    });
+    await expect(hosts.resolveBlocked('host-a', 'retry')).rejects.toThrow();
+  });
+});

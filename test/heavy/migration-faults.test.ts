@@ -1,0 +1,76 @@
+import { vmOperations } from '../../client/vm-operations';
+import { bundleWorkflows, TestStack } from '../helpers/test-stack';
+import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage } from '../helpers/guests';
+import { waitForProgress } from '../helpers/progress';
+
+type Failure = { cause?: { type?: string; message?: string } };
+
+/**
+ * Live migration beyond what `npm test` covers on real QEMU (test/migration/live-migration.test.ts):
+ * a verification that fails on the target, and post-copy of a guest that dirties memory faster
+ * than it is sent. The rollback's order also runs against mocked activities in
+ * test/workflows/live-migration.test.ts.
+ */
+describe('live migration: failed verification and post-copy on real QEMU', () => {
+  let stack: TestStack;
+  let ops: ReturnType<typeof vmOperations>;
+
+  beforeAll(async () => {
+    stack = await TestStack.create('migration-faults');
+    await stack.startController(await bundleWorkflows());
+    await stack.startAgents(['host-a', 'host-b'], ['--memory', '4096']);
+    await importGuestImage(stack.inventory, stack.config);
+    ops = vmOperations(stack.client, stack.config);
+    await (await ops.create({ vmId: 'mover', image: GUEST_IMAGE, host: 'host-a' })).result();
+  });
+  afterAll(() => stack.stop());
+
+  test('a failed verification is never committed: the destination is killed and the source resumed', async () => {
+    const vm = await stack.inventory.vms.findOne({ _id: 'mover' });
+    const source = vm!.host!;
+    const target = source === 'host-a' ? 'host-b' : 'host-a';
+    // The target's agent freezes the incoming guest before verifying it: no fresh heartbeat can come.
+    await stack.agents.get(target)!.process.stop();
+    await stack.startAgent(target, ['--memory', '4096'], { VIRTFLOW_FAULTS: 'freeze-incoming-guest' });
+    try {
+      const op = await ops.migrate({ vmId: 'mover', to: target, policy: { verifyTimeoutSec: 5 } });
+      const err = (await op.result().catch((e: unknown) => e)) as Failure;
+      expect(err.cause?.type).toBe('VerificationError');
+      expect(hostsRunning(stack.config, 'mover')).toEqual([source]);
+      await freshHeartbeat(stack.config, source, 'mover');
+      expect(await stack.inventory.vms.findOne({ _id: 'mover' })).toMatchObject({
+        host: source,
+        state: 'running',
+      });
+      expect(await stack.inventory.reservations.countDocuments({ state: 'active' })).toBe(0);
+    } finally {
+      await stack.agents.get(target)!.process.stop();
+      await stack.startAgent(target, ['--memory', '4096']);
+    }
+  });
+
+  test('post-copy moves a guest that dirties memory heavily, and it stays alive', async () => {
+    await (
+      await ops.create({
+        vmId: 'dirty',
+        image: GUEST_IMAGE,
+        memoryMiB: 256,
+        host: 'host-a',
+        bootArgs: 'virtflow.dirty=48',
+      })
+    ).result();
+    const before = await freshHeartbeat(stack.config, 'host-a', 'dirty');
+    const op = await ops.migrate({
+      vmId: 'dirty',
+      to: 'host-b',
+      policy: { postCopy: true, maxBandwidthMiBps: 16 },
+    });
+    await waitForProgress(ops, 'dirty', (p) => p.phase === 'transferring' && (p.stats?.iteration ?? 0) >= 1);
+    expect(await ops.forceCompleteMigration('dirty', { mode: 'post-copy' })).toMatch(/post-copy/);
+    const result = await op.result();
+    expect(result.target).toBe('host-b');
+    expect(hostsRunning(stack.config, 'dirty')).toEqual(['host-b']);
+    const after = await freshHeartbeat(stack.config, 'host-b', 'dirty');
+    expect(after.seq).toBeGreaterThan(before.seq);
+  });
+});
