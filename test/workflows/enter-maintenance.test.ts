@@ -1,10 +1,11 @@
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { InsufficientCapacityError } from '../../domain/errors';
+import { sendControl } from '../../client/updates';
 import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
 import type { enterMaintenance } from '../../workflows/enter-maintenance';
 import { resolveBlocked } from '../../workflows/maintenance-control';
 import { progressQuery } from '../../workflows/observability';
 import { deferred } from '../helpers/deferred';
+import { refusal } from '../helpers/refusal';
 import { MockedActivities, type ControllerMocks } from '../helpers/mocked-activities';
 import { until } from '../helpers/until';
 
@@ -53,11 +54,6 @@ describe('enterMaintenance workflow branches (mocked activities)', () => {
       workflowId: `host/host-a/${++run}`,
       args: [{ hostId: 'host-a', retriesPerVm: 1 }],
     });
-  const refusal = async (p: Promise<unknown>) => {
-    const err = await p.catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-    return (err as WorkflowUpdateFailedError).cause?.message;
-  };
 
   test('a VM no host can take blocks the host, never stopped silently; resolve is validated; retry finishes', async () => {
     const begin = deferred();
@@ -65,9 +61,11 @@ describe('enterMaintenance workflow branches (mocked activities)', () => {
     await env.run(m.activities, async () => {
       const handle = await enter();
       await until('marking', async () => (await handle.query(progressQuery)).phase === 'marking');
-      expect(await refusal(handle.executeUpdate(resolveBlocked, { args: [{ action: 'retry' }] }))).toBe(
-        'host host-a is not blocked',
-      );
+      expect(
+        await refusal(
+          sendControl(() => handle.executeUpdate(resolveBlocked, { args: [{ action: 'retry' }] })),
+        ),
+      ).toBe('host host-a is not blocked');
       begin.resolve();
       const blocked = await until('blocked', async () => {
         const p = await handle.query(progressQuery);
@@ -75,9 +73,13 @@ describe('enterMaintenance workflow branches (mocked activities)', () => {
       });
       expect(blocked.message).toMatch(/^waiting for an operator: app-1: .*needs 4096 MiB memory/);
       expect(
-        await refusal(handle.executeUpdate(resolveBlocked, { args: [{ action: 'reboot' as 'retry' }] })),
+        await refusal(
+          sendControl(() =>
+            handle.executeUpdate(resolveBlocked, { args: [{ action: 'reboot' as 'retry' }] }),
+          ),
+        ),
       ).toBe('action: must be retry or stop-them');
-      await handle.executeUpdate(resolveBlocked, { args: [{ action: 'retry' }] });
+      await sendControl(() => handle.executeUpdate(resolveBlocked, { args: [{ action: 'retry' }] }));
       expect(await handle.result()).toEqual({ hostId: 'host-a', moved: [], stopped: [], notRunning: [] });
     });
     expect(m.states).toEqual(['blocked', 'entering', 'in-maintenance']);
@@ -89,9 +91,9 @@ describe('enterMaintenance workflow branches (mocked activities)', () => {
     await env.run(m.activities, async () => {
       const handle = await enter();
       await until('blocked', async () => (await handle.query(progressQuery)).phase === 'blocked');
-      expect(await handle.executeUpdate(resolveBlocked, { args: [{ action: 'stop-them' }] })).toBe(
-        'stop-them for app-1',
-      );
+      expect(
+        await sendControl(() => handle.executeUpdate(resolveBlocked, { args: [{ action: 'stop-them' }] })),
+      ).toBe('stop-them for app-1');
       expect(await handle.result()).toMatchObject({ moved: [], stopped: ['app-1'] });
     });
     expect(env.callsTo('host-a')).toEqual(['stopGuest']);

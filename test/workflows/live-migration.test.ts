@@ -1,4 +1,5 @@
-import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
+import { sendControl } from '../../client/updates';
 import { ApplicationFailure } from '@temporalio/common';
 import type { MigrationPlan } from '../../activities/migration-inventory-activities';
 import type { DriveResult } from '../../activities/migration-activities';
@@ -8,6 +9,7 @@ import { CONTROLLER_TASK_QUEUE, workflowIds } from '../../domain/names';
 import { abortMigration } from '../../workflows/migration-control';
 import { progressQuery } from '../../workflows/observability';
 import { deferred } from '../helpers/deferred';
+import { refusal } from '../helpers/refusal';
 import { MockedActivities, type ControllerMocks, type HostMocks } from '../helpers/mocked-activities';
 import { until } from '../helpers/until';
 
@@ -104,13 +106,6 @@ describe('liveMigration workflow branches (mocked activities)', () => {
     return (err as WorkflowFailedError).cause?.message ?? '';
   };
 
-  /** The validator's sentence when an Update is refused. */
-  const refusal = async (p: Promise<unknown>) => {
-    const err = await p.catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-    return (err as WorkflowUpdateFailedError).cause?.message;
-  };
-
   test('commits only after the target verifies a fresh heartbeat, then quits the source', async () => {
     const { mocks } = happyPath();
     const result = await env.run(mocks, async () => (await start('commit')).result());
@@ -189,9 +184,11 @@ describe('liveMigration workflow branches (mocked activities)', () => {
         'transferring',
         async () => round >= 2 && (await handle.query(progressQuery)).phase === 'transferring',
       );
-      expect(await handle.executeUpdate(abortMigration, { args: [{ reason: 'window closed' }] })).toBe(
-        'aborting: window closed',
-      );
+      expect(
+        await sendControl(() =>
+          handle.executeUpdate(abortMigration, { args: [{ reason: 'window closed' }] }),
+        ),
+      ).toBe('aborting: window closed');
       expect(await failureOf(handle.result())).toBe('migration of app aborted: window closed');
     });
     expect(env.calls.indexOf('host-b:killIncoming')).toBeLessThan(env.calls.indexOf('host-a:resumeSource'));
@@ -208,7 +205,7 @@ describe('liveMigration workflow branches (mocked activities)', () => {
     await env.run(pc.mocks, async () => {
       const handle = await start('abort-post-copy');
       await until('post-copy', async () => (await handle.query(progressQuery)).phase === 'post-copy');
-      expect(await refusal(handle.executeUpdate(abortMigration, { args: [{}] }))).toMatch(
+      expect(await refusal(sendControl(() => handle.executeUpdate(abortMigration, { args: [{}] })))).toMatch(
         /^cannot abort during post-copy: the guest already runs on the target/,
       );
       await handle.terminate('test over');
@@ -225,7 +222,7 @@ describe('liveMigration workflow branches (mocked activities)', () => {
     await env.run(late.mocks, async () => {
       const handle = await start('abort-committing');
       await until('committing', async () => (await handle.query(progressQuery)).phase === 'committing');
-      expect(await refusal(handle.executeUpdate(abortMigration, { args: [{}] }))).toBe(
+      expect(await refusal(sendControl(() => handle.executeUpdate(abortMigration, { args: [{}] })))).toBe(
         'cannot abort in phase committing',
       );
       releaseCommit.resolve();

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { sendControl } from '../../client/updates';
 import { parseInput } from '../../domain/errors';
 import { CONTROLLER_TASK_QUEUE, workflowIds } from '../../domain/names';
 import { PREFLIGHT_SKIP } from '../../domain/patch';
@@ -14,6 +14,7 @@ import {
 } from '../../workflows/rollout-control';
 import type { rollingPatch } from '../../workflows/rolling-patch';
 import { deferred } from '../helpers/deferred';
+import { refusal } from '../helpers/refusal';
 import { MockedActivities, type HostMocks } from '../helpers/mocked-activities';
 import { until } from '../helpers/until';
 
@@ -58,11 +59,6 @@ describe('rollingPatch workflow branches (mocked activities)', () => {
       workflowId: workflowIds.rollout(req.name),
       args: [{ patch: 'p1', retryDelaySec: 0, ...req }],
     });
-  const refusal = async (p: Promise<unknown>) => {
-    const err = await p.catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-    return (err as WorkflowUpdateFailedError).cause?.message;
-  };
 
   test('a failure over the budget halts the rollout until an operator skips the host and resumes', async () => {
     const hosts = hostIds(3);
@@ -79,17 +75,19 @@ describe('rollingPatch workflow branches (mocked activities)', () => {
           attempts: 2,
           reason: expect.stringMatching(/catalogue unreadable/),
         });
-        expect(await refusal(handle.executeUpdate(resumeRollout))).toBe(
+        expect(await refusal(sendControl(() => handle.executeUpdate(resumeRollout)))).toBe(
           '1 host(s) failed, over the budget of 0: skip or retry them first',
         );
-        expect(await refusal(handle.executeUpdate(retryHost, { args: [{ hostId: hosts[0] }] }))).toBe(
-          `${hosts[0]} is skipped; only failed hosts can be retried`,
-        );
-        expect(await refusal(handle.executeUpdate(skipHost, { args: [{ hostId: 'sim-nope' }] }))).toBe(
-          'hostId: sim-nope is not part of this rollout',
-        );
-        await handle.executeUpdate(skipHost, { args: [{ hostId: hosts[1] }] });
-        await handle.executeUpdate(resumeRollout);
+        expect(
+          await refusal(sendControl(() => handle.executeUpdate(retryHost, { args: [{ hostId: hosts[0] }] }))),
+        ).toBe(`${hosts[0]} is skipped; only failed hosts can be retried`);
+        expect(
+          await refusal(
+            sendControl(() => handle.executeUpdate(skipHost, { args: [{ hostId: 'sim-nope' }] })),
+          ),
+        ).toBe('hostId: sim-nope is not part of this rollout');
+        await sendControl(() => handle.executeUpdate(skipHost, { args: [{ hostId: hosts[1] }] }));
+        await sendControl(() => handle.executeUpdate(resumeRollout));
         const done = await handle.result();
         expect(done.phase).toBe('done');
         expect(done.hosts.map((h) => h.state)).toEqual(['skipped', 'skipped', 'skipped']);
@@ -109,13 +107,15 @@ describe('rollingPatch workflow branches (mocked activities)', () => {
         'the canary in flight',
         async () => (await handle.query(rolloutProgress)).phase === 'canary',
       );
-      await handle.executeUpdate(pauseRollout);
-      expect(await refusal(handle.executeUpdate(pauseRollout))).toBe('the rollout is already paused');
+      await sendControl(() => handle.executeUpdate(pauseRollout));
+      expect(await refusal(sendControl(() => handle.executeUpdate(pauseRollout)))).toBe(
+        'the rollout is already paused',
+      );
       const pausing = await handle.query(rolloutProgress);
       expect(pausing).toMatchObject({ phase: 'pausing', waitingFor: `${hosts[0]} to finish` });
       release.resolve();
       await until('paused', async () => (await handle.query(rolloutProgress)).phase === 'paused');
-      await handle.executeUpdate(abortRollout);
+      await sendControl(() => handle.executeUpdate(abortRollout));
       const ended = await handle.result();
       expect(ended.phase).toBe('aborted');
       expect(ended.hosts.map((h) => h.state)).toEqual(['skipped', 'pending', 'pending', 'pending']);
