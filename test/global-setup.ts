@@ -6,6 +6,7 @@ import { installed } from '../domain/config';
 import { allSearchAttributes } from '../domain/names';
 import { startFerretDb } from '../scripts/services/ferretdb';
 import { findFreePort } from '../scripts/services/processes';
+import { bundleControllerWorkflows } from '../worker/workflow-modules';
 
 /**
  * One Temporal dev server (the bootstrap's binary, through @temporalio/testing) and one
@@ -23,6 +24,10 @@ export default async function globalSetup(): Promise<void> {
       log: { format: 'pretty', level: 'error' },
     },
   });
+  // Every file's controller worker runs the same workflow code: bundle it once for the run
+  // (a bundle costs seconds of CPU, and a run has some twenty files that need one).
+  const bundlePath = path.join(runDir, 'workflow-bundle.js');
+  fs.writeFileSync(bundlePath, (await bundleControllerWorkflows()).code);
   const ferret = await startFerretDb({
     port: await findFreePort(),
     dataDir: path.join(runDir, 'ferretdb'),
@@ -33,6 +38,7 @@ export default async function globalSetup(): Promise<void> {
     MONGODB_URI: ferret.uri,
     VIRTFLOW_DATA_DIR: path.join(runDir, 'data'),
     VIRTFLOW_TEST_RUN_DIR: runDir,
+    VIRTFLOW_TEST_WORKFLOW_BUNDLE: bundlePath,
     VIRTFLOW_LOG_LEVEL: process.env.VIRTFLOW_LOG_LEVEL ?? 'warn',
   });
   (globalThis as Record<string, unknown>).__virtflowTestServices = { temporal, ferret, runDir };

@@ -26,23 +26,35 @@ export type HostMocks = Partial<{ [K in keyof HostActivities]: (...args: never[]
  */
 export class MockedActivities {
   readonly calls: string[] = [];
-  private constructor(
-    readonly config: Config,
-    readonly client: Client,
-    private readonly connection: NativeConnection,
-    private readonly bundle: WorkflowBundle,
-  ) {}
+  readonly config: Config;
+  client!: Client;
+  private connection!: NativeConnection;
+  private bundle!: WorkflowBundle;
 
-  static async create(name: string): Promise<MockedActivities> {
+  private constructor(name: string) {
+    this.config = fileConfig(name).config;
+  }
+
+  /**
+   * This file's mocked activities in its own namespace: connected before the file's tests, closed
+   * after them, with the recorded calls cleared before each test.
+   */
+  static forFile(name: string): MockedActivities {
+    const env = new MockedActivities(name);
+    beforeAll(() => env.connect());
+    afterAll(() => env.close());
+    beforeEach(() => env.calls.splice(0));
+    return env;
+  }
+
+  private async connect(): Promise<void> {
     quietRuntime();
-    const { config } = fileConfig(name);
-    await ensureTestNamespace(config);
-    const [client, connection, bundle] = await Promise.all([
-      connectClient(config),
-      NativeConnection.connect({ address: config.temporal.address }),
+    await ensureTestNamespace(this.config);
+    [this.client, this.connection, this.bundle] = await Promise.all([
+      connectClient(this.config),
+      NativeConnection.connect({ address: this.config.temporal.address }),
       bundleWorkflows(),
     ]);
-    return new MockedActivities(config, client, connection, bundle);
   }
 
   /** Runs `body` while workers serve the mocks; the workers stop when it settles. */
@@ -96,7 +108,7 @@ export class MockedActivities {
     return this.calls.filter((c) => c.startsWith(`${queue}:`)).map((c) => c.slice(queue.length + 1));
   }
 
-  async close(): Promise<void> {
+  private async close(): Promise<void> {
     if (process.env.VIRTFLOW_RECORD_HISTORIES)
       await recordHistories(this.client, this.config.temporal.address);
     await this.client.connection.close();

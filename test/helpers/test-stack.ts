@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
@@ -38,9 +39,11 @@ export function fileConfig(name: string): { config: Config; env: NodeJS.ProcessE
   return { config: loadConfig(env), env };
 }
 
-export function bundleWorkflows(): Promise<WorkflowBundle> {
+/** The run's workflow bundle (test/global-setup.ts), or a fresh one outside a jest run. */
+export async function bundleWorkflows(): Promise<WorkflowBundle> {
   quietRuntime();
-  return bundleControllerWorkflows();
+  const codePath = process.env.VIRTFLOW_TEST_WORKFLOW_BUNDLE;
+  return codePath ? { code: fs.readFileSync(codePath, 'utf8') } : bundleControllerWorkflows();
 }
 
 export interface HostAgentHandle {

@@ -11,12 +11,15 @@ describe('rolling patches across the local hosts', () => {
   beforeAll(async () => {
     stack = await TestStack.create('rolling-patch');
     await stack.startController(await bundleWorkflows());
-    for (const h of ['host-a', 'host-b', 'host-c'])
+    // Two hosts are enough to prove the window: while one is out, the other takes both guests.
+    for (const h of ['host-a', 'host-c'])
       await stack.startAgent(h, ['--memory', '4096'], {}, { supervised: true });
     await importGuestImage(stack.inventory, stack.config);
     const vms = vmOperations(stack.client, stack.config);
-    await (await vms.create({ vmId: 'web', image: GUEST_IMAGE, host: 'host-a' })).result();
-    await (await vms.create({ vmId: 'db', image: GUEST_IMAGE, host: 'host-c' })).result();
+    await Promise.all([
+      (await vms.create({ vmId: 'web', image: GUEST_IMAGE, host: 'host-a' })).result(),
+      (await vms.create({ vmId: 'db', image: GUEST_IMAGE, host: 'host-c' })).result(),
+    ]);
     rollouts = rolloutOperations(stack.client, stack.config);
   });
   afterAll(() => stack.stop());
@@ -30,7 +33,7 @@ describe('rolling patches across the local hosts', () => {
     const op = await rollouts.start({
       name: 'nov',
       patch: 'security-2026-11',
-      hosts: ['host-a', 'host-b', 'host-c'],
+      hosts: ['host-a', 'host-c'],
       maxUnavailable: 1,
     });
     let maxOut = 0;
@@ -68,7 +71,7 @@ describe('rolling patches across the local hosts', () => {
     finished = true;
     await watch;
     expect(result.phase).toBe('done');
-    expect(result.hosts.map((h) => h.state)).toEqual(['patched', 'patched', 'patched']);
+    expect(result.hosts.map((h) => h.state)).toEqual(['patched', 'patched']);
     for (const h of await stack.inventory.hosts.find({}).toArray()) {
       expect(h).toMatchObject({ patchLevel: '2026.11.1', maintenance: false });
     }

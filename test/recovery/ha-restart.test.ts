@@ -21,9 +21,11 @@ describe('HA: a lost host brings its HA VMs back elsewhere, never twice', () => 
   afterAll(() => stack.stop());
 
   test('a lost host is fenced, then its HA VMs boot on other hosts by priority; no VM ever runs twice', async () => {
-    await ha.createOn('db', 'host-c', 10);
-    await ha.createOn('app', 'host-c', 5);
-    await ha.createOn('scratch', 'host-c');
+    await Promise.all([
+      ha.createOn('db', 'host-c', 10),
+      ha.createOn('app', 'host-c', 5),
+      ha.createOn('scratch', 'host-c'),
+    ]);
     const agentPid = stack.agents.get('host-c')!.process.child.pid!;
 
     // Every 50 ms, every host's QEMU processes: each VM may show up on one host at most.

@@ -71,12 +71,7 @@ function mocks(over: { controller?: ControllerMocks; host?: HostMocks } = {}) {
 }
 
 describe('backupVm workflow branches (mocked activities)', () => {
-  let env: MockedActivities;
-  beforeAll(async () => {
-    env = await MockedActivities.create('wf-backup-vm');
-  });
-  afterAll(() => env.close());
-  beforeEach(() => env.calls.splice(0));
+  const env = MockedActivities.forFile('wf-backup-vm');
 
   let run = 0;
   const backup = (retention?: { keepLast: number }) =>

@@ -45,12 +45,7 @@ function mocks(over: { controller?: ControllerMocks; host?: HostMocks } = {}) {
 }
 
 describe('createVm workflow branches (mocked activities)', () => {
-  let env: MockedActivities;
-  beforeAll(async () => {
-    env = await MockedActivities.create('wf-create-vm');
-  });
-  afterAll(() => env.close());
-  beforeEach(() => env.calls.splice(0));
+  const env = MockedActivities.forFile('wf-create-vm');
 
   const create = (vmId: string, req: Partial<CreateVmRequest> = {}) =>
     env.client.workflow.execute('createVm', {

@@ -40,12 +40,7 @@ function mocks(opts: { begin?: Promise<void>; afterOperator?: 'gone' } = {}) {
 }
 
 describe('enterMaintenance workflow branches (mocked activities)', () => {
-  let env: MockedActivities;
-  beforeAll(async () => {
-    env = await MockedActivities.create('wf-enter-maintenance');
-  });
-  afterAll(() => env.close());
-  beforeEach(() => env.calls.splice(0));
+  const env = MockedActivities.forFile('wf-enter-maintenance');
 
   let run = 0;
   const enter = () =>

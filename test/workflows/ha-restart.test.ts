@@ -56,12 +56,7 @@ function mocks(over: { controller?: ControllerMocks; target?: HostMocks } = {}) 
 }
 
 describe('haRestart workflow branches (mocked activities)', () => {
-  let env: MockedActivities;
-  beforeAll(async () => {
-    env = await MockedActivities.create('wf-ha-restart');
-  });
-  afterAll(() => env.close());
-  beforeEach(() => env.calls.splice(0));
+  const env = MockedActivities.forFile('wf-ha-restart');
 
   let run = 0;
   const lose = () =>

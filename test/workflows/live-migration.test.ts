@@ -87,12 +87,7 @@ function happyPath(over: { controller?: ControllerMocks; source?: HostMocks; tar
 }
 
 describe('liveMigration workflow branches (mocked activities)', () => {
-  let env: MockedActivities;
-  beforeAll(async () => {
-    env = await MockedActivities.create('wf-live-migration');
-  });
-  afterAll(() => env.close());
-  beforeEach(() => env.calls.splice(0));
+  const env = MockedActivities.forFile('wf-live-migration');
 
   const start = (id: string) =>
     env.client.workflow.start('liveMigration', {

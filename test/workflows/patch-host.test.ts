@@ -39,12 +39,7 @@ function mocks(
 }
 
 describe('patchHost workflow branches (mocked activities)', () => {
-  let env: MockedActivities;
-  beforeAll(async () => {
-    env = await MockedActivities.create('wf-patch-host');
-  });
-  afterAll(() => env.close());
-  beforeEach(() => env.calls.splice(0));
+  const env = MockedActivities.forFile('wf-patch-host');
 
   let run = 0;
   const patch = () =>

@@ -47,11 +47,7 @@ const controller = (hosts: string[]) => ({
 });
 
 describe('rollingPatch workflow branches (mocked activities)', () => {
-  let env: MockedActivities;
-  beforeAll(async () => {
-    env = await MockedActivities.create('wf-rolling-patch');
-  });
-  afterAll(() => env.close());
+  const env = MockedActivities.forFile('wf-rolling-patch');
 
   const start = (req: Omit<RolloutRequest, 'patch'>) =>
     env.client.workflow.start<typeof rollingPatch>('rollingPatch', {
