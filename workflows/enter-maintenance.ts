@@ -173,11 +173,13 @@ export async function evacuateHost(
         }
         break;
       }
+      // Forget any earlier answer before the host can be seen blocked: an answer that arrives
+      // while the blocked state is being recorded must count, not be overwritten after it.
+      operatorSaid = undefined;
       blocked = failures;
       const reason = failures.map((f) => `${f.vmId}: ${f.reason}`).join('; ');
       op.phase('blocked', `waiting for an operator: ${reason}`);
       await inventory.setMaintenanceState({ hostId: request.hostId, state: 'blocked', reason });
-      operatorSaid = undefined;
       await condition(() => operatorSaid !== undefined);
       if (operatorSaid === 'stop-them') onUnmovable = 'stop';
       remaining = failures.map((f) => f.vmId);

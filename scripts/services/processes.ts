@@ -69,13 +69,18 @@ export class ManagedProcess {
     readonly logPath: string,
   ) {
     ManagedProcess.live.add(this);
-    this.exited = new Promise((resolve) =>
-      child.once('exit', (code, signal) => {
-        this.exitCode = code ?? (signal ? -1 : null);
+    this.exited = new Promise((resolve) => {
+      const ended = (code: number | null) => {
+        this.exitCode ??= code;
         ManagedProcess.live.delete(this);
         resolve(this.exitCode);
-      }),
-    );
+      };
+      child.once('exit', (code, signal) => ended(code ?? (signal ? -1 : null)));
+      // A command that could not be started never exits: it has ended all the same.
+      child.once('error', () => {
+        if (child.pid === undefined) ended(-1);
+      });
+    });
   }
 
   /**

@@ -10,7 +10,9 @@ import { MockedActivities, type ControllerMocks } from '../helpers/mocked-activi
 import { until } from '../helpers/until';
 
 /** host-a runs app-1, which no other host can take until the test says otherwise. */
-function mocks(opts: { begin?: Promise<void>; afterOperator?: 'gone' } = {}) {
+function mocks(
+  opts: { begin?: Promise<void>; recordingBlocked?: Promise<void>; afterOperator?: 'gone' } = {},
+) {
   const states: string[] = [];
   let operatorAnswered = false;
   const controller: ControllerMocks = {
@@ -23,6 +25,7 @@ function mocks(opts: { begin?: Promise<void>; afterOperator?: 'gone' } = {}) {
       throw new InsufficientCapacityError('vm app-1', { 'host-b': ['needs 4096 MiB memory, 512 MiB free'] });
     },
     setMaintenanceState: async (req: { state: string }) => {
+      if (req.state === 'blocked') await opts.recordingBlocked;
       states.push(req.state);
       if (req.state === 'entering') operatorAnswered = true;
     },
@@ -81,14 +84,19 @@ describe('enterMaintenance workflow branches (mocked activities)', () => {
     expect(env.calls).not.toContain('host-a:stopGuest');
   });
 
-  test('stop-them stops the unmovable VM through its own stop workflow, and reports it', async () => {
-    const m = mocks();
+  test('stop-them, even while the blocked state is still being recorded, stops the VM through its own stop workflow', async () => {
+    // The operator answers as soon as the host shows blocked, before its state is in the inventory:
+    // the answer must count (it was once overwritten when the recording finished, and the host
+    // stayed blocked for good).
+    const recording = deferred();
+    const m = mocks({ recordingBlocked: recording.promise });
     await env.run(m.activities, async () => {
       const handle = await enter();
       await until('blocked', async () => (await handle.query(progressQuery)).phase === 'blocked');
       expect(
         await sendControl(() => handle.executeUpdate(resolveBlocked, { args: [{ action: 'stop-them' }] })),
       ).toBe('stop-them for app-1');
+      recording.resolve();
       expect(await handle.result()).toMatchObject({ moved: [], stopped: ['app-1'] });
     });
     expect(env.callsTo('host-a')).toEqual(['stopGuest']);
