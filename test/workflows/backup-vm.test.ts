@@ -1,7 +1,7 @@
-import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { CONTROLLER_TASK_QUEUE, workflowIds } from '../../domain/names';
 import type { backupVm } from '../../workflows/backup-vm';
+import { workflowFailure } from '../helpers/run-outcomes';
 import { MockedActivities, type ControllerMocks, type HostMocks } from '../helpers/mocked-activities';
 
 const previous = { bitmap: 'vf-chain-1', path: '/backups/app/b1.qcow2' };
@@ -110,8 +110,7 @@ describe('backupVm workflow branches (mocked activities)', () => {
         },
       },
     });
-    const err = await env.run(m.activities, () => backup().catch((e: unknown) => e));
-    expect(err).toBeInstanceOf(WorkflowFailedError);
+    await env.run(m.activities, () => workflowFailure(backup()));
     expect(env.callsTo('host-a')).toEqual(['inspectLineage', 'runBackup', 'deleteBackupFile']);
     expect(m.catalogued.failed).toMatch(/No space left on device/);
     expect(m.catalogued.finished).toBeUndefined();

@@ -1,9 +1,9 @@
-import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { InsufficientCapacityError, parseInput } from '../../domain/errors';
 import { CONTROLLER_TASK_QUEUE, workflowIds } from '../../domain/names';
 import type { PlacementDecision } from '../../domain/placement';
 import { createVmRequestSchema, type CreateVmRequest } from '../../domain/requests';
+import { workflowFailure } from '../helpers/run-outcomes';
 import { MockedActivities, type ControllerMocks, type HostMocks } from '../helpers/mocked-activities';
 
 const decision = (chosen: string): PlacementDecision => ({
@@ -53,12 +53,6 @@ describe('createVm workflow branches (mocked activities)', () => {
       workflowId: workflowIds.vm(vmId),
       args: [{ vmId, image: 'debian', ...req }],
     });
-  const failureOf = async (p: Promise<unknown>) => {
-    const err = await p.catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    return (err as WorkflowFailedError).cause as ApplicationFailure;
-  };
-
   test('places, claims, makes the disk, boots, and commits only once the guest sends a heartbeat', async () => {
     const m = mocks();
     const result = await env.run(m.activities, () => create('app'));
@@ -80,7 +74,7 @@ describe('createVm workflow branches (mocked activities)', () => {
   test('bad input is refused by the first step, naming the field, before anything is placed', async () => {
     const m = mocks();
     const failure = await env.run(m.activities, () =>
-      failureOf(create('bad-input', { memoryMiB: 8 } as Partial<CreateVmRequest>)),
+      workflowFailure(create('bad-input', { memoryMiB: 8 } as Partial<CreateVmRequest>)),
     );
     expect(failure.type).toBe('ValidationError');
     expect(failure.message).toMatch(/^memoryMiB: /);
@@ -114,7 +108,7 @@ describe('createVm workflow branches (mocked activities)', () => {
         },
       },
     });
-    const failure = await env.run(m.activities, () => failureOf(create('no-boot')));
+    const failure = await env.run(m.activities, () => workflowFailure(create('no-boot')));
     expect(failure.message).toMatch(/no heartbeat within 180 s/);
     expect(env.callsTo('host-a')).toEqual([
       'prepareDisk',
@@ -138,7 +132,7 @@ describe('createVm workflow branches (mocked activities)', () => {
         },
       },
     });
-    await env.run(m.activities, () => failureOf(create('lost-host')));
+    await env.run(m.activities, () => workflowFailure(create('lost-host')));
     expect(m.abandoned).toHaveLength(1);
     expect(m.abandoned[0]).toMatch(
       /^QEMU exited: could not open disk; cleanup on host-a is pending: agent gone/,

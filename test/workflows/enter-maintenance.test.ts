@@ -5,7 +5,7 @@ import type { enterMaintenance } from '../../workflows/enter-maintenance';
 import { resolveBlocked } from '../../workflows/maintenance-control';
 import { progressQuery } from '../../workflows/observability';
 import { deferred } from '../helpers/deferred';
-import { refusal } from '../helpers/refusal';
+import { refusal } from '../helpers/run-outcomes';
 import { MockedActivities, type ControllerMocks } from '../helpers/mocked-activities';
 import { until } from '../helpers/until';
 

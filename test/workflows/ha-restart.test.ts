@@ -1,8 +1,8 @@
-import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
 import type { PlacementDecision } from '../../domain/placement';
 import type { haRestart } from '../../workflows/ha-restart';
+import { workflowFailure } from '../helpers/run-outcomes';
 import { MockedActivities, type ControllerMocks, type HostMocks } from '../helpers/mocked-activities';
 
 const decision = (chosen: string): PlacementDecision => ({ chosen, ranked: [], rejected: {} });
@@ -74,9 +74,8 @@ describe('haRestart workflow branches (mocked activities)', () => {
         },
       },
     });
-    const err = await env.run(m.activities, () => lose().catch((e: unknown) => e));
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect((err as WorkflowFailedError).cause).toMatchObject({
+    const failure = await env.run(m.activities, () => workflowFailure(lose()));
+    expect(failure).toMatchObject({
       type: 'FenceFailedError',
       message: expect.stringMatching(
         /^host host-c needs an operator: the fence failed .*none of its VMs was restarted/,

@@ -1,4 +1,3 @@
-import { WorkflowFailedError } from '@temporalio/client';
 import { sendControl } from '../../client/updates';
 import { ApplicationFailure } from '@temporalio/common';
 import type { MigrationPlan } from '../../activities/migration-inventory-activities';
@@ -9,7 +8,7 @@ import { CONTROLLER_TASK_QUEUE, workflowIds } from '../../domain/names';
 import { abortMigration } from '../../workflows/migration-control';
 import { progressQuery } from '../../workflows/observability';
 import { deferred } from '../helpers/deferred';
-import { refusal } from '../helpers/refusal';
+import { refusal, workflowFailure } from '../helpers/run-outcomes';
 import { MockedActivities, type ControllerMocks, type HostMocks } from '../helpers/mocked-activities';
 import { until } from '../helpers/until';
 
@@ -95,12 +94,6 @@ describe('liveMigration workflow branches (mocked activities)', () => {
       workflowId: workflowIds.vm(id),
       args: [{ vmId: 'app', to: 'host-b' }],
     });
-  const failureOf = async (p: Promise<unknown>) => {
-    const err = await p.catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    return (err as WorkflowFailedError).cause?.message ?? '';
-  };
-
   test('commits only after the target verifies a fresh heartbeat, then quits the source', async () => {
     const { mocks } = happyPath();
     const result = await env.run(mocks, async () => (await start('commit')).result());
@@ -127,7 +120,9 @@ describe('liveMigration workflow branches (mocked activities)', () => {
         },
       },
     });
-    const message = await env.run(mocks, async () => failureOf((await start('verify-fails')).result()));
+    const { message } = await env.run(mocks, async () =>
+      workflowFailure((await start('verify-fails')).result()),
+    );
     expect(message).toMatch(/no fresh heartbeat/);
     expect(env.calls).not.toContain('controller:commitMigration');
     expect(env.calls).not.toContain('host-a:quitMigratedSource');
@@ -144,7 +139,7 @@ describe('liveMigration workflow branches (mocked activities)', () => {
         },
       },
     });
-    await env.run(mocks, async () => failureOf((await start('kill-fails')).result()));
+    await env.run(mocks, async () => workflowFailure((await start('kill-fails')).result()));
     expect(env.calls).not.toContain('host-a:resumeSource');
     expect(recorded.outcome).toBe('failed');
     expect(recorded.reason).toMatch(/could not be confirmed dead.*source left untouched/);
@@ -154,7 +149,7 @@ describe('liveMigration workflow branches (mocked activities)', () => {
     const { mocks, recorded } = happyPath({
       source: { guestStatus: async () => ({ running: false, status: 'shutdown' }) },
     });
-    const message = await env.run(mocks, async () => failureOf((await start('mismatch')).result()));
+    const { message } = await env.run(mocks, async () => workflowFailure((await start('mismatch')).result()));
     expect(message).toBe('vm app is recorded on host-a but QEMU there reports shutdown');
     expect(env.calls).not.toContain('host-b:prepareIncoming');
     expect(recorded.outcome).toBe('rolled-back');
@@ -184,7 +179,9 @@ describe('liveMigration workflow branches (mocked activities)', () => {
           handle.executeUpdate(abortMigration, { args: [{ reason: 'window closed' }] }),
         ),
       ).toBe('aborting: window closed');
-      expect(await failureOf(handle.result())).toBe('migration of app aborted: window closed');
+      expect((await workflowFailure(handle.result())).message).toBe(
+        'migration of app aborted: window closed',
+      );
     });
     expect(env.calls.indexOf('host-b:killIncoming')).toBeLessThan(env.calls.indexOf('host-a:resumeSource'));
     expect(recorded).toMatchObject({ outcome: 'rolled-back', reason: 'window closed' });

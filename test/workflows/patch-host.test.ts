@@ -1,8 +1,8 @@
-import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
 import { PREFLIGHT_SKIP } from '../../domain/patch';
 import type { patchHost } from '../../workflows/patch-host';
+import { workflowFailure } from '../helpers/run-outcomes';
 import { MockedActivities, type ControllerMocks, type HostMocks } from '../helpers/mocked-activities';
 
 type Step = { exitCode: number; output: string; timedOut: boolean };
@@ -48,12 +48,6 @@ describe('patchHost workflow branches (mocked activities)', () => {
       workflowId: `host/host-a/${++run}`,
       args: [{ hostId: 'host-a', patch: 'p1', canary: false }],
     });
-  const failure = async () => {
-    const err = await patch().catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    return (err as WorkflowFailedError).cause as ApplicationFailure;
-  };
-
   test('maintenance, apply, agent restart, health check, post check, then back to service', async () => {
     const m = mocks();
     const result = await env.run(m.activities, patch);
@@ -95,7 +89,7 @@ describe('patchHost workflow branches (mocked activities)', () => {
     const m = mocks({
       steps: { apply: { exitCode: 2, output: 'dpkg: error\nhalf-configured', timedOut: false } },
     });
-    const f = await env.run(m.activities, failure);
+    const f = await env.run(m.activities, () => workflowFailure(patch()));
     expect(f.type).toBe('PatchFailedError');
     expect(f.message).toBe(
       'apply of p1 failed: exit 2: dpkg: error / half-configured (host-a left in maintenance)',
@@ -116,7 +110,7 @@ describe('patchHost workflow branches (mocked activities)', () => {
         'AgentRestartTimeout',
       );
     };
-    const f = await env.run(m.activities, failure);
+    const f = await env.run(m.activities, () => workflowFailure(patch()));
     expect(f.message).toMatch(/^the patch run of p1 failed: .*did not come back at v2/);
     expect(m.maintenance.at(-1)?.state).toBe('blocked');
     expect(env.calls).not.toContain('controller:endMaintenance');

@@ -14,7 +14,7 @@ import {
 } from '../../workflows/rollout-control';
 import type { rollingPatch } from '../../workflows/rolling-patch';
 import { deferred } from '../helpers/deferred';
-import { refusal } from '../helpers/refusal';
+import { refusal } from '../helpers/run-outcomes';
 import { MockedActivities, type HostMocks } from '../helpers/mocked-activities';
 import { until } from '../helpers/until';
 
