@@ -9,19 +9,26 @@ import { dataPaths } from '../../domain/config';
  */
 export function qemuProcessesUnder(dataDir: string): number[] {
   const hostsDir = path.dirname(dataPaths(dataDir).hostDir('x')) + path.sep;
-  const found: number[] = [];
+  return liveProcesses(
+    ({ argv }) => path.basename(argv[0]).startsWith('qemu-system') && argv.some((a) => a.includes(hostsDir)),
+  ).map((p) => p.pid);
+}
+
+/** Live (not zombie) processes of this machine that `match` accepts, read from /proc. */
+export function liveProcesses(
+  match: (p: { pid: number; argv: string[] }) => boolean,
+): { pid: number; argv: string[] }[] {
+  const found: { pid: number; argv: string[] }[] = [];
   for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+    if (!/^\d+$/.test(entry) || isZombie(entry)) continue;
     let cmdline: string;
     try {
       cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
     } catch {
       continue; // exited meanwhile
     }
-    if (isZombie(entry)) continue; // already dead, waiting to be reaped
-    const argv = cmdline.split('\0');
-    if (path.basename(argv[0]).startsWith('qemu-system') && argv.some((a) => a.includes(hostsDir)))
-      found.push(Number(entry));
+    const p = { pid: Number(entry), argv: cmdline.split('\0') };
+    if (match(p)) found.push(p);
   }
   return found;
 }

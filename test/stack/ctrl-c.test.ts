@@ -3,26 +3,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../../domain/config';
 import { findFreePort } from '../../scripts/services/processes';
-import { qemuProcessesUnder } from '../../scripts/services/stray-guests';
+import { liveProcesses, qemuProcessesUnder } from '../../scripts/services/stray-guests';
 import { until } from '../helpers/until';
 
 /** Every process whose command line or environment names `dir`: the stack's services, workers and guests. */
-function processesOf(dir: string): { pid: number; cmd: string }[] {
-  const found: { pid: number; cmd: string }[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+function processesOf(dir: string) {
+  return liveProcesses(({ pid, argv }) => {
+    if (pid === process.pid) return false;
+    if (argv.some((a) => a.includes(dir))) return true;
     try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const environ = fs.readFileSync(`/proc/${entry}/environ`, 'utf8');
-      if (cmd.includes(dir) || environ.includes(dir))
-        found.push({ pid: Number(entry), cmd: cmd.replace(/\0/g, ' ') });
+      return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').includes(dir);
     } catch {
-      // exited meanwhile
+      return false; // exited meanwhile
     }
-  }
-  return found;
+  });
 }
 
 /** `npm start` as a terminal runs it: its own process group, so Ctrl-C can reach all of it. */
