@@ -8,7 +8,7 @@ import {
 } from '../domain/backup';
 import { dataPaths, type Config } from '../domain/config';
 import { InvalidStateError, NotFoundError, parseInput, ValidationError } from '../domain/errors';
-import type { CreateVmSpec } from '../domain/requests';
+import type { ProvisionSpec } from '../domain/requests';
 import { planRetention } from '../domain/retention';
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
@@ -139,7 +139,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
           fullReason: started.kind === 'full' ? (req.fullReason ?? undefined) : undefined,
           consistency: 'crash-consistent',
           policy: plan.policy,
-          vm: { image: vm.image, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, bootArgs: vm.bootArgs ?? '' },
+          vm: { image: vm.image, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, guest: vm.guest },
           virtualSizeBytes: started.virtualSizeBytes,
           startedAt: now,
           protected: false,
@@ -299,7 +299,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
     },
 
     /** Validates a restore and claims the new VM's id; the spec comes from what the backup recorded. */
-    async beginRestoreVm(input: unknown): Promise<{ spec: CreateVmSpec; backupPath: string }> {
+    async beginRestoreVm(input: unknown): Promise<{ spec: ProvisionSpec; backupPath: string }> {
       const req = parseInput(restoreRequestSchema, input, '');
       const backup = await inv.backups.findOne({ _id: req.backupId });
       if (!backup)
@@ -311,7 +311,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
         throw new ValidationError('backupId', `backup ${backup._id} is ${backup.state}, not good`);
       if (req.host && !(await inv.hosts.findOne({ _id: req.host })))
         throw new ValidationError('host', `no host named "${req.host}"`);
-      const spec: CreateVmSpec = {
+      const spec: ProvisionSpec = {
         vmId: req.vmId,
         image: backup.vm.image,
         memoryMiB: backup.vm.memoryMiB,
@@ -319,7 +319,13 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
         host: req.host,
         labels: { 'restored-from': backup._id.slice(0, 63) },
         bootTimeoutSec: req.bootTimeoutSec,
-        bootArgs: req.bootArgs ?? backup.vm.bootArgs,
+        sshKeys: req.sshKeys ?? backup.vm.guest.sshKeys,
+        userData: req.userData ?? backup.vm.guest.userData,
+        guest: {
+          ...backup.vm.guest,
+          sshKeys: req.sshKeys ?? backup.vm.guest.sshKeys,
+          userData: req.userData ?? backup.vm.guest.userData,
+        },
       };
       await claimVmIdForRun(inv, spec, currentRun().runId);
       return { spec, backupPath: backup.path };

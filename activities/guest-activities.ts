@@ -1,9 +1,14 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { guestConfigSchema, UEFI_MIN_MEMORY_MIB, type GuestConfig, type GuestInfo } from '../domain/guest';
+import { ValidationError } from '../domain/errors';
+import { ensureVarsStore } from '../hypervisor/firmware';
+import { readGuestInfo, withGuestAgent } from '../hypervisor/guest-agent';
+import { GuestNotAliveError, waitForGuestAlive } from '../hypervisor/guest-liveness';
+import { removeSeed, writeSeed } from '../hypervisor/nocloud-seed';
 import { createOverlay, imageInfo, sha256File } from '../hypervisor/qemu-img';
-import type { QemuHost } from '../hypervisor/qemu-host';
-import { readGuestLog } from '../hypervisor/serial-log';
+import type { GuestSpec, QemuHost } from '../hypervisor/qemu-host';
+import { vmFiles } from '../hypervisor/vm-files';
 
 export interface GuestActivityDeps {
   hostId: string;
@@ -18,6 +23,41 @@ export interface ImageRef {
   sha256: string;
 }
 
+/** What a host needs to start a VM's guest; every path is derived here from the VM id. */
+export interface GuestStartRequest {
+  vmId: string;
+  memoryMiB: number;
+  vcpus: number;
+  guest: GuestConfig;
+}
+
+/**
+ * The QEMU spec of a VM on this host, after checking the request as any Temporal client may
+ * have written it: the id names the files, the guest settings parse, UEFI has room to boot.
+ */
+export function guestSpecOf(datastoreDir: string, req: GuestStartRequest): GuestSpec {
+  const files = vmFiles(datastoreDir, req.vmId);
+  const parsed = guestConfigSchema.safeParse(req.guest);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ValidationError(`guest.${issue.path.join('.')}`, issue.message);
+  }
+  if (parsed.data.firmware === 'uefi' && req.memoryMiB < UEFI_MIN_MEMORY_MIB)
+    throw new ValidationError(
+      'memoryMiB',
+      `${req.memoryMiB} MiB is too little for UEFI firmware (at least ${UEFI_MIN_MEMORY_MIB} MiB)`,
+    );
+  return {
+    vmId: req.vmId,
+    memoryMiB: req.memoryMiB,
+    vcpus: req.vcpus,
+    firmware: parsed.data.firmware,
+    disks: [files.disk],
+    seedPath: files.seed,
+    varsPath: parsed.data.firmware === 'uefi' ? files.vars : undefined,
+  };
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, ms);
@@ -30,7 +70,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /** VM lifecycle on this host: disks on the shared datastore and QEMU processes. */
 export function createGuestActivities({ hostId, qemu, datastoreDir }: GuestActivityDeps) {
-  const diskPathOf = (vmId: string) => path.join(datastoreDir, `${vmId}.qcow2`);
+  const diskPathOf = (vmId: string) => vmFiles(datastoreDir, vmId).disk;
 
   return {
     /**
@@ -64,63 +104,97 @@ export function createGuestActivities({ hostId, qemu, datastoreDir }: GuestActiv
       return { diskPath };
     },
 
-    /** Starts the guest; a retry finds the guest it already started. */
-    async startGuest(req: {
-      vmId: string;
-      memoryMiB: number;
-      vcpus: number;
-      diskPath: string;
-      bootArgs?: string;
-    }) {
+    /**
+     * Starts the guest from its own disk, with its firmware and its NoCloud seed (rebuilt when
+     * its settings changed since the last start). A retry finds the guest it already started.
+     */
+    async startGuest(req: GuestStartRequest) {
       const running = qemu.find(req.vmId);
       if (running) return { pid: running.pid, hostId };
-      const guest = await qemu.start({
-        vmId: req.vmId,
-        memoryMiB: req.memoryMiB,
-        vcpus: req.vcpus,
-        diskPath: req.diskPath,
-        bootArgs: req.bootArgs,
+      const spec = guestSpecOf(datastoreDir, req);
+      const guest = guestConfigSchema.parse(req.guest);
+      await writeSeed(spec.seedPath, {
+        instanceId: req.vmId,
+        hostname: req.vmId,
+        sshKeys: guest.sshKeys,
+        userData: guest.userData,
       });
-      return { pid: guest.pid, hostId };
+      if (spec.varsPath) ensureVarsStore(spec.varsPath);
+      const started = await qemu.start(spec);
+      return { pid: started.pid, hostId };
     },
 
     /**
-     * Waits for the guest's boot marker and then a heartbeat, heartbeating to Temporal while it
-     * waits. Fails at once if QEMU exits: a dead guest will not boot later.
+     * Waits until the guest proves it runs (its agent answers, or for images without one its
+     * console marker and a heartbeat), heartbeating to Temporal while it waits. Fails at once
+     * if QEMU exits: a dead guest will not boot later.
      */
-    async waitForGuestBoot(req: { vmId: string; timeoutMs: number }): Promise<{ heartbeatSeq: number }> {
+    async waitForGuestBoot(req: {
+      vmId: string;
+      timeoutMs: number;
+      guestAgent?: boolean;
+    }): Promise<{ heartbeatSeq: number | null; via: 'guest-agent' | 'console' }> {
       const ctx = Context.current();
-      const log = qemu.files(req.vmId).serialLog;
-      const deadline = Date.now() + req.timeoutMs;
-      for (;;) {
-        const state = readGuestLog(log, req.vmId);
-        if (state.booted && state.lastHeartbeat) return { heartbeatSeq: state.lastHeartbeat.seq };
-        if (!qemu.find(req.vmId)) {
-          throw ApplicationFailure.nonRetryable(
-            `guest ${req.vmId} exited before it booted`,
-            'GuestBootError',
-          );
-        }
-        if (Date.now() > deadline) {
-          throw ApplicationFailure.nonRetryable(
-            `guest ${req.vmId} did not boot within ${req.timeoutMs / 1000} s (${state.booted ? 'booted, no heartbeat' : 'no boot marker'})`,
-            'GuestBootError',
-          );
-        }
-        ctx.heartbeat({ booted: state.booted });
-        await sleep(500, ctx.cancellationSignal);
+      try {
+        const proof = await waitForGuestAlive(qemu, req.vmId, {
+          guestAgent: req.guestAgent ?? false,
+          timeoutMs: req.timeoutMs,
+          onWait: (missing) => ctx.heartbeat({ missing }),
+          signal: ctx.cancellationSignal,
+        });
+        return { heartbeatSeq: proof.via === 'console' ? proof.heartbeatSeq : null, via: proof.via };
+      } catch (err) {
+        if (!(err instanceof GuestNotAliveError)) throw err;
+        throw ApplicationFailure.nonRetryable(
+          err.exited
+            ? `guest ${req.vmId} exited before it booted`
+            : `guest ${req.vmId} did not boot: ${err.message}`,
+          'GuestBootError',
+        );
       }
     },
 
-    /** Stops the guest: power-down, then quit after the grace period, then SIGKILL. */
-    async stopGuest(req: { vmId: string; gracefulMs: number }) {
+    /**
+     * Stops the guest within its grace period: its agent is asked first (when it has one) and
+     * given half of it, then ACPI power-down for the rest, then `quit`, then SIGKILL.
+     */
+    async stopGuest(req: { vmId: string; gracefulMs: number; guestAgent?: boolean }) {
       const ctx = Context.current();
       const beat = setInterval(() => ctx.heartbeat(), 2000);
+      const deadline = Date.now() + req.gracefulMs;
       try {
-        return { how: await qemu.stop(req.vmId, req.gracefulMs) };
+        const guest = qemu.find(req.vmId);
+        if (guest && req.guestAgent && req.gracefulMs > 0) {
+          const asked = await withGuestAgent(
+            qemu.files(req.vmId).agentSocket,
+            Math.min(5000, req.gracefulMs),
+            async (agent) => agent.requestShutdown(),
+          ).then(
+            () => true,
+            () => false,
+          );
+          if (asked && (await waitUntilGone(qemu, req.vmId, req.gracefulMs / 2, ctx.cancellationSignal))) {
+            await qemu.stop(req.vmId, 0);
+            return { how: 'guest-agent' as const };
+          }
+        }
+        return { how: await qemu.stop(req.vmId, Math.max(0, deadline - Date.now())) };
       } finally {
         clearInterval(beat);
       }
+    },
+
+    /** Hostname, OS and addresses as the guest's agent reports them. */
+    async guestInfo(req: { vmId: string }): Promise<GuestInfo> {
+      vmFiles(datastoreDir, req.vmId);
+      if (!qemu.find(req.vmId))
+        throw ApplicationFailure.nonRetryable(`${req.vmId} does not run on ${hostId}`, 'InvalidStateError');
+      return readGuestInfo(qemu.files(req.vmId).agentSocket).catch((err: Error) => {
+        throw ApplicationFailure.nonRetryable(
+          `the guest agent of ${req.vmId} did not answer: ${err.message}`,
+          'GuestAgentError',
+        );
+      });
     },
 
     /** Kills the guest outright: compensation for a create that failed. */
@@ -128,9 +202,10 @@ export function createGuestActivities({ hostId, qemu, datastoreDir }: GuestActiv
       qemu.kill(req.vmId);
     },
 
-    /** Deletes the VM's disk; refuses any path outside the datastore. */
+    /** Deletes the VM's disk, seed and UEFI variables; every path comes from the VM id. */
     async deleteDisk(req: { vmId: string }): Promise<{ deleted: boolean }> {
-      const diskPath = diskPathOf(req.vmId);
+      const files = vmFiles(datastoreDir, req.vmId);
+      const diskPath = files.disk;
       if (qemu.find(req.vmId)) {
         throw ApplicationFailure.nonRetryable(
           `disk of ${req.vmId} is in use by a running guest`,
@@ -139,6 +214,8 @@ export function createGuestActivities({ hostId, qemu, datastoreDir }: GuestActiv
       }
       const existed = fs.existsSync(diskPath);
       fs.rmSync(diskPath, { force: true });
+      fs.rmSync(files.vars, { force: true });
+      removeSeed(files.seed);
       return { deleted: existed };
     },
 
@@ -156,6 +233,21 @@ export function createGuestActivities({ hostId, qemu, datastoreDir }: GuestActiv
       return { running: status?.running ?? false, status: status?.status ?? 'unknown', pid: guest.pid };
     },
   };
+}
+
+/** Resolves true once the guest's QEMU has exited, false after `timeoutMs`. */
+async function waitUntilGone(
+  qemu: QemuHost,
+  vmId: string,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (qemu.find(vmId)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(200, signal);
+  }
+  return true;
 }
 
 export type GuestActivities = ReturnType<typeof createGuestActivities>;

@@ -9,12 +9,15 @@ import {
   setMigrationParameters,
 } from '../hypervisor/migration';
 import { faultEnabled } from '../hypervisor/faults';
+import { GuestNotAliveError, waitForGuestAlive } from '../hypervisor/guest-liveness';
 import type { QemuHost } from '../hypervisor/qemu-host';
 import { readGuestLog } from '../hypervisor/serial-log';
+import { guestSpecOf, type GuestStartRequest } from './guest-activities';
 
 export interface MigrationActivityDeps {
   hostId: string;
   qemu: QemuHost;
+  datastoreDir: string;
   migrationAddress: string;
   migrationPorts: { first: number; last: number };
 }
@@ -41,6 +44,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export function createMigrationActivities({
   hostId,
   qemu,
+  datastoreDir,
   migrationAddress,
   migrationPorts,
 }: MigrationActivityDeps) {
@@ -52,14 +56,9 @@ export function createMigrationActivities({
      * this host's range. A leftover destination from an earlier try is killed first: after a
      * cancelled migration QEMU needs a new process. A guest already running here is never touched.
      */
-    async prepareIncoming(req: {
-      vmId: string;
-      memoryMiB: number;
-      vcpus: number;
-      diskPath: string;
-      bootArgs: string;
-      policy: MigrationPolicy;
-    }): Promise<IncomingEndpoint> {
+    async prepareIncoming(req: GuestStartRequest & { policy: MigrationPolicy }): Promise<IncomingEndpoint> {
+      // The destination attaches the same disk, seed and UEFI variables the source runs with.
+      const spec = guestSpecOf(datastoreDir, req);
       const existing = qemu.find(req.vmId);
       if (existing) {
         const status = await (await monitor(req.vmId)).command('query-status').catch(() => undefined);
@@ -71,15 +70,16 @@ export function createMigrationActivities({
         }
         qemu.kill(req.vmId);
       }
-      try {
-        fs.accessSync(req.diskPath, fs.constants.R_OK | fs.constants.W_OK);
-      } catch {
-        throw ApplicationFailure.nonRetryable(
-          `${hostId} cannot see the shared datastore: disk ${req.diskPath} is not accessible`,
-          'DatastoreNotVisibleError',
-        );
+      for (const file of [...spec.disks, spec.seedPath, ...(spec.varsPath ? [spec.varsPath] : [])]) {
+        try {
+          fs.accessSync(file, fs.constants.R_OK | fs.constants.W_OK);
+        } catch {
+          throw ApplicationFailure.nonRetryable(
+            `${hostId} cannot see the shared datastore: ${file} is not accessible`,
+            'DatastoreNotVisibleError',
+          );
+        }
       }
-      const { policy: _policy, ...spec } = req;
       const guest = await qemu.start({ ...spec, incoming: true });
       const qmp = await monitor(req.vmId);
       await setMigrationCapabilities(qmp, req.policy, 'target');
@@ -176,37 +176,45 @@ export function createMigrationActivities({
       await qmp.execute(req.mode === 'post-copy' ? 'migrate-start-postcopy' : 'stop');
     },
 
-    /** Target: the guest must run and write a heartbeat newer than any it wrote on the source. */
+    /**
+     * Target: the guest must run here and prove it now: its agent answers a ping in a
+     * conversation opened after switch-over, or (images without an agent) it writes a heartbeat
+     * newer than any it wrote on the source. QEMU's `completed` alone is never trusted.
+     */
     async verifyGuestAlive(req: {
       vmId: string;
       afterSeq: number | null;
       timeoutMs: number;
-    }): Promise<{ seq: number }> {
+      guestAgent?: boolean;
+    }): Promise<{ seq: number | null; via: 'guest-agent' | 'console' }> {
       const ctx = Context.current();
-      const deadline = Date.now() + req.timeoutMs;
       if (faultEnabled('freeze-incoming-guest')) {
         const frozen = qemu.find(req.vmId);
         if (frozen) process.kill(frozen.pid, 'SIGSTOP');
       }
-      for (;;) {
-        const guest = qemu.find(req.vmId);
-        if (!guest) {
-          throw ApplicationFailure.nonRetryable(
-            `the destination QEMU of ${req.vmId} on ${hostId} is gone`,
-            'VerificationError',
+      try {
+        const proof = await waitForGuestAlive(qemu, req.vmId, {
+          guestAgent: req.guestAgent ?? false,
+          timeoutMs: req.timeoutMs,
+          afterSeq: req.afterSeq,
+          onWait: (missing) => ctx.heartbeat({ missing }),
+          signal: ctx.cancellationSignal,
+        });
+        const after = await (await monitor(req.vmId)).command('query-status', 2000).catch(() => undefined);
+        if (!after?.running)
+          throw new GuestNotAliveError(
+            `QEMU reports the destination ${after?.status ?? 'unknown'}, not running`,
+            false,
           );
-        }
-        const status = await (await monitor(req.vmId)).command('query-status', 2000).catch(() => undefined);
-        const hb = readGuestLog(guest.serialLog, req.vmId).lastHeartbeat;
-        if (status?.running && hb && hb.seq > (req.afterSeq ?? 0)) return { seq: hb.seq };
-        if (Date.now() > deadline) {
-          throw ApplicationFailure.nonRetryable(
-            `the guest of ${req.vmId} sent no fresh heartbeat on ${hostId} within ${req.timeoutMs / 1000} s (status ${status?.status ?? 'unknown'}, last seq ${hb?.seq ?? 'none'}, source seq ${req.afterSeq ?? 'none'})`,
-            'VerificationError',
-          );
-        }
-        ctx.heartbeat({ status: status?.status, seq: hb?.seq });
-        await Promise.race([sleep(50), ctx.cancelled]);
+        return { seq: proof.via === 'console' ? proof.heartbeatSeq : null, via: proof.via };
+      } catch (err) {
+        if (!(err instanceof GuestNotAliveError)) throw err;
+        throw ApplicationFailure.nonRetryable(
+          err.exited
+            ? `the destination QEMU of ${req.vmId} on ${hostId} is gone`
+            : `the guest of ${req.vmId} did not prove it runs on ${hostId}: ${err.message} (source seq ${req.afterSeq ?? 'none'})`,
+          'VerificationError',
+        );
       }
     },
 

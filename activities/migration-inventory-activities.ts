@@ -1,3 +1,4 @@
+import type { GuestConfig } from '../domain/guest';
 import { InsufficientCapacityError, parseInput, PreCheckError, ValidationError } from '../domain/errors';
 import { migrationRequestSchema, type MigrationPolicy } from '../domain/migration';
 import { filters, placeVm, type PlacementHost, type PlacementRequest } from '../domain/placement';
@@ -15,7 +16,7 @@ export interface MigrationPlan {
   memoryMiB: number;
   vcpus: number;
   diskPath: string;
-  bootArgs: string;
+  guest: GuestConfig;
   policy: MigrationPolicy;
   /** The claim on the target, once made. */
   reservationId?: string;
@@ -101,7 +102,7 @@ export function createMigrationInventoryActivities(inv: Inventory) {
         memoryMiB: vm.memoryMiB,
         vcpus: vm.vcpus,
         diskPath: vm.diskPath,
-        bootArgs: vm.bootArgs ?? '',
+        guest: vm.guest,
         policy: req.policy,
       };
     },

@@ -6,7 +6,8 @@ import { repoRoot } from '../domain/config';
 import { patchDefinitionSchema, type PatchDefinition } from '../domain/patch';
 import { createOverlay } from '../hypervisor/qemu-img';
 import type { QemuHost } from '../hypervisor/qemu-host';
-import { readGuestLog } from '../hypervisor/serial-log';
+import { waitForGuestAlive } from '../hypervisor/guest-liveness';
+import { removeSeed, writeSeed } from '../hypervisor/nocloud-seed';
 
 export interface PatchActivityDeps {
   hostId: string;
@@ -75,6 +76,7 @@ const CANARY_PREFIX = 'canary-';
 function discardCanary(qemu: QemuHost, vmId: string): void {
   qemu.kill(vmId);
   fs.rmSync(path.join(qemu.runDir, `${vmId}.qcow2`), { force: true });
+  removeSeed(path.join(qemu.runDir, `${vmId}.seed.iso`));
   fs.rmSync(qemu.files(vmId).serialLog, { force: true });
 }
 
@@ -132,27 +134,29 @@ export function createPatchActivities(deps: PatchActivityDeps) {
       return { pid: process.pid };
     },
 
-    /** Boots a throw-away guest and waits for its heartbeat: QEMU on this host really works. */
+    /** Boots a throw-away guest and waits for its agent to answer: QEMU on this host really works. */
     async bootCanary(req: { timeoutMs: number }): Promise<{ bootMs: number }> {
       const ctx = Context.current();
       const vmId = `${CANARY_PREFIX}${Date.now().toString(36)}`;
       const disk = path.join(deps.qemu.runDir, `${vmId}.qcow2`);
+      const seedPath = path.join(deps.qemu.runDir, `${vmId}.seed.iso`);
       const started = Date.now();
       try {
         await createOverlay(deps.guestDisk, 'qcow2', disk);
-        await deps.qemu.start({ vmId, memoryMiB: 128, vcpus: 1, diskPath: disk });
-        for (;;) {
-          const log = readGuestLog(deps.qemu.files(vmId).serialLog, vmId);
-          if (log.booted && log.lastHeartbeat) return { bootMs: Date.now() - started };
-          if (Date.now() - started > req.timeoutMs) {
-            throw ApplicationFailure.nonRetryable(
-              `canary guest did not boot on ${deps.hostId} within ${req.timeoutMs / 1000} s`,
-              'HealthCheckError',
-            );
-          }
-          ctx.heartbeat();
-          await new Promise((r) => setTimeout(r, 250));
-        }
+        await writeSeed(seedPath, { instanceId: vmId, hostname: vmId, sshKeys: [] });
+        await deps.qemu.start({ vmId, memoryMiB: 128, vcpus: 1, firmware: 'bios', disks: [disk], seedPath });
+        await waitForGuestAlive(deps.qemu, vmId, {
+          guestAgent: true,
+          timeoutMs: req.timeoutMs,
+          onWait: () => ctx.heartbeat(),
+          signal: ctx.cancellationSignal,
+        }).catch((err: Error) => {
+          throw ApplicationFailure.nonRetryable(
+            `canary guest did not boot on ${deps.hostId}: ${err.message}`,
+            'HealthCheckError',
+          );
+        });
+        return { bootMs: Date.now() - started };
       } finally {
         discardCanary(deps.qemu, vmId);
       }

@@ -134,7 +134,17 @@ export function createSimHostActivities({
       const guest = guestOn(await fleet.host(req.hostId), req.vmId);
       if (!guest)
         throw ApplicationFailure.nonRetryable(`guest ${req.vmId} exited before it booted`, 'GuestBootError');
-      return { heartbeatSeq: ++guest.heartbeatSeq };
+      return { heartbeatSeq: ++guest.heartbeatSeq, via: 'console' as const };
+    },
+
+    async guestInfo(req: Routed<'guestInfo'>) {
+      const guest = guestOn(await fleet.host(req.hostId), req.vmId);
+      if (!guest)
+        throw ApplicationFailure.nonRetryable(
+          `${req.vmId} does not run on ${req.hostId}`,
+          'InvalidStateError',
+        );
+      return { hostname: req.vmId, os: 'simulated guest', agentVersion: 'sim', addresses: [] };
     },
 
     async stopGuest(req: Routed<'stopGuest'>) {
@@ -273,7 +283,7 @@ export function createSimHostActivities({
           'VerificationError',
         );
       }
-      return { seq: ++guest.heartbeatSeq };
+      return { seq: ++guest.heartbeatSeq, via: 'console' as const };
     },
 
     async adoptIncomingGuest(req: Routed<'adoptIncomingGuest'>) {

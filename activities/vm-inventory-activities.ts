@@ -2,7 +2,8 @@ import { currentRun, reservationOwner } from './run-context';
 import { InsufficientCapacityError, InvalidStateError, parseInput, ValidationError } from '../domain/errors';
 import { placeVm, type PlacementDecision } from '../domain/placement';
 import { placementHosts } from '../inventory/placement-view';
-import { createVmRequestSchema, type CreateVmSpec } from '../domain/requests';
+import { UEFI_MIN_MEMORY_MIB } from '../domain/guest';
+import { createVmRequestSchema, type CreateVmSpec, type ProvisionSpec } from '../domain/requests';
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
 import { claimCapacity, releaseClaims } from '../inventory/reservations';
@@ -20,14 +21,28 @@ export function createVmInventoryActivities(inv: Inventory) {
      * Validates a create request completely, then claims the VM id with a `creating` document.
      * Nothing is written unless every check passed. A retry of this activity finds its own claim.
      */
-    async beginCreateVm(input: unknown): Promise<{ spec: CreateVmSpec; image: ImageRef }> {
-      const spec = parseInput(createVmRequestSchema, input, '');
-      const image = await inv.images.findOne({ _id: spec.image });
+    async beginCreateVm(input: unknown): Promise<{ spec: ProvisionSpec; image: ImageRef }> {
+      const request = parseInput(createVmRequestSchema, input, '');
+      const image = await inv.images.findOne({ _id: request.image });
       if (!image)
-        throw new ValidationError('image', `no image named "${spec.image}" (see \`virtflow image list\`)`);
-      if (spec.host && !(await inv.hosts.findOne({ _id: spec.host }))) {
-        throw new ValidationError('host', `no host named "${spec.host}" (see \`virtflow host list\`)`);
+        throw new ValidationError('image', `no image named "${request.image}" (see \`virtflow image list\`)`);
+      if (image.firmware === 'uefi' && request.memoryMiB < UEFI_MIN_MEMORY_MIB)
+        throw new ValidationError(
+          'memoryMiB',
+          `${request.memoryMiB} MiB is too little for image ${image._id}, which boots with UEFI firmware (at least ${UEFI_MIN_MEMORY_MIB} MiB)`,
+        );
+      if (request.host && !(await inv.hosts.findOne({ _id: request.host }))) {
+        throw new ValidationError('host', `no host named "${request.host}" (see \`virtflow host list\`)`);
       }
+      const spec: ProvisionSpec = {
+        ...request,
+        guest: {
+          firmware: image.firmware,
+          guestAgent: image.guestAgent,
+          sshKeys: request.sshKeys,
+          userData: request.userData,
+        },
+      };
       await claimVmIdForRun(inv, spec, currentRun().runId);
       return { spec, image: { path: image.path, format: image.format, sha256: image.sha256 } };
     },

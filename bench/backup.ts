@@ -1,6 +1,6 @@
 /**
  * Backup speed and incremental efficiency, in one run:
- *  1. a 1 GiB qcow2 disk with 512 MiB of random data: `qemu-img convert` of it (the baseline)
+ *  1. a 1 GiB bootable qcow2 disk with 512 MiB of random data: `qemu-img convert` of it (the baseline)
  *     against a full virtflow backup of the same disk on a running VM (workflow wall time, which
  *     includes the file's `qemu-img check` and SHA-256 that the baseline does not do);
  *  2. the guest dirties a known number of MiB; the incremental backup's file size against that.
@@ -13,7 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { backupOperations } from '../client/backup-operations';
 import { vmOperations } from '../client/vm-operations';
-import { dataPaths } from '../domain/config';
+import { dataPaths, installed } from '../domain/config';
+import { diskFill } from '../scripts/guest/workloads';
 import { importImage } from '../inventory/images';
 import { startBenchStack } from './bench-stack';
 import { arg } from './args';
@@ -26,9 +27,19 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vf-bench-backup-'));
   const stack = await startBenchStack(dir, 1);
   try {
-    // The disk: 1 GiB virtual, its first 512 MiB random (nothing for zero detection to skip).
+    // The disk: the bootable guest, grown to 1 GiB, with 512 MiB of random data after its boot
+    // partition (nothing for zero detection to skip).
     const raw = path.join(dir, 'disk.raw');
-    sh('dd', ['if=/dev/urandom', `of=${raw}`, 'bs=1M', `count=${DATA_MIB}`, 'status=none']);
+    sh('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', installed.guestDisk, raw]);
+    sh('dd', [
+      'if=/dev/urandom',
+      `of=${raw}`,
+      'bs=1M',
+      'seek=64',
+      `count=${DATA_MIB}`,
+      'conv=notrunc',
+      'status=none',
+    ]);
     fs.truncateSync(raw, 1024 ** 3);
     const disk = path.join(dir, 'disk.qcow2');
     sh('qemu-img', ['convert', '-O', 'qcow2', raw, disk]);
@@ -51,7 +62,7 @@ async function main(): Promise<void> {
       await vms.create({
         vmId: 'bench-bk',
         image: 'bench-disk',
-        bootArgs: `virtflow.diskfill=${dirtyMiB}:${fillAfterSec}`,
+        userData: diskFill(dirtyMiB, fillAfterSec),
       })
     ).result();
     dropCaches();

@@ -15,6 +15,7 @@ import { startBenchStack } from './bench-stack';
 import { installed } from '../domain/config';
 import { QemuHost } from '../hypervisor/qemu-host';
 import { readMigration, setMigrationParameters } from '../hypervisor/migration';
+import { writeSeed } from '../hypervisor/nocloud-seed';
 import { waitForBootMarker } from '../hypervisor/serial-log';
 import { importImage } from '../inventory/images';
 import { arg } from './args';
@@ -26,11 +27,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 /** The baseline: QEMU's own migration, driven with nothing but QMP. */
 async function rawQmpRuns(dir: string): Promise<{ wall: number[]; downtime: number[] }> {
-  const boot = { kernel: installed.guestKernel, initrd: installed.guestInitrd };
-  const hosts = [new QemuHost(path.join(dir, 'raw-a'), boot), new QemuHost(path.join(dir, 'raw-b'), boot)];
+  const hosts = [new QemuHost(path.join(dir, 'raw-a')), new QemuHost(path.join(dir, 'raw-b'))];
   const disk = path.join(dir, 'raw.qcow2');
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', installed.guestDisk, '-F', 'qcow2', disk]);
-  const spec = { vmId: 'bench-raw', memoryMiB, vcpus: 1, diskPath: disk };
+  const seedPath = path.join(dir, 'raw.seed.iso');
+  await writeSeed(seedPath, { instanceId: 'bench-raw', hostname: 'bench-raw', sshKeys: [] });
+  const spec = { vmId: 'bench-raw', memoryMiB, vcpus: 1, firmware: 'bios' as const, disks: [disk], seedPath };
   await hosts[0].start(spec);
   await waitForBootMarker(hosts[0].files('bench-raw').serialLog, 'bench-raw', 120_000);
   const wall: number[] = [];

@@ -19,6 +19,8 @@ import {
   type VmRef,
 } from '../domain/requests';
 import type { createVm, deleteVm, liveMigration, setVmHa, startVm, stopVm } from '../workflows';
+import { inspectGuest } from '../workflows/inspect-guest';
+import type { GuestInfo } from '../domain/guest';
 import { setHaRequestSchema, type SetHaRequest } from '../domain/ha';
 import {
   migrationRequestSchema,
@@ -206,6 +208,19 @@ export function vmOperations(client: Client, config: Config) {
       return client.workflow
         .getHandle(workflowIds.vm(vmId))
         .query(progressQuery) as Promise<MigrationProgress>;
+    },
+    /**
+     * Hostname, OS and addresses from the guest agent of a VM running on `host`. Its own
+     * workflow id, beside `vm/<vmId>`, so it answers while another operation holds the VM.
+     */
+    async guestInfo(vmId: string, host: string): Promise<GuestInfo> {
+      return client.workflow.execute(inspectGuest, {
+        taskQueue: CONTROLLER_TASK_QUEUE,
+        workflowId: `${workflowIds.vm(vmId)}/guest-info/${Date.now().toString(36)}`,
+        args: [{ vmId, host }],
+        staticSummary: `Ask the guest agent of VM ${vmId} on ${host}`,
+        workflowExecutionTimeout: '1 minute',
+      });
     },
   };
 }

@@ -1,5 +1,6 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
+import { sshKeysSchema, userDataSchema } from './guest';
 import { idSchema } from './ids';
 
 /**
@@ -50,12 +51,9 @@ export const restoreRequestSchema = z.object({
   vmId: idSchema,
   host: idSchema.optional(),
   bootTimeoutSec: z.number().int().min(10).max(1800).default(180),
-  /** Boot arguments for the restored guest; by default those the VM had when it was backed up. */
-  bootArgs: z
-    .string()
-    .max(256)
-    .regex(/^[a-zA-Z0-9.=_,: -]*$/, 'may hold only letters, digits, spaces and . = _ , : -')
-    .optional(),
+  /** First-boot configuration of the new VM; by default what the VM had when it was backed up. */
+  sshKeys: sshKeysSchema.optional(),
+  userData: userDataSchema.optional(),
 });
 export type RestoreRequest = z.input<typeof restoreRequestSchema>;
 

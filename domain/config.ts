@@ -28,6 +28,13 @@ const configSchema = z.object({
   VIRTFLOW_FERRETDB_PORT: port.default(27017),
   /** Where `npm start` keeps its services' state and logs (Temporal's SQLite file, FerretDB's data). */
   VIRTFLOW_STACK_DIR: z.string().default(installDir),
+  /** The image repository refuses images whose virtual size is larger (GiB; default 2 TiB). */
+  VIRTFLOW_IMAGE_MAX_VIRTUAL_GIB: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1024 * 1024)
+    .default(2048),
   VIRTFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -42,6 +49,7 @@ export interface Config {
   /** Where hosts' runtime files, the shared datastore, images and backups live. */
   dataDir: string;
   localStack: { temporalPort: number; uiPort: number; ferretdbPort: number; stateDir: string };
+  images: { maxVirtualSizeBytes: number };
   logLevel: z.infer<typeof configSchema>['VIRTFLOW_LOG_LEVEL'];
 }
 
@@ -74,6 +82,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ferretdbPort: e.VIRTFLOW_FERRETDB_PORT,
       stateDir: path.resolve(e.VIRTFLOW_STACK_DIR),
     },
+    images: { maxVirtualSizeBytes: e.VIRTFLOW_IMAGE_MAX_VIRTUAL_GIB * 1024 ** 3 },
     logLevel: e.VIRTFLOW_LOG_LEVEL,
   };
 }
@@ -82,8 +91,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export const installed = {
   temporal: path.join(installDir, 'bin', 'temporal'),
   ferretdb: path.join(installDir, 'bin', 'ferretdb'),
-  guestKernel: path.join(installDir, 'guest', 'vmlinuz'),
-  guestInitrd: path.join(installDir, 'guest', 'initrd.img'),
   guestDisk: path.join(installDir, 'guest', 'disk.qcow2'),
 };
 

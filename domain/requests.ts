@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { firmwareSchema, guestCustomisationSchema, type GuestConfig } from './guest';
+import { imageSourceFormats } from './images';
 import { idSchema } from './ids';
 
 /**
@@ -35,15 +37,13 @@ export const createVmRequestSchema = z.object({
   hostLabels: labelsSchema.optional(),
   labels: labelsSchema.default({}),
   bootTimeoutSec: z.number().int().min(10).max(1800).default(180),
-  /** Extra kernel command-line arguments for the guest (it boots its kernel directly). */
-  bootArgs: z
-    .string()
-    .max(256, 'must be at most 256 characters')
-    .regex(/^[a-zA-Z0-9.=_,: -]*$/, 'may hold only letters, digits, spaces and . = _ , : -')
-    .default(''),
+  /** First-boot configuration: SSH keys for the default user and the operator's user-data. */
+  ...guestCustomisationSchema.shape,
 });
 export type CreateVmRequest = z.input<typeof createVmRequestSchema>;
 export type CreateVmSpec = z.output<typeof createVmRequestSchema>;
+/** A create request once its image is known: the guest boots as the image says. */
+export type ProvisionSpec = CreateVmSpec & { guest: GuestConfig };
 
 export const vmRefSchema = z.object({
   vmId: idSchema,
@@ -64,4 +64,20 @@ export type DeleteVmRequest = StopVmRequest;
 export const importImageRequestSchema = z.object({
   name: idSchema,
   file: z.string().min(1, 'must name a file'),
+  /** The file's format; detected from its header when not given, and refused if they differ. */
+  format: z.enum(imageSourceFormats, { error: `must be one of ${imageSourceFormats.join(', ')}` }).optional(),
+  firmware: firmwareSchema.default('bios'),
+  /** Whether the image runs a QEMU guest agent (liveness, guest details, consistent backups). */
+  guestAgent: z.boolean().default(true),
+  osFamily: z
+    .enum(['linux', 'windows', 'bsd', 'other'], { error: 'must be linux, windows, bsd or other' })
+    .default('linux'),
+  /** Images whose virtual size is larger are refused. */
+  maxVirtualSizeBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(2 * 1024 ** 4),
 });
+export type ImportImageRequest = z.input<typeof importImageRequestSchema>;
+export type ImportImageSpec = z.output<typeof importImageRequestSchema>;

@@ -1,15 +1,21 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Firmware } from '../domain/guest';
+import { firmwareArgs } from './firmware';
 import { QmpClient } from './qmp';
 
 export interface GuestSpec {
   vmId: string;
   memoryMiB: number;
   vcpus: number;
-  diskPath: string;
-  /** Extra kernel command-line arguments (validated by the request schema). */
-  bootArgs?: string;
+  firmware: Firmware;
+  /** The root disk, then any data disks, in the order the guest sees them (vda, vdb, …). */
+  disks: string[];
+  /** The NoCloud seed, attached read-only after the disks. */
+  seedPath: string;
+  /** The VM's own UEFI variable store (uefi only). */
+  varsPath?: string;
   /** Start paused, waiting for an incoming migration (`-incoming defer`). */
   incoming?: boolean;
 }
@@ -20,11 +26,6 @@ export interface GuestProcess {
   spec: GuestSpec;
   qmpSocket: string;
   serialLog: string;
-}
-
-export interface GuestBoot {
-  kernel: string;
-  initrd: string;
 }
 
 /** True while `pid` runs. A zombie counts as gone: an orphaned guest may wait for a reaper. */
@@ -42,11 +43,11 @@ export function isProcessRunning(pid: number): boolean {
   }
 }
 
-/** True when `pid` is a QEMU process started for `vmId` (guards against a recycled pid). */
-function isGuestProcess(pid: number, vmId: string): boolean {
+/** True when `pid` is the QEMU process writing `pidfile` (guards against a recycled pid). */
+function isGuestProcess(pid: number, pidfile: string): boolean {
   try {
     const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return argv[0].includes('qemu-system') && argv.some((a) => a.includes(`virtflow.vm=${vmId}`));
+    return argv[0].includes('qemu-system') && argv.includes(pidfile);
   } catch {
     return false;
   }
@@ -62,7 +63,6 @@ export class QemuHost {
 
   constructor(
     readonly runDir: string,
-    private readonly boot: GuestBoot,
     private readonly binary = 'qemu-system-x86_64',
   ) {
     fs.mkdirSync(runDir, { recursive: true });
@@ -72,6 +72,8 @@ export class QemuHost {
     return {
       pidfile: path.join(this.runDir, `${vmId}.pid`),
       qmpSocket: path.join(this.runDir, `${vmId}.qmp`),
+      /** The guest agent's virtio-serial channel (org.qemu.guest_agent.0). */
+      agentSocket: path.join(this.runDir, `${vmId}.qga`),
       serialLog: path.join(this.runDir, `${vmId}.serial.log`),
       spec: path.join(this.runDir, `${vmId}.json`),
     };
@@ -98,23 +100,29 @@ export class QemuHost {
       '-nographic',
       '-display',
       'none',
-      '-kernel',
-      this.boot.kernel,
-      '-initrd',
-      this.boot.initrd,
-      // no_timer_check: concurrent TCG boots can otherwise panic on a timer check.
-      '-append',
-      `console=ttyS0 panic=-1 no_timer_check quiet virtflow.vm=${spec.vmId} ${spec.bootArgs ?? ''}`.trim(),
+      ...firmwareArgs(spec.firmware, spec.varsPath),
       '-chardev',
       `file,id=serial0,path=${f.serialLog}`,
       '-serial',
       'chardev:serial0',
       '-qmp',
       `unix:${f.qmpSocket},server=on,wait=off`,
+      ...spec.disks.flatMap((disk, i) => [
+        '-blockdev',
+        `driver=qcow2,node-name=disk${i},file.driver=file,file.filename=${disk}`,
+        '-device',
+        `virtio-blk-pci,drive=disk${i},id=vdisk${i}`,
+      ]),
       '-blockdev',
-      `driver=qcow2,node-name=disk0,file.driver=file,file.filename=${spec.diskPath}`,
+      `driver=raw,node-name=seed,read-only=on,file.driver=file,file.filename=${spec.seedPath}`,
       '-device',
-      'virtio-blk-pci,drive=disk0,id=vdisk0',
+      'virtio-blk-pci,drive=seed,id=vseed',
+      '-chardev',
+      `socket,id=qga0,path=${f.agentSocket},server=on,wait=off`,
+      '-device',
+      'virtio-serial-pci,id=vserial0',
+      '-device',
+      'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
       '-daemonize',
       '-pidfile',
       f.pidfile,
@@ -128,7 +136,8 @@ export class QemuHost {
     const existing = this.find(spec.vmId);
     if (existing) throw new Error(`a QEMU process for ${spec.vmId} is already running (pid ${existing.pid})`);
     const f = this.files(spec.vmId);
-    for (const stale of [f.pidfile, f.qmpSocket, f.serialLog]) fs.rmSync(stale, { force: true });
+    for (const stale of [f.pidfile, f.qmpSocket, f.agentSocket, f.serialLog])
+      fs.rmSync(stale, { force: true });
     fs.writeFileSync(f.spec, JSON.stringify(spec, null, 2));
 
     const stderr = await new Promise<string>((resolve, reject) => {
@@ -157,7 +166,7 @@ export class QemuHost {
     } catch {
       return undefined;
     }
-    if (!pid || !isProcessRunning(pid) || !isGuestProcess(pid, vmId)) return undefined;
+    if (!pid || !isProcessRunning(pid) || !isGuestProcess(pid, f.pidfile)) return undefined;
     let spec: GuestSpec;
     try {
       spec = JSON.parse(fs.readFileSync(f.spec, 'utf8')) as GuestSpec;
@@ -242,7 +251,7 @@ export class QemuHost {
     this.monitors.get(vmId)?.close();
     this.monitors.delete(vmId);
     const f = this.files(vmId);
-    for (const file of [f.pidfile, f.qmpSocket, f.spec]) fs.rmSync(file, { force: true });
+    for (const file of [f.pidfile, f.qmpSocket, f.agentSocket, f.spec]) fs.rmSync(file, { force: true });
   }
 
   private async waitForExit(pid: number, timeoutMs: number): Promise<boolean> {

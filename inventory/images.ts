@@ -1,77 +1,134 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
 import { MongoServerError } from 'mongodb';
-import { ValidationError, VirtflowError } from '../domain/errors';
-import { imageInfo, sha256File } from '../hypervisor/qemu-img';
+import { parseInput, ValidationError } from '../domain/errors';
+import { importImageRequestSchema, type ImportImageRequest } from '../domain/requests';
+import { convertToQcow2, ImageRefusedError, inspectImage } from '../hypervisor/image-inspection';
+import { sha256File } from '../hypervisor/qemu-img';
 import type { Inventory } from './db';
 import { imageSchema, type ImageDoc } from './schemas';
 
+/** Called while the source is copied in, for a progress bar. */
+export type ImportProgress = (copiedBytes: number, totalBytes: number) => void;
+
 /**
- * Imports a local image file into the repository: the format comes from `qemu-img info`, the
- * file is stored under its SHA-256 (so equal content is stored once), and the catalogue
- * records name, format, sizes and checksum. Importing the same content under the same name
- * again is a no-op; reusing a name for other content is refused.
+ * Streams the source into a private staging file (nobody else can swap it afterwards) and
+ * hashes it on the way. Refuses what is not a regular file before reading a byte.
+ */
+async function stage(source: string, staged: string, onProgress?: ImportProgress): Promise<string> {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(source);
+  } catch {
+    throw new ValidationError('file', `"${source}" does not exist`);
+  }
+  if (st.isSymbolicLink())
+    throw new ValidationError('file', `"${source}" is a symbolic link; import the file it points to`);
+  if (!st.isFile())
+    throw new ValidationError('file', `"${source}" is not a regular file (a device, FIFO or directory)`);
+  const hash = createHash('sha256');
+  let copied = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      copied += chunk.length;
+      onProgress?.(copied, st.size);
+      done(null, chunk);
+    },
+  });
+  // O_NOFOLLOW: a symlink swapped in after the lstat above is refused by the kernel.
+  const fd = fs.openSync(source, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const input = fs.createReadStream(source, { fd });
+  await pipeline(input, meter, fs.createWriteStream(staged, { flags: 'wx', mode: 0o600 }));
+  return hash.digest('hex');
+}
+
+/**
+ * Imports an image file into the repository: copied into a private staging file, inspected
+ * there (format stated or detected, no references to other files, a capped virtual size,
+ * under CPU/memory limits), converted to a standalone qcow2 with its input format explicit,
+ * and stored under the SHA-256 of that qcow2. Nothing is stored unless every check passed.
+ * Importing the same content under the same name again is a no-op; reusing a name is refused.
  */
 export async function importImage(
   inv: Inventory,
   repoDir: string,
-  req: { name: string; file: string },
+  request: ImportImageRequest,
+  onProgress?: ImportProgress,
 ): Promise<ImageDoc> {
-  if (!fs.existsSync(req.file) || !fs.statSync(req.file).isFile()) {
-    throw new ValidationError('file', `"${req.file}" is not a readable file`);
-  }
-  const info = await imageInfo(req.file);
-  if (info.format !== 'qcow2' && info.format !== 'raw') {
-    throw new ValidationError('file', `format is ${info.format}; only qcow2 and raw images are accepted`);
-  }
-  if (info.backingFile) {
-    throw new ValidationError('file', `has a backing file (${info.backingFile}); import a standalone image`);
-  }
-  const sha256 = await sha256File(req.file);
-  const existing = await inv.images.findOne({ _id: req.name });
-  if (existing) {
-    if (existing.sha256 === sha256) return existing;
-    throw new ValidationError(
-      'name',
-      `image "${req.name}" already exists with other content (${existing.sha256})`,
-    );
-  }
-
+  const req = parseInput(importImageRequestSchema, request, '');
   fs.mkdirSync(repoDir, { recursive: true });
-  const stored = path.join(repoDir, `${sha256}.${info.format}`);
-  if (!fs.existsSync(stored)) {
-    // Copy then rename, so a crash never leaves a half-written file under a valid checksum name.
-    const partial = `${stored}.partial-${process.pid}`;
-    await fs.promises.copyFile(req.file, partial);
-    if ((await sha256File(partial)) !== sha256) {
-      fs.rmSync(partial, { force: true });
-      throw new VirtflowError('ImageChecksumError', `image file ${req.file} changed while it was imported`);
+  const work = fs.mkdtempSync(path.join(repoDir, '.import-'));
+  try {
+    const staged = path.join(work, 'source');
+    const sourceSha256 = await stage(req.file, staged, onProgress);
+    let inspected;
+    try {
+      inspected = await inspectImage(staged, {
+        format: req.format,
+        maxVirtualSizeBytes: req.maxVirtualSizeBytes,
+      });
+    } catch (err) {
+      if (err instanceof ImageRefusedError) throw new ValidationError('file', `"${req.file}" ${err.message}`);
+      throw err;
     }
-    fs.renameSync(partial, stored);
-    fs.chmodSync(stored, 0o444);
+    const converted = path.join(work, 'image.qcow2');
+    await convertToQcow2(staged, inspected.format, converted);
+    // The output is ours, but check it as any other image: a converter bug must not slip through.
+    await inspectImage(converted, { format: 'qcow2', maxVirtualSizeBytes: req.maxVirtualSizeBytes });
+    const sha256 = await sha256File(converted);
+
+    const existing = await inv.images.findOne({ _id: req.name });
+    if (existing) {
+      if (existing.sha256 === sha256 || existing.sourceSha256 === sourceSha256) return existing;
+      throw new ValidationError(
+        'name',
+        `image "${req.name}" already exists with other content (${existing.sha256})`,
+      );
+    }
+    const stored = path.join(repoDir, `${sha256}.qcow2`);
+    if (!fs.existsSync(stored)) {
+      fs.renameSync(converted, stored);
+      fs.chmodSync(stored, 0o444);
+    }
+    const now = new Date();
+    const doc = imageSchema.parse({
+      _id: req.name,
+      createdAt: now,
+      updatedAt: now,
+      revision: 1,
+      format: 'qcow2',
+      sourceFormat: inspected.format,
+      firmware: req.firmware,
+      guestAgent: req.guestAgent,
+      osFamily: req.osFamily,
+      sha256,
+      sourceSha256,
+      virtualSizeBytes: inspected.virtualSizeBytes,
+      actualSizeBytes: fs.statSync(stored).size,
+      sourceSizeBytes: fs.statSync(staged).size,
+      path: stored,
+      source: path.resolve(req.file),
+    });
+    return await insertImage(inv, doc);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
   }
-  const now = new Date();
-  const doc = imageSchema.parse({
-    _id: req.name,
-    createdAt: now,
-    updatedAt: now,
-    revision: 1,
-    format: info.format,
-    sha256,
-    virtualSizeBytes: info.virtualSizeBytes,
-    actualSizeBytes: fs.statSync(stored).size,
-    path: stored,
-    source: path.resolve(req.file),
-  });
+}
+
+async function insertImage(inv: Inventory, doc: ImageDoc): Promise<ImageDoc> {
   try {
     await inv.images.insertOne(doc);
     return doc;
   } catch (err) {
     // A concurrent import of the same name: the unique _id decided; agree if it is the same content.
     if (err instanceof MongoServerError && err.code === 11000) {
-      const winner = await inv.images.findOne({ _id: req.name });
-      if (winner?.sha256 === sha256) return winner;
-      throw new ValidationError('name', `image "${req.name}" was just imported with other content`);
+      const winner = await inv.images.findOne({ _id: doc._id });
+      if (winner?.sha256 === doc.sha256) return winner;
+      throw new ValidationError('name', `image "${doc._id}" was just imported with other content`);
     }
     throw err;
   }

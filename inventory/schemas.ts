@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { firmwareSchema, guestConfigSchema } from '../domain/guest';
 import { idSchema } from '../domain/ids';
+import { imageSourceFormats } from '../domain/images';
 
 /**
  * Inventory documents (DESIGN.md §5). Every document has a readable DNS-label `_id`,
@@ -76,8 +78,8 @@ export const vmSchema = z.object({
   diskPath: z.string(),
   labels,
   stateReason: z.string().optional(),
-  /** Extra kernel command-line arguments the guest boots with. */
-  bootArgs: z.string().default(''),
+  /** How the guest boots (from its image) and its first-boot configuration. */
+  guest: guestConfigSchema,
   /** The run of the createVm workflow that claimed this id; lets a retried step recognise its own claim. */
   createdByRun: z.string().optional(),
   /** Restart the VM when its guest dies or its host is lost (domain/ha.ts). */
@@ -88,8 +90,20 @@ export type VmState = VmDoc['state'];
 
 export const imageSchema = z.object({
   ...stamped,
-  format: z.enum(['qcow2', 'raw']),
+  /** What the repository stores: always qcow2, converted at import. */
+  format: z.literal('qcow2'),
+  /** The format the image arrived in. */
+  sourceFormat: z.enum(imageSourceFormats),
+  /** How a VM of this image boots, and whether its guest runs an agent (domain/guest.ts). */
+  firmware: firmwareSchema,
+  guestAgent: z.boolean(),
+  /** The guest OS family, for the operator (linux, windows, bsd, other). */
+  osFamily: z.enum(['linux', 'windows', 'bsd', 'other']),
+  /** Of the stored qcow2: a host re-checks it before making a disk from the image. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Of the file as it arrived, so importing the same file again is recognised. */
+  sourceSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  sourceSizeBytes: z.number().int().positive(),
   virtualSizeBytes: z.number().int().positive(),
   actualSizeBytes: z.number().int().nonnegative(),
   /** Content-addressed path in the image repository. */
@@ -158,7 +172,7 @@ export const backupSchema = z.object({
     image: z.string(),
     memoryMiB: z.number().int(),
     vcpus: z.number().int(),
-    bootArgs: z.string(),
+    guest: guestConfigSchema,
   }),
   virtualSizeBytes: z.number().int().nonnegative(),
   sizeBytes: z.number().int().nonnegative().optional(),

@@ -1,4 +1,4 @@
-import type { CreateVmSpec } from '../domain/requests';
+import type { ProvisionSpec } from '../domain/requests';
 import { MongoServerError } from 'mongodb';
 import { NotFoundError, ValidationError } from '../domain/errors';
 import type { Inventory } from './db';
@@ -19,7 +19,7 @@ export async function getVm(inv: Inventory, vmId: string): Promise<VmDoc> {
 /** Claims the VM id with a `creating` document; a taken id is a validation error. */
 export async function insertCreatingVm(
   inv: Inventory,
-  vm: Pick<VmDoc, '_id' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'createdByRun' | 'bootArgs'>,
+  vm: Pick<VmDoc, '_id' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'createdByRun' | 'guest'>,
 ): Promise<VmDoc> {
   const now = new Date();
   const doc = vmSchema.parse({
@@ -48,13 +48,13 @@ export async function insertCreatingVm(
  */
 export async function claimVmIdForRun(
   inv: Inventory,
-  spec: Pick<CreateVmSpec, 'vmId' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'bootArgs'>,
+  spec: Pick<ProvisionSpec, 'vmId' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'guest'>,
   runId: string,
 ): Promise<void> {
   const existing = await inv.vms.findOne({ _id: spec.vmId });
   if (existing?.state === 'creating' && existing.createdByRun === runId) return;
-  const { vmId, image, memoryMiB, vcpus, labels, bootArgs } = spec;
-  await insertCreatingVm(inv, { _id: vmId, image, memoryMiB, vcpus, labels, bootArgs, createdByRun: runId });
+  const { vmId, image, memoryMiB, vcpus, labels, guest } = spec;
+  await insertCreatingVm(inv, { _id: vmId, image, memoryMiB, vcpus, labels, guest, createdByRun: runId });
 }
 
 export async function updateVm(

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { installed } from '../domain/config';
 import { QemuHost } from '../hypervisor/qemu-host';
 import type { ManagedProcess } from '../scripts/services/processes';
 
@@ -11,7 +10,7 @@ export default async function globalTeardown(): Promise<void> {
     { temporal: TestWorkflowEnvironment; ferret: { process: ManagedProcess }; runDir: string } | undefined;
   if (!services) return;
   for (const runDir of findHostRunDirs(services.runDir)) {
-    const qemu = new QemuHost(runDir, { kernel: installed.guestKernel, initrd: installed.guestInitrd });
+    const qemu = new QemuHost(runDir);
     for (const guest of qemu.list()) qemu.kill(guest.vmId);
   }
   await services.ferret.process.stop();

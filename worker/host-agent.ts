@@ -83,7 +83,7 @@ export async function runHostAgent(
 ): Promise<void> {
   const log = logger.child({ hostId: opts.hostId });
   const hostDir = dataPaths(config.dataDir).hostDir(opts.hostId);
-  const qemu = new QemuHost(hostDir, { kernel: installed.guestKernel, initrd: installed.guestInitrd });
+  const qemu = new QemuHost(hostDir);
   const patchLevelStore = patchLevelFile(hostDir);
   const patchLevel = patchLevelStore.read;
   const inv = await openInventory(config);

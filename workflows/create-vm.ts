@@ -1,5 +1,5 @@
 import { CancellationScope, log } from '@temporalio/workflow';
-import type { CreateVmRequest, CreateVmSpec } from '../domain/requests';
+import type { CreateVmRequest, ProvisionSpec } from '../domain/requests';
 import { inventory, onHost } from './activity-proxies';
 import { operatorFailure, reasonOf } from './failures';
 import { placeAndClaim } from './place-and-claim';
@@ -9,7 +9,9 @@ export interface CreateVmResult {
   vmId: string;
   host: string;
   diskPath: string;
-  heartbeatSeq: number;
+  /** How the guest proved it runs: its agent answered, or its console printed this heartbeat. */
+  verifiedBy: 'guest-agent' | 'console';
+  heartbeatSeq: number | null;
 }
 
 /**
@@ -42,7 +44,7 @@ export async function createVm(request: CreateVmRequest): Promise<CreateVmResult
  */
 export async function provisionVm(
   op: Operation,
-  spec: CreateVmSpec,
+  spec: ProvisionSpec,
   makeDisk: (host: string) => Promise<{ diskPath: string }>,
 ): Promise<CreateVmResult> {
   let host: string | undefined;
@@ -71,18 +73,22 @@ export async function provisionVm(
       vmId: spec.vmId,
       memoryMiB: spec.memoryMiB,
       vcpus: spec.vcpus,
-      diskPath,
-      bootArgs: spec.bootArgs,
+      guest: spec.guest,
     });
-    op.phase('booting', `waiting for ${spec.vmId} to boot and send a heartbeat`);
-    const { heartbeatSeq } = await onHost(host, {
+    op.phase('booting', `waiting for ${spec.vmId} to boot and answer`);
+    const { heartbeatSeq, via } = await onHost(host, {
       startToCloseTimeout: `${spec.bootTimeoutSec + 30} seconds`,
       heartbeatTimeout: '15 seconds',
-    }).waitForGuestBoot({ vmId: spec.vmId, timeoutMs: spec.bootTimeoutSec * 1000 });
+    }).waitForGuestBoot({
+      vmId: spec.vmId,
+      timeoutMs: spec.bootTimeoutSec * 1000,
+      // Optional: a run begun before VMs had guest settings has none in its history.
+      guestAgent: spec.guest?.guestAgent,
+    });
     op.phase('committing', `recording ${spec.vmId} as running on ${host}`);
     await inventory.commitVmCreated({ vmId: spec.vmId, host, diskPath });
     op.phase('done', `${spec.vmId} is running on ${host}`);
-    return { vmId: spec.vmId, host, diskPath, heartbeatSeq };
+    return { vmId: spec.vmId, host, diskPath, verifiedBy: via ?? 'console', heartbeatSeq };
   } catch (err) {
     const reason = reasonOf(err);
     op.phase('compensating', `undoing the create: ${reason}`);

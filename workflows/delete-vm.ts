@@ -28,7 +28,11 @@ export async function deleteVm(request: DeleteVmRequest): Promise<{ vmId: string
       heartbeatTimeout: '15 seconds',
     });
     op.phase('stopping', `stopping the guest of ${vm._id} on ${host}`);
-    await agent.stopGuest({ vmId: vm._id, gracefulMs: gracefulTimeoutSec * 1000 });
+    await agent.stopGuest({
+      vmId: vm._id,
+      gracefulMs: gracefulTimeoutSec * 1000,
+      guestAgent: vm.guest?.guestAgent,
+    });
     op.phase('deleting-disk', `deleting the disk of ${vm._id}`);
     await agent.deleteDisk({ vmId: vm._id });
     await inventory.recordVmDeleted({ vmId: vm._id, host });

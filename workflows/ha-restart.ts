@@ -148,16 +148,16 @@ export async function haRestartVm(req: {
       vmId: vm._id,
       memoryMiB: vm.memoryMiB,
       vcpus: vm.vcpus,
-      diskPath: vm.diskPath,
-      bootArgs: vm.bootArgs,
+      guest: vm.guest,
     });
-    op.phase('booting', `waiting for ${vm._id} to boot on ${target} and send a heartbeat`);
+    op.phase('booting', `waiting for ${vm._id} to boot on ${target} and answer`);
     await onHost(target, {
       startToCloseTimeout: '210 seconds',
       heartbeatTimeout: '15 seconds',
     }).waitForGuestBoot({
       vmId: vm._id,
       timeoutMs: 180_000,
+      guestAgent: vm.guest?.guestAgent,
     });
     await inventory.commitHaRestart({ vmId: vm._id, from: req.from, to: target });
   } catch (err) {

@@ -17,3 +17,4 @@ export { rollingPatch } from './rolling-patch';
 export { reconcileHost, reconcileFleet, fixDrift } from './reconcile';
 export { haRestart, haRestartVm } from './ha-restart';
 export { setVmHa } from './set-vm-ha';
+export { inspectGuest } from './inspect-guest';

@@ -148,7 +148,7 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
   }
   const p = plan;
   const startedAt = Date.now();
-  let verifiedSeq = 0;
+  let verified: { seq: number | null; via?: 'guest-agent' | 'console' } = { seq: null };
   try {
     await abortable.run(async () => {
       setPhase('preparing-target', `starting an incoming QEMU for ${p.vmId} on ${p.target}`);
@@ -156,8 +156,7 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
         vmId: p.vmId,
         memoryMiB: p.memoryMiB,
         vcpus: p.vcpus,
-        diskPath: p.diskPath,
-        bootArgs: p.bootArgs,
+        guest: p.guest,
         policy: p.policy,
       });
       setPhase(
@@ -190,15 +189,15 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
       setPhase('verifying', `waiting for a fresh heartbeat from ${p.vmId} on ${p.target}`, {
         stats: lastDrive.stats,
       });
-      const verified = await onHost(p.target, {
+      verified = await onHost(p.target, {
         startToCloseTimeout: `${p.policy.verifyTimeoutSec + 30} seconds`,
         heartbeatTimeout: '10 seconds',
       }).verifyGuestAlive({
         vmId: p.vmId,
         afterSeq: lastDrive.sourceHeartbeatSeq,
         timeoutMs: p.policy.verifyTimeoutSec * 1000,
+        guestAgent: p.guest?.guestAgent,
       });
-      verifiedSeq = verified.seq;
     });
   } catch (err) {
     const reason = abortReason ?? reasonOf(err);
@@ -230,7 +229,8 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
       downtimeMs: stats.downtimeMs,
       transferredBytes: stats.transferredBytes,
       iterations: stats.iteration,
-      verifiedHeartbeatSeq: verifiedSeq,
+      verifiedBy: verified.via ?? 'console',
+      verifiedHeartbeatSeq: verified.seq,
       timelineMs: { ...timeline, done: Date.now() - workflowStart },
     };
     await inventory.commitMigration({ plan: p, details: { ...result } });

@@ -28,7 +28,10 @@ export interface MigrationResult {
   downtimeMs: number | null;
   transferredBytes: number;
   iterations: number;
-  verifiedHeartbeatSeq: number;
+  /** How the destination proved the guest runs: its agent answered, or a console heartbeat. */
+  verifiedBy: 'guest-agent' | 'console';
+  /** The console heartbeat that proved it (images without an agent). */
+  verifiedHeartbeatSeq: number | null;
   /** When each phase began, in ms since the workflow started. */
   timelineMs: Partial<Record<MigrationPhase | 'done', number>>;
 }

@@ -28,16 +28,16 @@ export async function startVm(request: VmRef): Promise<{ vmId: string; host: str
       vmId: vm._id,
       memoryMiB: vm.memoryMiB,
       vcpus: vm.vcpus,
-      diskPath: vm.diskPath,
-      bootArgs: vm.bootArgs,
+      guest: vm.guest,
     });
-    op.phase('booting', `waiting for ${vm._id} to boot and send a heartbeat`);
+    op.phase('booting', `waiting for ${vm._id} to boot and answer`);
     await onHost(host, {
       startToCloseTimeout: `${bootTimeoutSec + 30} seconds`,
       heartbeatTimeout: '15 seconds',
     }).waitForGuestBoot({
       vmId: vm._id,
       timeoutMs: bootTimeoutSec * 1000,
+      guestAgent: vm.guest?.guestAgent,
     });
     await inventory.recordVmOutcome({
       vmId: vm._id,

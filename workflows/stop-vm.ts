@@ -19,7 +19,7 @@ export async function stopVm(request: StopVmRequest): Promise<{ vmId: string; ho
     const { how } = await onHost(host, {
       startToCloseTimeout: `${gracefulTimeoutSec + 60} seconds`,
       heartbeatTimeout: '15 seconds',
-    }).stopGuest({ vmId: vm._id, gracefulMs: gracefulTimeoutSec * 1000 });
+    }).stopGuest({ vmId: vm._id, gracefulMs: gracefulTimeoutSec * 1000, guestAgent: vm.guest?.guestAgent });
     await inventory.recordVmOutcome({
       vmId: vm._id,
       state: 'stopped',

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 
 /** Whole numbers pass through as numbers; anything else reaches zod, which names the field. */
@@ -11,4 +12,29 @@ export function labelArg(value: string, previous: Record<string, string> = {}): 
   const eq = value.indexOf('=');
   if (eq <= 0) throw new InvalidArgumentError(`"${value}" is not KEY=VALUE`);
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+function readArgFile(value: string, what: string): string {
+  try {
+    return fs.readFileSync(value, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(
+      `cannot read ${what} file "${value}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
+  }
+}
+
+/** `--ssh-key FILE` (repeatable): every key line of an OpenSSH public key file; zod checks each. */
+export function sshKeyFileArg(value: string, previous: string[] = []): string[] {
+  const keys = readArgFile(value, 'SSH key')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  if (keys.length === 0) throw new InvalidArgumentError(`SSH key file "${value}" holds no key`);
+  return [...previous, ...keys];
+}
+
+/** `--user-data FILE`: the file's content, passed to cloud-init as given. */
+export function userDataFileArg(value: string): string {
+  return readArgFile(value, 'user-data');
 }

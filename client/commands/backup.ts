@@ -10,7 +10,7 @@ import { backupPolicies, type PolicyView } from '../backup-policies';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
 import { runUrl } from '../temporal';
-import { labelArg, numberArg } from './args';
+import { labelArg, numberArg, sshKeyFileArg, userDataFileArg } from './args';
 
 const mib = (bytes?: number) => (bytes === undefined ? undefined : `${(bytes / 1024 / 1024).toFixed(1)} MiB`);
 
@@ -203,18 +203,36 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .description('restore a backup (with its chain) as a new VM and boot it')
     .requiredOption('--as <vmId>', 'the new VM id')
     .option('--host <hostId>', 'run on this host instead of letting placement choose')
-    .option('--boot-args <args>', "boot arguments (default: the backed-up VM's)")
+    .option(
+      '--ssh-key <file>',
+      "OpenSSH public key file (repeatable; default: the backed-up VM's keys)",
+      sshKeyFileArg,
+    )
+    .option('--user-data <file>', "cloud-init user-data (default: the backed-up VM's)", userDataFileArg)
     .option('--json', 'print JSON')
-    .action(async (backupId: string, o: OutputOptions & { as: string; host?: string; bootArgs?: string }) => {
-      const op = await (await ops()).restore({ backupId, vmId: o.as, host: o.host, bootArgs: o.bootArgs });
-      if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
-      const r = await op.result();
-      emit(o, r, () =>
-        console.log(
-          `restored ${backupId} as vm ${r.vmId} on ${r.host}; disk identical to the backup, guest booted`,
-        ),
-      );
-    });
+    .action(
+      async (
+        backupId: string,
+        o: OutputOptions & { as: string; host?: string; sshKey?: string[]; userData?: string },
+      ) => {
+        const op = await (
+          await ops()
+        ).restore({
+          backupId,
+          vmId: o.as,
+          host: o.host,
+          sshKeys: o.sshKey,
+          userData: o.userData,
+        });
+        if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
+        const r = await op.result();
+        emit(o, r, () =>
+          console.log(
+            `restored ${backupId} as vm ${r.vmId} on ${r.host}; disk identical to the backup, guest booted`,
+          ),
+        );
+      },
+    );
 
   const policy = backup.command('policy').description('scheduled backups (Temporal Schedules)');
   const pol = async () => backupPolicies(await ctx.client(), await ctx.inventory());

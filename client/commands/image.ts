@@ -1,3 +1,4 @@
+import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { NotFoundError, parseInput } from '../../domain/errors';
 import { dataPaths } from '../../domain/config';
@@ -13,6 +14,10 @@ function imageFields(i: ImageDoc) {
   return {
     name: i._id,
     format: i.format,
+    'imported-from': i.sourceFormat,
+    firmware: i.firmware,
+    'guest-agent': i.guestAgent ? 'yes' : 'no',
+    os: i.osFamily,
     'virtual-size': mib(i.virtualSizeBytes),
     'actual-size': mib(i.actualSizeBytes),
     sha256: i.sha256,
@@ -27,14 +32,66 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
 
   image
     .command('import <file>')
-    .description('import a qcow2 or raw image file, stored by its SHA-256')
+    .description('import a disk image (qcow2, raw, vmdk, vhdx, vdi); stored as qcow2 by its SHA-256')
     .requiredOption('--name <name>', 'image name (DNS label)')
+    .option('--format <format>', "the file's format (default: read from its header)")
+    .option('--firmware <firmware>', 'how it boots: bios (SeaBIOS) or uefi (OVMF)', 'bios')
+    .option('--no-guest-agent', 'the image runs no QEMU guest agent (liveness falls back to the console)')
+    .option('--os <family>', 'guest OS family: linux, windows, bsd or other', 'linux')
     .option('--json', 'print JSON')
-    .action(async (file: string, opts: OutputOptions & { name: string }) => {
-      const req = parseInput(importImageRequestSchema, { name: opts.name, file }, '');
-      const doc = await importImage(await ctx.inventory(), dataPaths(ctx.config.dataDir).images, req);
-      emit(opts, doc, (i) => printFields(imageFields(i)));
-    });
+    .action(
+      async (
+        file: string,
+        opts: OutputOptions & {
+          name: string;
+          format?: string;
+          firmware: string;
+          guestAgent: boolean;
+          os: string;
+        },
+      ) => {
+        const req = parseInput(
+          importImageRequestSchema,
+          {
+            name: opts.name,
+            file,
+            format: opts.format,
+            firmware: opts.firmware,
+            guestAgent: opts.guestAgent,
+            osFamily: opts.os,
+            maxVirtualSizeBytes: ctx.config.images.maxVirtualSizeBytes,
+          },
+          '',
+        );
+        const bar = new cliProgress.SingleBar(
+          {
+            format: 'import |{bar}| {percentage}% · {copied}/{total} MiB',
+            hideCursor: true,
+            stream: process.stderr,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        // A bar only where it helps: big files, on a terminal, not for JSON output.
+        const showBar = !opts.json && process.stderr.isTTY;
+        let started = false;
+        try {
+          const doc = await importImage(
+            await ctx.inventory(),
+            dataPaths(ctx.config.dataDir).images,
+            req,
+            (copied, total) => {
+              if (!showBar || total < 64 * 1024 * 1024) return;
+              if (!started) bar.start(total, 0, { copied: 0, total: Math.round(total / 1048576) });
+              started = true;
+              bar.update(copied, { copied: Math.round(copied / 1048576) });
+            },
+          );
+          emit(opts, doc, (i) => printFields(imageFields(i)));
+        } finally {
+          if (started) bar.stop();
+        }
+      },
+    );
 
   image
     .command('list')

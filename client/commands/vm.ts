@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { labelArg, numberArg } from './args';
+import { labelArg, numberArg, sshKeyFileArg, userDataFileArg } from './args';
 import { registerMigrationCommands } from './migration';
 import { NotFoundError } from '../../domain/errors';
+import type { GuestInfo } from '../../domain/guest';
 import { HA_PRIORITY_MAX } from '../../domain/ha';
 import { listVms } from '../../inventory/vms';
 import type { VmDoc } from '../../inventory/schemas';
@@ -37,6 +38,19 @@ function vmRow(v: VmDoc) {
   };
 }
 
+/** The guest's own view, for `vm show`: hostname, OS and addresses from its agent. */
+function guestFields(
+  guest: GuestInfo | { error: string } | undefined,
+): Record<string, string | string[] | undefined> {
+  if (!guest) return {};
+  if ('error' in guest) return { 'guest-agent': `no answer: ${guest.error}` };
+  return {
+    'guest-hostname': guest.hostname,
+    'guest-os': guest.kernel ? `${guest.os} (kernel ${guest.kernel})` : guest.os,
+    'guest-addresses': guest.addresses.map((a) => `${a.interface} ${a.address}/${a.prefix}`),
+  };
+}
+
 export function registerVmCommands(program: Command, ctx: CliContext): void {
   const vm = program.command('vm').description('virtual machines');
   registerMigrationCommands(vm, program, ctx);
@@ -55,7 +69,12 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .option('--label <key=value>', 'VM label (repeatable)', labelArg)
       .option('--host-label <key=value>', 'only hosts with this label (repeatable)', labelArg)
       .option('--boot-timeout <seconds>', 'how long the guest may take to boot', numberArg, 180)
-      .option('--boot-args <args>', 'extra kernel command-line arguments for the guest', ''),
+      .option('--ssh-key <file>', 'OpenSSH public key file for the guest (repeatable)', sshKeyFileArg)
+      .option(
+        '--user-data <file>',
+        'cloud-init user-data for the first boot (cloud-config or a script)',
+        userDataFileArg,
+      ),
   ).action(
     async (
       vmId: string,
@@ -68,7 +87,8 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         label?: Record<string, string>;
         hostLabel?: Record<string, string>;
         bootTimeout: number;
-        bootArgs: string;
+        sshKey?: string[];
+        userData?: string;
       },
     ) => {
       const op = await (
@@ -82,7 +102,8 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         labels: o.label,
         hostLabels: o.hostLabel,
         bootTimeoutSec: o.bootTimeout,
-        bootArgs: o.bootArgs,
+        sshKeys: o.sshKey,
+        userData: o.userData,
       });
       await follow(op, o, (r) => console.log(`vm ${r.vmId} is running on ${r.host} (disk ${r.diskPath})`));
     },
@@ -145,9 +166,18 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .action(async (vmId: string, o: OutputOptions) => {
       const doc = await (await ctx.inventory()).vms.findOne({ _id: vmId });
       if (!doc) throw new NotFoundError('vm', vmId);
-      emit(o, doc, (v) =>
+      // What the guest itself says, when it runs and has an agent; a silent agent is reported, not fatal.
+      let guest: GuestInfo | { error: string } | undefined;
+      if (doc.state === 'running' && doc.host && doc.guest.guestAgent) {
+        guest = await (await ops()).guestInfo(vmId, doc.host).catch((err: Error) => ({
+          error: String(err.cause instanceof Error ? err.cause.message : err.message),
+        }));
+      }
+      emit(o, { ...doc, guestInfo: guest }, (v) =>
         printFields({
           ...vmRow(v),
+          firmware: v.guest.firmware,
+          ...guestFields(guest),
           disk: v.diskPath,
           reason: v.stateReason || undefined,
           labels: Object.entries(v.labels).map(([k, x]) => `${k}=${x}`),

@@ -1,3 +1,4 @@
+import { diskWriter } from '../../scripts/guest/workloads';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { backupOperations } from '../../client/backup-operations';
@@ -31,7 +32,7 @@ describe('backups of a running guest, and restores', () => {
     backups = backupOperations(stack.client, stack.config);
     // The guest writes a block to its disk every second.
     await (
-      await vms.create({ vmId: 'db', image: GUEST_IMAGE, host: 'host-a', bootArgs: 'virtflow.diskwrite=1' })
+      await vms.create({ vmId: 'db', image: GUEST_IMAGE, host: 'host-a', userData: diskWriter })
     ).result();
   });
   afterAll(() => stack.stop());
@@ -57,7 +58,7 @@ describe('backups of a running guest, and restores', () => {
 
     // Without the disk writer, so the restored disk stays as restored while we compare it.
     const restored = await (
-      await backups.restore({ backupId: inc.backupId, vmId: 'db-restored', bootArgs: '' })
+      await backups.restore({ backupId: inc.backupId, vmId: 'db-restored', userData: '' })
     ).result();
     expect(identical(inc.path, restored.diskPath)).toBe(true);
     expect(hostsRunning(stack.config, 'db-restored', ['host-a', 'host-b'])).toEqual([restored.host]);

@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import { installed } from '../../domain/config';
@@ -8,7 +7,7 @@ import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
 import { qemuVersion } from '../../hypervisor/host-facts';
 import { localQemuHost } from '../../hypervisor/local-qemu-host';
 import { isProcessRunning } from '../../hypervisor/qemu-host';
-import { createOverlay } from '../../hypervisor/qemu-img';
+import { startBareGuest } from '../helpers/guests';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 
 const run = promisify(execFile);
@@ -79,11 +78,7 @@ describe('the local stack: three host agents and the controller on the real dev 
     // What an agent killed during a patch's health check leaves: its canary runs on, and a guest.
     const qemu = localQemuHost(stack.config.dataDir, 'host-b');
     const guests = [];
-    for (const vmId of ['canary-left', 'vm-kept']) {
-      const diskPath = path.join(qemu.runDir, `${vmId}.qcow2`);
-      await createOverlay(installed.guestDisk, 'qcow2', diskPath);
-      guests.push(await qemu.start({ vmId, memoryMiB: 128, vcpus: 1, diskPath }));
-    }
+    for (const vmId of ['canary-left', 'vm-kept']) guests.push(await startBareGuest(qemu, vmId));
     await stack.startAgent('host-b');
     expect(qemu.find('canary-left')).toBeUndefined();
     expect(isProcessRunning(guests[0].pid)).toBe(false);

@@ -1,3 +1,4 @@
+import { diskWriter } from '../../scripts/guest/workloads';
 import { execFileSync } from 'node:child_process';
 import { backupOperations } from '../../client/backup-operations';
 import { vmOperations } from '../../client/vm-operations';
@@ -18,7 +19,7 @@ describe('a backup survives kill -9 of the controller', () => {
     // The guest writes a block to its disk every second.
     const vms = vmOperations(stack.client, stack.config);
     await (
-      await vms.create({ vmId: 'db', image: GUEST_IMAGE, host: 'host-a', bootArgs: 'virtflow.diskwrite=1' })
+      await vms.create({ vmId: 'db', image: GUEST_IMAGE, host: 'host-a', userData: diskWriter })
     ).result();
   });
   afterAll(() => stack.stop());

@@ -1,3 +1,4 @@
+import { memoryDirtier } from '../../scripts/guest/workloads';
 import { vmOperations } from '../../client/vm-operations';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage } from '../helpers/guests';
@@ -56,7 +57,7 @@ describe('live migration: failed verification and post-copy on real QEMU', () =>
         image: GUEST_IMAGE,
         memoryMiB: 256,
         host: 'host-a',
-        bootArgs: 'virtflow.dirty=48',
+        userData: memoryDirtier(48),
       })
     ).result();
     const before = await freshHeartbeat(stack.config, 'host-a', 'dirty');

@@ -2,7 +2,9 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { dataPaths, installed, repoRoot, type Config } from '../../domain/config';
-import { QemuHost } from '../../hypervisor/qemu-host';
+import { writeSeed } from '../../hypervisor/nocloud-seed';
+import { createOverlay } from '../../hypervisor/qemu-img';
+import { QemuHost, type GuestSpec } from '../../hypervisor/qemu-host';
 import { localQemuHost } from '../../hypervisor/local-qemu-host';
 import { readGuestLog, waitForFreshHeartbeat, type Heartbeat } from '../../hypervisor/serial-log';
 import { importImage } from '../../inventory/images';
@@ -20,6 +22,18 @@ export function importGuestImage(inv: Inventory, config: Config) {
 /** The QEMU processes of one host, read the way its agent reads them. */
 export function qemuOn(config: Config, hostId: string): QemuHost {
   return localQemuHost(config.dataDir, hostId);
+}
+
+/**
+ * Starts the local test guest on `qemu` without any agent or workflow (an orphan, a leftover
+ * canary, a bare boot): its disk and seed in the host's run directory.
+ */
+export async function startBareGuest(qemu: QemuHost, vmId: string, opts: Partial<GuestSpec> = {}) {
+  const disk = path.join(qemu.runDir, `${vmId}.qcow2`);
+  await createOverlay(installed.guestDisk, 'qcow2', disk);
+  const seedPath = path.join(qemu.runDir, `${vmId}.seed.iso`);
+  await writeSeed(seedPath, { instanceId: vmId, hostname: vmId, sshKeys: [] });
+  return qemu.start({ vmId, memoryMiB: 128, vcpus: 1, firmware: 'bios', disks: [disk], seedPath, ...opts });
 }
 
 /** Waits for a heartbeat the guest writes from now on: proof it runs, not that it once ran. */

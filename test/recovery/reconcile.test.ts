@@ -10,7 +10,7 @@ import { createOverlay } from '../../hypervisor/qemu-img';
 import { driftId } from '../../inventory/drift';
 import { claimCapacity } from '../../inventory/reservations';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
-import { GUEST_IMAGE, importGuestImage, qemuOn } from '../helpers/guests';
+import { GUEST_IMAGE, importGuestImage, qemuOn, startBareGuest } from '../helpers/guests';
 
 describe('the reconciler finds drift between the inventory and the hosts', () => {
   let stack: TestStack;
@@ -53,9 +53,7 @@ describe('the reconciler finds drift between the inventory and the hosts', () =>
 
   test('a QEMU for an unknown VM: reported as an orphan and left running, until an operator fixes it', async () => {
     const qemu = qemuOn(stack.config, 'host-b');
-    const disk = path.join(qemu.runDir, 'stray.qcow2');
-    await createOverlay(installed.guestDisk, 'qcow2', disk);
-    const stray = await qemu.start({ vmId: 'stray', memoryMiB: 128, vcpus: 1, diskPath: disk });
+    const stray = await startBareGuest(qemu, 'stray');
 
     const r = await pass();
     const id = driftId({ kind: 'orphan-process', hostId: 'host-b', subject: 'host/host-b/qemu/stray' });
@@ -69,7 +67,7 @@ describe('the reconciler finds drift between the inventory and the hosts', () =>
     expect(qemu.find('stray')).toBeUndefined();
     expect(await stack.inventory.drift.findOne({ _id: id })).toMatchObject({ state: 'fixed' });
     await expect(audit.fix(id)).rejects.toThrow();
-    fs.rmSync(disk, { force: true });
+    fs.rmSync(path.join(qemu.runDir, 'stray.qcow2'), { force: true });
   });
 
   test('a backup file deleted by hand: reported, and no longer offered for restore', async () => {

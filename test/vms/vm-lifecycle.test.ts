@@ -43,12 +43,31 @@ describe('VM lifecycle on real QEMU hosts', () => {
     expect(events.map((e) => e.outcome)).toEqual(['completed']);
   });
 
+  test('vm show reports the hostname, OS and addresses the guest agent gives, and the firmware', async () => {
+    const shown = await cli(stack.env, ['vm', 'show', 'web-2', '--json']);
+    expect(shown.code).toBe(0);
+    const doc = JSON.parse(shown.stdout) as {
+      guest: { firmware: string };
+      guestInfo: Record<string, unknown>;
+    };
+    expect(doc.guest.firmware).toBe('bios');
+    expect(doc.guestInfo).toMatchObject({
+      hostname: 'web-2',
+      os: 'virtflow test guest (busybox)',
+      addresses: [{ interface: 'lo', address: '127.0.0.1', prefix: 8 }],
+    });
+    const text = await cli(stack.env, ['vm', 'show', 'web-2']);
+    expect(text.stdout).toMatch(/guest-hostname\s+web-2/);
+    expect(text.stdout).toMatch(/guest-addresses\s+lo 127\.0\.0\.1\/8/);
+  });
+
   test('stop, start and delete: the process and the disk are really gone after delete, and the inventory agrees', async () => {
     const vm = await stack.inventory.vms.findOne({ _id: 'web-1' });
     const pid = qemuOn(stack.config, 'host-a').find('web-1')!.pid;
 
     const stopped = await (await ops.stop({ vmId: 'web-1', gracefulTimeoutSec: 2 })).result();
-    expect(stopped.how).toBe('forced'); // busybox init ignores ACPI power-down
+    // Its guest agent was asked first, and the guest powered itself off.
+    expect(stopped.how).toBe('guest-agent');
     expect(isProcessRunning(pid)).toBe(false);
     expect(hostsRunning(stack.config, 'web-1')).toEqual([]);
     expect(await stack.inventory.vms.findOne({ _id: 'web-1' })).toMatchObject({

@@ -18,7 +18,7 @@ function mocks(over: { controller?: ControllerMocks; host?: HostMocks } = {}) {
   const host: HostMocks = {
     prepareDisk: async () => ({ diskPath: '/datastore/app.qcow2' }),
     startGuest: async () => ({ pid: 1 }),
-    waitForGuestBoot: async () => ({ heartbeatSeq: 3 }),
+    waitForGuestBoot: async () => ({ heartbeatSeq: null, via: 'guest-agent' }),
     destroyGuest: async () => undefined,
     deleteDisk: async () => undefined,
     ...over.host,
@@ -28,7 +28,10 @@ function mocks(over: { controller?: ControllerMocks; host?: HostMocks } = {}) {
     activities: {
       controller: {
         beginCreateVm: async (input: CreateVmRequest) => ({
-          spec: parseInput(createVmRequestSchema, input, ''),
+          spec: {
+            ...parseInput(createVmRequestSchema, input, ''),
+            guest: { firmware: 'bios', guestAgent: true, sshKeys: [] },
+          },
           image: { id: 'debian', path: '/images/debian.qcow2' },
         }),
         placeVm: async () => decision('host-a'),
@@ -53,14 +56,15 @@ describe('createVm workflow branches (mocked activities)', () => {
       workflowId: workflowIds.vm(vmId),
       args: [{ vmId, image: 'debian', ...req }],
     });
-  test('places, claims, makes the disk, boots, and commits only once the guest sends a heartbeat', async () => {
+  test('places, claims, makes the disk, boots, and commits only once the guest agent answered', async () => {
     const m = mocks();
     const result = await env.run(m.activities, () => create('app'));
     expect(result).toEqual({
       vmId: 'app',
       host: 'host-a',
       diskPath: '/datastore/app.qcow2',
-      heartbeatSeq: 3,
+      verifiedBy: 'guest-agent',
+      heartbeatSeq: null,
     });
     expect(env.callsTo('host-a')).toEqual(['prepareDisk', 'startGuest', 'waitForGuestBoot']);
     expect(env.callsTo('controller')).toEqual([

@@ -12,7 +12,7 @@ const vmDoc = (vmId: string) => ({
   memoryMiB: 128,
   vcpus: 1,
   diskPath: `/datastore/${vmId}.qcow2`,
-  bootArgs: '',
+  guest: { firmware: 'bios' as const, guestAgent: true, sshKeys: [] },
 });
 
 /** host-c is lost and holds three HA VMs; host-a takes every restart. Tests override steps. */

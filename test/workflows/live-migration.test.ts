@@ -19,7 +19,7 @@ const plan: MigrationPlan = {
   memoryMiB: 256,
   vcpus: 1,
   diskPath: '/datastore/app.qcow2',
-  bootArgs: '',
+  guest: { firmware: 'bios', guestAgent: true, sshKeys: [] },
   policy: migrationPolicySchema.parse({}),
 };
 
@@ -75,7 +75,7 @@ function happyPath(over: { controller?: ControllerMocks; source?: HostMocks; tar
         } as HostMocks,
         'host-b': {
           prepareIncoming: async () => ({ address: '127.0.0.1', port: 49220, pid: 1 }),
-          verifyGuestAlive: async () => ({ seq: 42 }),
+          verifyGuestAlive: async () => ({ seq: null, via: 'guest-agent' }),
           adoptIncomingGuest: async () => undefined,
           killIncoming: async () => ({ killed: true }),
           ...over.target,
@@ -100,7 +100,7 @@ describe('liveMigration workflow branches (mocked activities)', () => {
     expect(result).toMatchObject({
       source: 'host-a',
       target: 'host-b',
-      verifiedHeartbeatSeq: 42,
+      verifiedBy: 'guest-agent',
       downtimeMs: 4,
     });
     expect(env.callsTo('host-b')).toEqual(['prepareIncoming', 'verifyGuestAlive', 'adoptIncomingGuest']);

@@ -1,0 +1,32 @@
+/**
+ * User-data scripts that give the local test guest something to do, as an operator's
+ * user-data would: the guest's init runs a `#!` user-data once per boot, in the background,
+ * with VM_ID set. Its boot partition ends at 33 MiB, so disk writes start above it.
+ */
+
+/** Writes a line into the disk every second (one 4 KiB block from 40 MiB on): a disk that keeps changing. */
+export const diskWriter = `#!/bin/sh
+s=0
+while true; do
+  s=$((s + 1))
+  echo "virtflow-disk-write vm=$VM_ID seq=$s" | dd of=/dev/vda bs=4096 seek=$((10240 + s % 4096)) conv=notrunc,fsync 2>/dev/null
+  sleep 1
+done
+`;
+
+/** Keeps rewriting \`mib\` of memory: a guest that is hard to migrate. */
+export const memoryDirtier = (mib: number) => `#!/bin/sh
+mount -t tmpfs tmpfs /tmp
+dd if=/dev/urandom of=/tmp/seed bs=1M count=${mib} 2>/dev/null
+while true; do cp /tmp/seed /tmp/copy; done
+`;
+
+/**
+ * After \`afterSec\`, writes \`mib\` of random data from 600 MiB on, once, then says so on the
+ * console: a known amount of dirtied disk, for incremental backups.
+ */
+export const diskFill = (mib: number, afterSec: number) => `#!/bin/sh
+sleep ${afterSec}
+dd if=/dev/urandom of=/dev/vda bs=1M seek=600 count=${mib} conv=fsync 2>/dev/null
+echo "virtflow-diskfill-done vm=$VM_ID mib=${mib}" > /dev/console
+`;

@@ -1,0 +1,19 @@
+import type { GuestInfo } from '../domain/guest';
+import { onHost } from './activity-proxies';
+import { trackOperation } from './observability';
+
+/**
+ * Asks a VM's guest agent, on the host that runs it, for its hostname, OS and addresses. It
+ * reads and changes nothing else, so it runs beside whatever operation holds `vm/<vmId>`.
+ */
+export async function inspectGuest(req: { vmId: string; host: string }): Promise<GuestInfo> {
+  const op = trackOperation({ operation: 'inspect-guest', vm: req.vmId, hosts: [req.host] });
+  op.phase('asking-guest-agent', `asking the guest agent of ${req.vmId} on ${req.host}`);
+  const info = await onHost(req.host, {
+    scheduleToStartTimeout: '20 seconds',
+    startToCloseTimeout: '30 seconds',
+    attempts: 1,
+  }).guestInfo({ vmId: req.vmId });
+  op.phase('done', `${req.vmId} runs ${info.os} as ${info.hostname}`);
+  return info;
+}
