@@ -17,6 +17,9 @@ import {
   type BitmapState,
 } from '../hypervisor/block-backup';
 import { imageInfo, sha256File } from '../hypervisor/qemu-img';
+import { withFrozenFilesystems } from '../hypervisor/guest-agent';
+import { insideDir, vmFiles } from '../hypervisor/vm-files';
+import type { BackupConsistency } from '../inventory/schemas';
 import type { QemuHost } from '../hypervisor/qemu-host';
 
 const run = promisify(execFile);
@@ -46,13 +49,7 @@ function nodeNameOf(backupId: string): string {
 
 /** Backup, verification, pruning and restore on this host, over the shared backup repository. */
 export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir }: BackupActivityDeps) {
-  const insideRepo = (file: string) => {
-    const rel = path.relative(backupsDir, path.resolve(file));
-    if (rel.startsWith('..') || path.isAbsolute(rel)) {
-      throw ApplicationFailure.nonRetryable(`${file} is outside the backup repository`, 'ValidationError');
-    }
-    return file;
-  };
+  const insideRepo = (file: string) => insideDir(backupsDir, file, 'path');
 
   async function facts(file: string, startedAt: number): Promise<BackupFileFacts> {
     const copyMs = Date.now() - startedAt;
@@ -67,7 +64,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       parentExists: boolean;
       bitmaps: BitmapState[];
     }> {
-      const parentExists = fs.existsSync(req.parentPath);
+      const parentExists = fs.existsSync(insideRepo(req.parentPath));
       const bitmaps = qemu.find(req.vmId) ? await listBitmaps(await qemu.monitor(req.vmId)) : [];
       return { parentExists, bitmaps };
     },
@@ -86,8 +83,11 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       parentPath: string | null;
       virtualSizeBytes: number;
       maxSpeedMiBps: number;
-    }): Promise<BackupFileFacts> {
+      guestAgent?: boolean;
+    }): Promise<BackupFileFacts & { consistency: BackupConsistency }> {
       const ctx = Context.current();
+      // A job re-attached to after a retry began before this attempt: its freeze is unknown.
+      let consistency: BackupConsistency = 'crash-consistent';
       const started = Date.now();
       const target = insideRepo(req.targetPath);
       const qmp = await qemu.monitor(req.vmId);
@@ -107,15 +107,22 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
           fs.rmSync(target, { force: true });
         }
         fs.mkdirSync(path.dirname(target), { recursive: true });
-        await createBackupTarget(target, req.virtualSizeBytes, req.parentPath ?? undefined);
-        await startBackupJob(qmp, {
-          jobId: id,
-          targetNode: id,
-          targetPath: target,
-          kind: req.kind,
-          bitmap: req.bitmap,
-          speedBytesPerSec: req.maxSpeedMiBps * 1024 * 1024,
-        });
+        const parent = req.parentPath === null ? undefined : insideRepo(req.parentPath);
+        await createBackupTarget(target, req.virtualSizeBytes, parent);
+        const start = () =>
+          startBackupJob(qmp, {
+            jobId: id,
+            targetNode: id,
+            targetPath: target,
+            kind: req.kind,
+            bitmap: req.bitmap,
+            speedBytesPerSec: req.maxSpeedMiBps * 1024 * 1024,
+          });
+        // The job's start is the backup's point in time (copy-before-write keeps it): freeze
+        // the guest's file systems only around that moment, not for the whole copy.
+        if (req.guestAgent)
+          consistency = (await withFrozenFilesystems(qemu.files(req.vmId).agentSocket, start)).consistency;
+        else await start();
       }
       try {
         for (;;) {
@@ -141,7 +148,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
         fs.rmSync(target, { force: true });
         throw ApplicationFailure.nonRetryable(`backup job failed: ${job.error}`, 'BackupFailedError');
       }
-      return facts(target, started);
+      return { ...(await facts(target, started)), consistency };
     },
 
     /**
@@ -150,7 +157,8 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
      */
     async offlineBackup(req: {
       vmId: string;
-      diskPath: string;
+      /** Ignored: the disk is named from the VM id (kept for runs begun before that). */
+      diskPath?: string;
       targetPath: string;
       bitmap: string;
     }): Promise<BackupFileFacts> {
@@ -162,15 +170,16 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       }
       const started = Date.now();
       const target = insideRepo(req.targetPath);
+      const diskPath = vmFiles(datastoreDir, req.vmId).disk;
       fs.mkdirSync(path.dirname(target), { recursive: true });
       fs.rmSync(target, { force: true });
-      await flattenImage(req.diskPath, target);
-      const { stdout } = await run('qemu-img', ['info', '--output=json', req.diskPath]);
+      await flattenImage(diskPath, target);
+      const { stdout } = await run('qemu-img', ['info', '--output=json', diskPath]);
       const present: { name: string }[] = JSON.parse(stdout)['format-specific']?.data?.bitmaps ?? [];
       for (const { name } of present.filter((b) => b.name.startsWith(BITMAP_PREFIX))) {
-        await run('qemu-img', ['bitmap', '--remove', req.diskPath, name]);
+        await run('qemu-img', ['bitmap', '--remove', diskPath, name]);
       }
-      await run('qemu-img', ['bitmap', '--add', req.diskPath, req.bitmap]);
+      await run('qemu-img', ['bitmap', '--add', diskPath, req.bitmap]);
       return facts(target, started);
     },
 
@@ -217,7 +226,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       backupPath: string;
     }): Promise<{ diskPath: string; identical: true }> {
       const source = insideRepo(req.backupPath);
-      const diskPath = path.join(datastoreDir, `${req.vmId}.qcow2`);
+      const diskPath = vmFiles(datastoreDir, req.vmId).disk;
       if (qemu.find(req.vmId)) {
         throw ApplicationFailure.nonRetryable(
           `vm ${req.vmId} already runs on ${hostId}`,

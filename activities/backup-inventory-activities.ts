@@ -9,6 +9,7 @@ import {
 import { dataPaths, type Config } from '../domain/config';
 import { InvalidStateError, NotFoundError, parseInput, ValidationError } from '../domain/errors';
 import type { ProvisionSpec } from '../domain/requests';
+import type { BackupConsistency } from '../inventory/schemas';
 import { planRetention } from '../domain/retention';
 import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
@@ -21,6 +22,8 @@ export interface BackupPlan {
   vmId: string;
   host: string;
   running: boolean;
+  /** The guest runs an agent: its file systems are frozen while the backup's point in time is taken. */
+  guestAgent: boolean;
   diskPath: string;
   maxSpeedMiBps: number;
   policy?: string;
@@ -89,6 +92,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
         vmId: vm._id,
         host: vm.host,
         running: vm.state === 'running',
+        guestAgent: vm.guest.guestAgent,
         diskPath: vm.diskPath,
         maxSpeedMiBps: req.maxSpeedMiBps,
         policy: req.policy,
@@ -154,6 +158,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
       sha256: string;
       durationMs: number;
       copyMs: number;
+      consistency?: BackupConsistency;
     }): Promise<BackupDoc> {
       const now = new Date();
       const doc = await inv.backups.findOne({ _id: req.backupId });
@@ -165,6 +170,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
         {
           $set: {
             state: 'good',
+            consistency: req.consistency ?? 'crash-consistent',
             sizeBytes: req.sizeBytes,
             sha256: req.sha256,
             durationMs: req.durationMs,

@@ -8,19 +8,23 @@ import { GuestNotAliveError, waitForGuestAlive } from '../hypervisor/guest-liven
 import { removeSeed, writeSeed } from '../hypervisor/nocloud-seed';
 import { createOverlay, imageInfo, sha256File } from '../hypervisor/qemu-img';
 import type { GuestSpec, QemuHost } from '../hypervisor/qemu-host';
-import { vmFiles } from '../hypervisor/vm-files';
+import { insideDir, vmFiles } from '../hypervisor/vm-files';
 
 export interface GuestActivityDeps {
   hostId: string;
   qemu: QemuHost;
   /** The shared datastore as this host mounts it. */
   datastoreDir: string;
+  /** The image repository as this host mounts it: a VM's disk may rest only on an image there. */
+  imagesDir: string;
 }
 
 export interface ImageRef {
   path: string;
   format: string;
   sha256: string;
+  /** The disk to make of it, when larger than the image. */
+  sizeBytes?: number;
 }
 
 /** What a host needs to start a VM's guest; every path is derived here from the VM id. */
@@ -69,7 +73,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** VM lifecycle on this host: disks on the shared datastore and QEMU processes. */
-export function createGuestActivities({ hostId, qemu, datastoreDir }: GuestActivityDeps) {
+export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }: GuestActivityDeps) {
   const diskPathOf = (vmId: string) => vmFiles(datastoreDir, vmId).disk;
 
   return {
@@ -77,9 +81,14 @@ export function createGuestActivities({ hostId, qemu, datastoreDir }: GuestActiv
      * Creates the VM's disk as a qcow2 overlay of its image, after re-verifying the image's
      * checksum: a corrupted base must never become a VM's disk. Idempotent on retry.
      */
-    async prepareDisk(req: { vmId: string; image: ImageRef }): Promise<{ diskPath: string }> {
+    async prepareDisk(req: {
+      vmId: string;
+      image: ImageRef;
+      sizeBytes?: number;
+    }): Promise<{ diskPath: string }> {
       const diskPath = diskPathOf(req.vmId);
-      const actual = await sha256File(req.image.path).catch((err: Error) => {
+      const imagePath = insideDir(imagesDir, req.image.path, 'image.path');
+      const actual = await sha256File(imagePath).catch((err: Error) => {
         throw ApplicationFailure.nonRetryable(
           `image file ${req.image.path} is unreadable: ${err.message}`,
           'ImageChecksumError',
@@ -94,13 +103,14 @@ export function createGuestActivities({ hostId, qemu, datastoreDir }: GuestActiv
       fs.mkdirSync(datastoreDir, { recursive: true });
       if (fs.existsSync(diskPath)) {
         const info = await imageInfo(diskPath);
-        if (info.backingFile === req.image.path) return { diskPath };
+        if (info.backingFile === imagePath) return { diskPath };
         throw ApplicationFailure.nonRetryable(
           `disk ${diskPath} already exists and is not this VM's`,
           'InvalidStateError',
         );
       }
-      await createOverlay(req.image.path, req.image.format, diskPath);
+      // The repository stores only qcow2 (converted at import): never let a request say otherwise.
+      await createOverlay(imagePath, 'qcow2', diskPath, req.sizeBytes);
       return { diskPath };
     },
 
@@ -109,9 +119,9 @@ export function createGuestActivities({ hostId, qemu, datastoreDir }: GuestActiv
      * its settings changed since the last start). A retry finds the guest it already started.
      */
     async startGuest(req: GuestStartRequest) {
+      const spec = guestSpecOf(datastoreDir, req);
       const running = qemu.find(req.vmId);
       if (running) return { pid: running.pid, hostId };
-      const spec = guestSpecOf(datastoreDir, req);
       const guest = guestConfigSchema.parse(req.guest);
       await writeSeed(spec.seedPath, {
         instanceId: req.vmId,

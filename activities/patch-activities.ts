@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { repoRoot } from '../domain/config';
+import { ValidationError } from '../domain/errors';
+import { idSchema } from '../domain/ids';
 import { patchDefinitionSchema, type PatchDefinition } from '../domain/patch';
 import { createOverlay } from '../hypervisor/qemu-img';
 import type { QemuHost } from '../hypervisor/qemu-host';
@@ -29,6 +31,10 @@ const PATCHES_DIR = path.join(repoRoot, 'patches');
 
 /** A patch of the catalogue, as `patches/<name>/patch.json` defines it. */
 export function readPatchDefinition(name: string): PatchDefinition {
+  // A name is a DNS label, so it cannot leave the catalogue (`..`, `/`): any Temporal client
+  // can schedule a patch step, and the step runs the named directory's executables.
+  const id = idSchema.safeParse(name);
+  if (!id.success) throw new ValidationError('name', `"${String(name)}" ${id.error.issues[0].message}`);
   const file = path.join(PATCHES_DIR, name, 'patch.json');
   if (!fs.existsSync(file))
     throw ApplicationFailure.nonRetryable(`no patch named "${name}" in the catalogue`, 'ValidationError');

@@ -2,6 +2,7 @@ import { currentRun, reservationOwner } from './run-context';
 import { InsufficientCapacityError, InvalidStateError, parseInput, ValidationError } from '../domain/errors';
 import { placeVm, type PlacementDecision } from '../domain/placement';
 import { placementHosts } from '../inventory/placement-view';
+import { formatBytes } from '../domain/bytes';
 import { UEFI_MIN_MEMORY_MIB } from '../domain/guest';
 import { createVmRequestSchema, type CreateVmSpec, type ProvisionSpec } from '../domain/requests';
 import type { Inventory } from '../inventory/db';
@@ -31,6 +32,11 @@ export function createVmInventoryActivities(inv: Inventory) {
           'memoryMiB',
           `${request.memoryMiB} MiB is too little for image ${image._id}, which boots with UEFI firmware (at least ${UEFI_MIN_MEMORY_MIB} MiB)`,
         );
+      if (request.diskSizeBytes !== undefined && request.diskSizeBytes < image.virtualSizeBytes)
+        throw new ValidationError(
+          'diskSizeBytes',
+          `${formatBytes(request.diskSizeBytes)} is smaller than image ${image._id}, whose disk is ${formatBytes(image.virtualSizeBytes)}`,
+        );
       if (request.host && !(await inv.hosts.findOne({ _id: request.host }))) {
         throw new ValidationError('host', `no host named "${request.host}" (see \`virtflow host list\`)`);
       }
@@ -44,7 +50,15 @@ export function createVmInventoryActivities(inv: Inventory) {
         },
       };
       await claimVmIdForRun(inv, spec, currentRun().runId);
-      return { spec, image: { path: image.path, format: image.format, sha256: image.sha256 } };
+      return {
+        spec,
+        image: {
+          path: image.path,
+          format: image.format,
+          sha256: image.sha256,
+          sizeBytes: request.diskSizeBytes,
+        },
+      };
     },
 
     /** Picks the most expedient host (or checks the requested one), saying why others were rejected. */

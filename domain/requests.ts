@@ -37,6 +37,13 @@ export const createVmRequestSchema = z.object({
   hostLabels: labelsSchema.optional(),
   labels: labelsSchema.default({}),
   bootTimeoutSec: z.number().int().min(10).max(1800).default(180),
+  /** The root disk's size; by default the image's own. Never smaller than the image. */
+  diskSizeBytes: z
+    .number({ error: 'must be a size in bytes' })
+    .int('must be a whole number of bytes')
+    .min(1024 * 1024, 'must be at least 1 MiB')
+    .max(64 * 1024 ** 4, 'must be at most 64 TiB')
+    .optional(),
   /** First-boot configuration: SSH keys for the default user and the operator's user-data. */
   ...guestCustomisationSchema.shape,
 });

@@ -12,9 +12,13 @@ export interface ImageInfo {
   backingFile?: string;
 }
 
-/** `qemu-img info`: the format is read from the file, never trusted from a name. */
+/**
+ * `qemu-img info` of a file virtflow made itself (a VM's disk, a backup): the format is read
+ * from the file. `-U` reads a disk a running guest holds locked. Imported files go through
+ * hypervisor/image-inspection.ts instead.
+ */
 export async function imageInfo(file: string): Promise<ImageInfo> {
-  const { stdout } = await run('qemu-img', ['info', '--output=json', file]);
+  const { stdout } = await run('qemu-img', ['info', '-U', '--output=json', file]);
   const info = JSON.parse(stdout) as {
     format: string;
     'virtual-size': number;
@@ -29,9 +33,18 @@ export async function imageInfo(file: string): Promise<ImageInfo> {
   };
 }
 
-/** A copy-on-write disk whose backing file is `base`; the base is never written. */
-export async function createOverlay(base: string, baseFormat: string, overlay: string): Promise<void> {
-  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', baseFormat, overlay]);
+/**
+ * A copy-on-write disk whose backing file is `base`; the base is never written. With
+ * `sizeBytes` the disk is larger than the base (the guest grows its partitions into it).
+ */
+export async function createOverlay(
+  base: string,
+  baseFormat: string,
+  overlay: string,
+  sizeBytes?: number,
+): Promise<void> {
+  const size = sizeBytes === undefined ? [] : [String(sizeBytes)];
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', baseFormat, overlay, ...size]);
 }
 
 /** SHA-256 of a file, streamed so multi-GiB images do not sit in memory. */

@@ -18,3 +18,16 @@ export function vmFiles(datastoreDir: string, vmId: string) {
     vars: path.join(datastoreDir, `${vmId}.vars.fd`),
   };
 }
+
+/**
+ * `file` if it lies inside `dir` (after resolving `..`), else a ValidationError naming the
+ * field: for the paths a host must take from a request (backups, images), which the
+ * controller names from its catalogue.
+ */
+export function insideDir(dir: string, file: string, field: string): string {
+  const resolved = path.resolve(String(file));
+  const rel = path.relative(path.resolve(dir), resolved);
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel))
+    throw new ValidationError(field, `${String(file)} is outside ${dir}`);
+  return resolved;
+}

@@ -165,7 +165,8 @@ export const backupSchema = z.object({
   path: z.string(),
   /** Why a full backup was taken where an incremental was possible. */
   fullReason: z.string().optional(),
-  consistency: z.enum(['crash-consistent']),
+  /** application-consistent: the guest agent froze the file systems for the point in time. */
+  consistency: z.enum(['crash-consistent', 'application-consistent']),
   policy: z.string().optional(),
   /** What a restore needs to recreate the VM. */
   vm: z.object({
@@ -186,6 +187,7 @@ export const backupSchema = z.object({
   failure: z.string().optional(),
 });
 export type BackupDoc = z.infer<typeof backupSchema>;
+export type BackupConsistency = BackupDoc['consistency'];
 
 export const backupPolicyDocSchema = z.object({
   _id: idSchema,

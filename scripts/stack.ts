@@ -55,7 +55,7 @@ async function importGuestImage(inv: Inventory, config: Config): Promise<ImageDo
   const repo = dataPaths(config.dataDir).images;
   const sha = await sha256File(installed.guestDisk);
   const existing = await inv.images.findOne({ _id: GUEST_IMAGE });
-  const name = !existing || existing.sha256 === sha ? GUEST_IMAGE : `${GUEST_IMAGE}-${sha.slice(0, 8)}`;
+  const name = !existing || existing.sourceSha256 === sha ? GUEST_IMAGE : `${GUEST_IMAGE}-${sha.slice(0, 8)}`;
   return importImage(inv, repo, { name, file: installed.guestDisk });
 }
 
@@ -64,7 +64,9 @@ async function showDemoVm(client: Client, config: Config): Promise<void> {
   const inv = await openInventory(config);
   try {
     const image = await importGuestImage(inv, config);
-    say(`image ${image._id}: ${image.format}, sha256 ${image.sha256.slice(0, 16)}…`);
+    say(
+      `image ${image._id}: ${image.format} (from ${image.sourceFormat}), ${image.firmware} firmware, guest agent ${image.guestAgent ? 'yes' : 'no'}, sha256 ${image.sha256.slice(0, 16)}…`,
+    );
     const ops = vmOperations(client, config);
     const existing = await inv.vms.findOne({ _id: DEMO_VM });
     if (existing?.state === 'running') {
@@ -90,7 +92,13 @@ async function showDemoVm(client: Client, config: Config): Promise<void> {
       await client.workflow.getHandle(workflowIds.vm(DEMO_VM)).result();
       result = { host: (await inv.vms.findOne({ _id: DEMO_VM }))?.host ?? '?' };
     }
-    say(`vm ${DEMO_VM} is running on ${result.host}; try: npx virtflow vm list`);
+    // The guest's own word that it runs: its agent reports the hostname its seed gave it.
+    const guest = await ops.guestInfo(DEMO_VM, result.host);
+    const addresses = guest.addresses.map((a) => `${a.address}/${a.prefix} (${a.interface})`).join(', ');
+    say(
+      `vm ${DEMO_VM} is running on ${result.host}: its guest agent says hostname ${guest.hostname}, ${guest.os}, addresses ${addresses}`,
+    );
+    say(`try: npx virtflow vm show ${DEMO_VM}`);
   } finally {
     await inv.close();
   }

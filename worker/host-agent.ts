@@ -137,6 +137,7 @@ export async function runHostAgent(
           qemu,
           patchLevel,
           datastoreDir: dataPaths(config.dataDir).datastore,
+          imagesDir: dataPaths(config.dataDir).images,
           backupsDir: dataPaths(config.dataDir).backups,
           migrationAddress: opts.migrationAddress,
           migrationPorts: opts.migrationPorts,

@@ -66,6 +66,7 @@ export async function backupVm(
           parentPath: started.parentPath,
           virtualSizeBytes: started.virtualSizeBytes,
           maxSpeedMiBps: plan.maxSpeedMiBps,
+          guestAgent: plan.guestAgent,
         })
       : await long.offlineBackup({
           vmId: plan.vmId,

@@ -33,7 +33,7 @@ export async function createVm(request: CreateVmRequest): Promise<CreateVmResult
   const { spec, image } = begun;
   return provisionVm(op, spec, async (host) => {
     op.phase('preparing-disk', `creating the disk of ${spec.vmId} from image ${spec.image}`, { host });
-    return onHost(host).prepareDisk({ vmId: spec.vmId, image });
+    return onHost(host).prepareDisk({ vmId: spec.vmId, image, sizeBytes: image.sizeBytes });
   });
 }
 

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { InvalidArgumentError } from 'commander';
+import { parseSize } from '../../domain/bytes';
 
 /** Whole numbers pass through as numbers; anything else reaches zod, which names the field. */
 export function numberArg(value: string): number {
@@ -37,4 +38,12 @@ export function sshKeyFileArg(value: string, previous: string[] = []): string[] 
 /** `--user-data FILE`: the file's content, passed to cloud-init as given. */
 export function userDataFileArg(value: string): string {
   return readArgFile(value, 'user-data');
+}
+
+/** `--disk-size 20G`: a size in bytes, from K/M/G/T (powers of 1024) or plain bytes. */
+export function sizeArg(value: string): number {
+  const bytes = parseSize(value);
+  if (bytes === undefined)
+    throw new InvalidArgumentError(`"${value}" is not a size (for example 20G, 512M, 1T)`);
+  return bytes;
 }

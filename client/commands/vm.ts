@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { labelArg, numberArg, sshKeyFileArg, userDataFileArg } from './args';
+import { labelArg, numberArg, sizeArg, sshKeyFileArg, userDataFileArg } from './args';
 import { registerMigrationCommands } from './migration';
 import { NotFoundError } from '../../domain/errors';
 import type { GuestInfo } from '../../domain/guest';
@@ -69,6 +69,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .option('--label <key=value>', 'VM label (repeatable)', labelArg)
       .option('--host-label <key=value>', 'only hosts with this label (repeatable)', labelArg)
       .option('--boot-timeout <seconds>', 'how long the guest may take to boot', numberArg, 180)
+      .option('--disk-size <size>', "root disk size, e.g. 20G (default: the image's)", sizeArg)
       .option('--ssh-key <file>', 'OpenSSH public key file for the guest (repeatable)', sshKeyFileArg)
       .option(
         '--user-data <file>',
@@ -87,6 +88,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         label?: Record<string, string>;
         hostLabel?: Record<string, string>;
         bootTimeout: number;
+        diskSize?: number;
         sshKey?: string[];
         userData?: string;
       },
@@ -102,6 +104,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         labels: o.label,
         hostLabels: o.hostLabel,
         bootTimeoutSec: o.bootTimeout,
+        diskSizeBytes: o.diskSize,
         sshKeys: o.sshKey,
         userData: o.userData,
       });

@@ -1,10 +1,11 @@
-import { diskWriter } from '../../scripts/guest/workloads';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { backupOperations } from '../../client/backup-operations';
 import { vmOperations } from '../../client/vm-operations';
+import { withGuestAgent } from '../../hypervisor/guest-agent';
+import { diskWriter } from '../../scripts/guest/workloads';
 import { TestStack } from '../helpers/test-stack';
-import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage } from '../helpers/guests';
+import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage, qemuOn } from '../helpers/guests';
 
 type Failure = { cause?: { type?: string; message?: string } };
 
@@ -52,8 +53,11 @@ describe('backups of a running guest, and restores', () => {
       state: 'good',
       kind: 'incremental',
       parentId: full.backupId,
-      consistency: 'crash-consistent',
+      // The guest agent froze the file systems for the backups' point in time, and thawed them.
+      consistency: 'application-consistent',
     });
+    const agentSocket = qemuOn(stack.config, 'host-a').files('db').agentSocket;
+    expect(await withGuestAgent(agentSocket, 5000, (a) => a.execute('guest-fsfreeze-status'))).toBe('thawed');
     expect(doc!.sha256).toMatch(/^[0-9a-f]{64}$/);
 
     // Without the disk writer, so the restored disk stays as restored while we compare it.

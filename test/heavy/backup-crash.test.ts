@@ -1,7 +1,7 @@
-import { diskWriter } from '../../scripts/guest/workloads';
 import { execFileSync } from 'node:child_process';
 import { backupOperations } from '../../client/backup-operations';
 import { vmOperations } from '../../client/vm-operations';
+import { diskWriter } from '../../scripts/guest/workloads';
 import { TestStack } from '../helpers/test-stack';
 import { GUEST_IMAGE, importGuestImage } from '../helpers/guests';
 

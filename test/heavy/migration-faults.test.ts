@@ -1,5 +1,5 @@
-import { memoryDirtier } from '../../scripts/guest/workloads';
 import { vmOperations } from '../../client/vm-operations';
+import { memoryDirtier } from '../../scripts/guest/workloads';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage } from '../helpers/guests';
 import { waitForProgress } from '../helpers/progress';

@@ -4,6 +4,8 @@ import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
 import { vmOperations } from '../../client/vm-operations';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { cli, GUEST_IMAGE, importGuestImage } from '../helpers/guests';
+import { dataPaths, installed } from '../../domain/config';
+import { importImage } from '../../inventory/images';
 
 describe('bad input is rejected before any state changes, naming the field', () => {
   let stack: TestStack;
@@ -33,6 +35,9 @@ describe('bad input is rejected before any state changes, naming the field', () 
     ['absurd memory', { memoryMiB: 10 ** 9 }, /^memoryMiB: must be at most 1048576 MiB/],
     ['fractional vCPUs', { vcpus: 1.5 }, /^vcpus: must be a whole number/],
     ['an image name with a dot', { image: 'debian.img' }, /^image: must be a DNS label/],
+    ['an SSH key that is not one', { sshKeys: ['hunter2'] }, /^sshKeys\.0: is not an OpenSSH public key/],
+    ['user-data over 64 KiB', { userData: 'x'.repeat(65 * 1024) }, /^userData: user-data is at most 64 KiB/],
+    ['a disk of half a MiB', { diskSizeBytes: 512 * 1024 }, /^diskSizeBytes: must be at least 1 MiB/],
   ])('%s', async (_what, bad, message) => {
     const req = { vmId: 'ok-vm', image: GUEST_IMAGE, ...bad };
     const err = await ops.create(req).catch((e: unknown) => e);
@@ -65,6 +70,33 @@ describe('bad input is rejected before any state changes, naming the field', () 
     expect(await stack.inventory.reservations.countDocuments({})).toBe(0);
   });
 
+  test('a disk smaller than its image, or a UEFI image in too little memory, is refused naming both figures', async () => {
+    const small = await (
+      await ops.create({ vmId: 'small-disk', image: GUEST_IMAGE, diskSizeBytes: 32 * 1024 ** 2 })
+    )
+      .result()
+      .catch((e: unknown) => e as { cause?: { type?: string; message?: string } });
+    expect(small).toMatchObject({ cause: { type: 'ValidationError' } });
+    expect((small as { cause: { message: string } }).cause.message).toBe(
+      `diskSizeBytes: 32 MiB is smaller than image ${GUEST_IMAGE}, whose disk is 64 MiB`,
+    );
+    await importImage(stack.inventory, dataPaths(stack.config.dataDir).images, {
+      name: 'busybox-uefi',
+      file: installed.guestDisk,
+      firmware: 'uefi',
+    });
+    const uefi = await (
+      await ops.create({ vmId: 'uefi-small', image: 'busybox-uefi', memoryMiB: 128 })
+    )
+      .result()
+      .catch((e: unknown) => e as { cause?: { message?: string } });
+    expect((uefi as { cause: { message: string } }).cause.message).toBe(
+      'memoryMiB: 128 MiB is too little for image busybox-uefi, which boots with UEFI firmware (at least 256 MiB)',
+    );
+    expect(await stack.inventory.vms.countDocuments({})).toBe(0);
+    expect(await stack.inventory.reservations.countDocuments({})).toBe(0);
+  });
+
   test('the CLI prints a one-line reason naming the field and exits non-zero', async () => {
     const res = await cli(stack.env, ['vm', 'create', 'Bad/Id', '--image', GUEST_IMAGE]);
     expect(res.code).toBe(1);
@@ -72,6 +104,26 @@ describe('bad input is rejected before any state changes, naming the field', () 
     const mem = await cli(stack.env, ['vm', 'create', 'ok-vm', '--image', GUEST_IMAGE, '--memory', 'lots']);
     expect(mem.code).not.toBe(0);
     expect(mem.stderr).toMatch(/--memory.*"lots" is not a number/);
+    const size = await cli(stack.env, [
+      'vm',
+      'create',
+      'ok-vm',
+      '--image',
+      GUEST_IMAGE,
+      '--disk-size',
+      'huge',
+    ]);
+    expect(size.stderr).toMatch(/--disk-size.*"huge" is not a size/);
+    const key = await cli(stack.env, [
+      'vm',
+      'create',
+      'ok-vm',
+      '--image',
+      GUEST_IMAGE,
+      '--ssh-key',
+      '/no/such/key.pub',
+    ]);
+    expect(key.stderr).toMatch(/--ssh-key.*cannot read SSH key file "\/no\/such\/key\.pub": ENOENT/);
     await expectNothingChanged('ok-vm');
   });
 });

@@ -3,6 +3,7 @@ import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { cli, freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage, qemuOn } from '../helpers/guests';
 import { vmOperations } from '../../client/vm-operations';
 import { isProcessRunning } from '../../hypervisor/qemu-host';
+import { imageInfo } from '../../hypervisor/qemu-img';
 
 describe('VM lifecycle on real QEMU hosts', () => {
   let stack: TestStack;
@@ -22,9 +23,16 @@ describe('VM lifecycle on real QEMU hosts', () => {
     const first = await (await ops.create({ vmId: 'web-1', image: GUEST_IMAGE, host: 'host-a' })).result();
     expect(first.host).toBe('host-a');
 
-    const op = await ops.create({ vmId: 'web-2', image: GUEST_IMAGE, memoryMiB: 128 });
+    const op = await ops.create({
+      vmId: 'web-2',
+      image: GUEST_IMAGE,
+      memoryMiB: 128,
+      diskSizeBytes: 128 * 1024 ** 2,
+    });
     const created = await op.result();
     expect(created.host).toBe('host-b');
+    // The root disk is the size asked for, larger than the 64 MiB image it rests on.
+    expect((await imageInfo(created.diskPath)).virtualSizeBytes).toBe(128 * 1024 ** 2);
     expect(hostsRunning(stack.config, 'web-2')).toEqual(['host-b']);
     const hb = await freshHeartbeat(stack.config, 'host-b', 'web-2');
     expect(hb.vmId).toBe('web-2');
