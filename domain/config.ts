@@ -35,6 +35,13 @@ const configSchema = z.object({
     .min(1)
     .max(1024 * 1024)
     .default(2048),
+  /** A guest's console log is rotated past this size (KiB), however much the guest prints. */
+  VIRTFLOW_CONSOLE_LOG_MAX_KIB: z.coerce
+    .number()
+    .int()
+    .min(16)
+    .max(1024 * 1024)
+    .default(1024),
   VIRTFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -50,6 +57,7 @@ export interface Config {
   dataDir: string;
   localStack: { temporalPort: number; uiPort: number; ferretdbPort: number; stateDir: string };
   images: { maxVirtualSizeBytes: number };
+  consoleLogMaxBytes: number;
   logLevel: z.infer<typeof configSchema>['VIRTFLOW_LOG_LEVEL'];
 }
 
@@ -83,6 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       stateDir: path.resolve(e.VIRTFLOW_STACK_DIR),
     },
     images: { maxVirtualSizeBytes: e.VIRTFLOW_IMAGE_MAX_VIRTUAL_GIB * 1024 ** 3 },
+    consoleLogMaxBytes: e.VIRTFLOW_CONSOLE_LOG_MAX_KIB * 1024,
     logLevel: e.VIRTFLOW_LOG_LEVEL,
   };
 }
@@ -92,6 +101,8 @@ export const installed = {
   temporal: path.join(installDir, 'bin', 'temporal'),
   ferretdb: path.join(installDir, 'bin', 'ferretdb'),
   guestDisk: path.join(installDir, 'guest', 'disk.qcow2'),
+  /** The Debian 12 cloud image `npm run build:debian-image` builds (on request; test:all does). */
+  debianImage: path.join(installDir, 'debian-12', 'debian-12.qcow2'),
 };
 
 /** The layout of the data directory (DESIGN.md §4). */

@@ -74,6 +74,8 @@ export class QemuHost {
       qmpSocket: path.join(this.runDir, `${vmId}.qmp`),
       /** The guest agent's virtio-serial channel (org.qemu.guest_agent.0). */
       agentSocket: path.join(this.runDir, `${vmId}.qga`),
+      /** The serial console: a socket `vm console` attaches to, and its log (hypervisor/console-log.ts). */
+      consoleSocket: path.join(this.runDir, `${vmId}.console`),
       serialLog: path.join(this.runDir, `${vmId}.serial.log`),
       spec: path.join(this.runDir, `${vmId}.json`),
     };
@@ -102,7 +104,7 @@ export class QemuHost {
       'none',
       ...firmwareArgs(spec.firmware, spec.varsPath),
       '-chardev',
-      `file,id=serial0,path=${f.serialLog}`,
+      `socket,id=serial0,path=${f.consoleSocket},server=on,wait=off,logfile=${f.serialLog},logappend=on`,
       '-serial',
       'chardev:serial0',
       '-qmp',
@@ -136,7 +138,14 @@ export class QemuHost {
     const existing = this.find(spec.vmId);
     if (existing) throw new Error(`a QEMU process for ${spec.vmId} is already running (pid ${existing.pid})`);
     const f = this.files(spec.vmId);
-    for (const stale of [f.pidfile, f.qmpSocket, f.agentSocket, f.serialLog])
+    for (const stale of [
+      f.pidfile,
+      f.qmpSocket,
+      f.agentSocket,
+      f.consoleSocket,
+      f.serialLog,
+      `${f.serialLog}.1`,
+    ])
       fs.rmSync(stale, { force: true });
     fs.writeFileSync(f.spec, JSON.stringify(spec, null, 2));
 
@@ -251,7 +260,8 @@ export class QemuHost {
     this.monitors.get(vmId)?.close();
     this.monitors.delete(vmId);
     const f = this.files(vmId);
-    for (const file of [f.pidfile, f.qmpSocket, f.agentSocket, f.spec]) fs.rmSync(file, { force: true });
+    for (const file of [f.pidfile, f.qmpSocket, f.agentSocket, f.consoleSocket, f.spec])
+      fs.rmSync(file, { force: true });
   }
 
   private async waitForExit(pid: number, timeoutMs: number): Promise<boolean> {

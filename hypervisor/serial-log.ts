@@ -55,10 +55,12 @@ export function readGuestLog(path: string, vmId: string): GuestLogState {
   // The boot marker is near the start; heartbeats are at the end.
   const tail = head.text.length > 8192 ? head.text.slice(-8192) : head.text;
   const ready = READY.exec(head.text.slice(0, 65536));
+  const lastHeartbeat = lastHeartbeatIn(tail, vmId);
   return {
     size: head.size,
-    booted: ready?.[1] === vmId,
-    lastHeartbeat: lastHeartbeatIn(tail, vmId),
+    // A rotated log (hypervisor/console-log.ts) has lost the marker; heartbeats only follow it.
+    booted: ready?.[1] === vmId || lastHeartbeat !== undefined,
+    lastHeartbeat,
     modifiedAt: head.mtime,
   };
 }

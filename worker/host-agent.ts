@@ -10,6 +10,7 @@ import { dataPaths, installed, loadConfig, type Config } from '../domain/config'
 import { idSchema } from '../domain/ids';
 import { logger } from '../domain/logger';
 import { hostTaskQueue, isSimHost, SIM_HOST_PREFIX } from '../domain/names';
+import { rotateConsoleLog } from '../hypervisor/console-log';
 import { QemuHost } from '../hypervisor/qemu-host';
 import { ensureIndexes, openInventory, type Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
@@ -148,6 +149,10 @@ export async function runHostAgent(
         }),
       ),
     });
+    // Once a second: a guest flooding its console costs the host a bounded file, never the agent's heartbeat.
+    const consoleRotation = setInterval(() => {
+      for (const g of qemu.list()) rotateConsoleLog(g.serialLog, config.consoleLogMaxBytes);
+    }, 1000);
     const sampler = setInterval(() => {
       sampleMetrics(inv, opts, qemu, patchLevel).catch((err: unknown) =>
         log.warn({ err }, 'metrics sample failed'),
@@ -158,6 +163,7 @@ export async function runHostAgent(
       await worker.run();
     } finally {
       clearInterval(sampler);
+      clearInterval(consoleRotation);
       qemu.disconnectAll();
       await markHostDown(inv, opts.hostId).catch(() => undefined);
     }

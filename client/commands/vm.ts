@@ -1,11 +1,14 @@
 import type { Command } from 'commander';
 import { labelArg, numberArg, sizeArg, sshKeyFileArg, userDataFileArg } from './args';
 import { registerMigrationCommands } from './migration';
-import { NotFoundError } from '../../domain/errors';
+import { InvalidStateError, NotFoundError } from '../../domain/errors';
 import type { GuestInfo } from '../../domain/guest';
 import { HA_PRIORITY_MAX } from '../../domain/ha';
 import { listVms } from '../../inventory/vms';
 import type { VmDoc } from '../../inventory/schemas';
+import { consoleTail } from '../../hypervisor/console-log';
+import { localQemuHost } from '../../hypervisor/local-qemu-host';
+import { attachConsole } from '../console';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
 import { vmOperations, type StartedOperation } from '../vm-operations';
@@ -161,6 +164,22 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       emit(o, vms, (vs) =>
         printTable(vs.map(vmRow), ['id', 'state', 'host', 'memory-mib', 'vcpus', 'image', 'ha', 'updated']),
       );
+    });
+
+  vm.command('console <vmId>')
+    .description(`attach to the VM's serial console on its host (detach with Ctrl-])`)
+    .option('--log', 'print the end of the console log instead of attaching')
+    .option('--bytes <n>', 'how much of the log to print', numberArg, 16 * 1024)
+    .action(async (vmId: string, o: { log?: boolean; bytes: number }) => {
+      const doc = await (await ctx.inventory()).vms.findOne({ _id: vmId });
+      if (!doc) throw new NotFoundError('vm', vmId);
+      if (!doc.host) throw new InvalidStateError(`vm ${vmId} has no host yet`);
+      const files = localQemuHost(ctx.config.dataDir, doc.host).files(vmId);
+      if (o.log) {
+        process.stdout.write(consoleTail(files.serialLog, o.bytes));
+        return;
+      }
+      await attachConsole(files.consoleSocket, `vm ${vmId} on ${doc.host}`);
     });
 
   vm.command('show <vmId>')

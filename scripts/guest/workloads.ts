@@ -30,3 +30,8 @@ sleep ${afterSec}
 dd if=/dev/urandom of=/dev/vda bs=1M seek=600 count=${mib} conv=fsync 2>/dev/null
 echo "virtflow-diskfill-done vm=$VM_ID mib=${mib}" > /dev/console
 `;
+
+/** Prints to the serial console as fast as the guest can: a console that never stops. */
+export const floodConsole = `#!/bin/sh
+yes "flood flood flood flood flood flood flood flood flood flood" > /dev/ttyS0
+`;

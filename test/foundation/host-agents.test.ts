@@ -7,6 +7,9 @@ import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
 import { qemuVersion } from '../../hypervisor/host-facts';
 import { localQemuHost } from '../../hypervisor/local-qemu-host';
 import { isProcessRunning } from '../../hypervisor/qemu-host';
+import { consoleTail } from '../../hypervisor/console-log';
+import { withGuestAgent } from '../../hypervisor/guest-agent';
+import { floodConsole } from '../../scripts/guest/workloads';
 import { startBareGuest } from '../helpers/guests';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 
@@ -85,6 +88,35 @@ describe('the local stack: three host agents and the controller on the real dev 
     expect(fs.readdirSync(qemu.runDir).filter((f) => f.startsWith('canary-left'))).toEqual([]);
     expect(qemu.find('vm-kept')?.pid).toBe(guests[1].pid);
     qemu.kill('vm-kept');
+  });
+
+  test('a guest flooding its console costs a bounded log, and its host agent keeps its heartbeat', async () => {
+    await stack.agents.get('host-a')!.process.stop();
+    await stack.startAgent('host-a', ['--facts-interval', '2'], { VIRTFLOW_CONSOLE_LOG_MAX_KIB: '64' });
+    const qemu = localQemuHost(stack.config.dataDir, 'host-a');
+    // About 350 KB/s on these machines: 15 s of it unrotated would be over 5 MB.
+    await startBareGuest(qemu, 'flood', {}, floodConsole);
+    const log = qemu.files('flood').serialLog;
+    const sizeOf = (f: string) => (fs.existsSync(f) ? fs.statSync(f).size : 0);
+    // Measure from the moment it floods (its boot and the agent's own start are not the question).
+    for (let i = 0; i < 240 && !consoleTail(log, 4096).includes('flood flood'); i++)
+      await new Promise((r) => setTimeout(r, 250));
+    let largest = 0;
+    let oldestHeartbeatMs = 0;
+    const until = Date.now() + 15_000;
+    while (Date.now() < until) {
+      largest = Math.max(largest, sizeOf(log) + sizeOf(`${log}.1`));
+      const host = await stack.inventory.hosts.findOne({ _id: 'host-a' });
+      oldestHeartbeatMs = Math.max(oldestHeartbeatMs, Date.now() - host!.agent.heartbeatAt.getTime());
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(consoleTail(log, 4096)).toContain('flood flood');
+    expect(fs.existsSync(`${log}.1`)).toBe(true); // it was rotated
+    expect(largest).toBeLessThan(64 * 1024 + 1024 * 1024);
+    // Three missed fact intervals would count the host as lost.
+    expect(oldestHeartbeatMs).toBeLessThan(3 * 2000);
+    await withGuestAgent(qemu.files('flood').agentSocket, 5000, (a) => a.execute('guest-ping'));
+    qemu.kill('flood');
   });
 
   test('a host whose agent is gone is reported unreachable, not waited on forever', async () => {

@@ -28,11 +28,16 @@ export function qemuOn(config: Config, hostId: string): QemuHost {
  * Starts the local test guest on `qemu` without any agent or workflow (an orphan, a leftover
  * canary, a bare boot): its disk and seed in the host's run directory.
  */
-export async function startBareGuest(qemu: QemuHost, vmId: string, opts: Partial<GuestSpec> = {}) {
+export async function startBareGuest(
+  qemu: QemuHost,
+  vmId: string,
+  opts: Partial<GuestSpec> = {},
+  userData?: string,
+) {
   const disk = path.join(qemu.runDir, `${vmId}.qcow2`);
   await createOverlay(installed.guestDisk, 'qcow2', disk);
   const seedPath = path.join(qemu.runDir, `${vmId}.seed.iso`);
-  await writeSeed(seedPath, { instanceId: vmId, hostname: vmId, sshKeys: [] });
+  await writeSeed(seedPath, { instanceId: vmId, hostname: vmId, sshKeys: [], userData });
   return qemu.start({ vmId, memoryMiB: 128, vcpus: 1, firmware: 'bios', disks: [disk], seedPath, ...opts });
 }
 

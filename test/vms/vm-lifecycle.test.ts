@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '../../domain/config';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { cli, freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage, qemuOn } from '../helpers/guests';
 import { vmOperations } from '../../client/vm-operations';
@@ -67,6 +70,35 @@ describe('VM lifecycle on real QEMU hosts', () => {
     const text = await cli(stack.env, ['vm', 'show', 'web-2']);
     expect(text.stdout).toMatch(/guest-hostname\s+web-2/);
     expect(text.stdout).toMatch(/guest-addresses\s+lo 127\.0\.0\.1\/8/);
+  });
+
+  test('vm console --log shows the boot; vm console attaches to the live console and Ctrl-] detaches', async () => {
+    const log = await cli(stack.env, ['vm', 'console', 'web-2', '--log', '--bytes', '100000']);
+    expect(log.code).toBe(0);
+    expect(log.stdout).toContain('virtflow-guest-ready vm=web-2');
+
+    const attached = spawn(
+      process.execPath,
+      [path.join(repoRoot, 'bin', 'virtflow.js'), 'vm', 'console', 'web-2'],
+      {
+        env: stack.env,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
+    attached.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    attached.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => attached.once('exit', resolve));
+    // Live lines arrive while attached: heartbeats the guest prints from now on.
+    for (let i = 0; i < 100 && !/virtflow-heartbeat vm=web-2/.test(out); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect({ out: out.slice(-200), err }).toMatchObject({
+      out: expect.stringMatching(/virtflow-heartbeat vm=web-2 seq=\d+/),
+    });
+    attached.stdin.write(Buffer.from([0x1d]));
+    expect(await exited).toBe(0);
+    expect(hostsRunning(stack.config, 'web-2')).toEqual(['host-b']);
   });
 
   test('stop, start and delete: the process and the disk are really gone after delete, and the inventory agrees', async () => {
