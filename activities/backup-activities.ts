@@ -50,6 +50,19 @@ function nodeNameOf(backupId: string): string {
 /** Backup, verification, pruning and restore on this host, over the shared backup repository. */
 export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir }: BackupActivityDeps) {
   const insideRepo = (file: string) => insideDir(backupsDir, file, 'path');
+  /**
+   * A UEFI VM's variable store (its boot entries) is part of what a restore needs: each backup
+   * keeps a copy of it beside its disk file, taken at the backup's point in time.
+   */
+  const varsCopyOf = (backupFile: string) => `${backupFile}.vars.fd`;
+  const copyVars = (vmId: string, backupFile: string) => {
+    const vars = vmFiles(datastoreDir, vmId).vars;
+    if (fs.existsSync(vars)) fs.copyFileSync(vars, varsCopyOf(backupFile));
+  };
+  const removeBackupFiles = (backupFile: string) => {
+    fs.rmSync(backupFile, { force: true });
+    fs.rmSync(varsCopyOf(backupFile), { force: true });
+  };
 
   async function facts(file: string, startedAt: number): Promise<BackupFileFacts> {
     const copyMs = Date.now() - startedAt;
@@ -98,19 +111,19 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
           if (req.kind === 'incremental') {
             // A job of ours may have finished and cleared the bitmap before this retry: its
             // changes would be missing from a second attempt. Only a new full chain is safe.
-            fs.rmSync(target, { force: true });
+            removeBackupFiles(target);
             throw ApplicationFailure.nonRetryable(
               `an earlier attempt of incremental backup ${req.backupId} left no job to re-attach to; take a full backup`,
               'LineageUncertainError',
             );
           }
-          fs.rmSync(target, { force: true });
+          removeBackupFiles(target);
         }
         fs.mkdirSync(path.dirname(target), { recursive: true });
         const parent = req.parentPath === null ? undefined : insideRepo(req.parentPath);
         await createBackupTarget(target, req.virtualSizeBytes, parent);
-        const start = () =>
-          startBackupJob(qmp, {
+        const start = async () => {
+          await startBackupJob(qmp, {
             jobId: id,
             targetNode: id,
             targetPath: target,
@@ -118,6 +131,8 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
             bitmap: req.bitmap,
             speedBytesPerSec: req.maxSpeedMiBps * 1024 * 1024,
           });
+          copyVars(req.vmId, target);
+        };
         // The job's start is the backup's point in time (copy-before-write keeps it): freeze
         // the guest's file systems only around that moment, not for the whole copy.
         if (req.guestAgent)
@@ -140,12 +155,12 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
         await qmp.execute('job-cancel', { id }).catch(() => undefined);
         for (let i = 0; i < 50 && (await queryJob(qmp, id))?.status !== 'concluded'; i++) await sleep(100);
         await finishBackupJob(qmp, id, id);
-        fs.rmSync(target, { force: true });
+        removeBackupFiles(target);
         throw err;
       }
       await finishBackupJob(qmp, id, id);
       if (job.error) {
-        fs.rmSync(target, { force: true });
+        removeBackupFiles(target);
         throw ApplicationFailure.nonRetryable(`backup job failed: ${job.error}`, 'BackupFailedError');
       }
       return { ...(await facts(target, started)), consistency };
@@ -174,6 +189,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       fs.mkdirSync(path.dirname(target), { recursive: true });
       fs.rmSync(target, { force: true });
       await flattenImage(diskPath, target);
+      copyVars(req.vmId, target);
       const { stdout } = await run('qemu-img', ['info', '--output=json', diskPath]);
       const present: { name: string }[] = JSON.parse(stdout)['format-specific']?.data?.bitmaps ?? [];
       for (const { name } of present.filter((b) => b.name.startsWith(BITMAP_PREFIX))) {
@@ -213,7 +229,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
     async deleteBackupFile(req: { path: string }): Promise<{ deleted: boolean }> {
       const file = insideRepo(req.path);
       const existed = fs.existsSync(file);
-      fs.rmSync(file, { force: true });
+      removeBackupFiles(file);
       return { deleted: existed };
     },
 
@@ -236,6 +252,9 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       fs.mkdirSync(datastoreDir, { recursive: true });
       fs.rmSync(diskPath, { force: true });
       await flattenImage(source, diskPath);
+      const vars = vmFiles(datastoreDir, req.vmId).vars;
+      fs.rmSync(vars, { force: true });
+      if (fs.existsSync(varsCopyOf(source))) fs.copyFileSync(varsCopyOf(source), vars);
       if (!(await qemuImgCompare(source, diskPath))) {
         fs.rmSync(diskPath, { force: true });
         throw ApplicationFailure.nonRetryable(

@@ -92,6 +92,9 @@ describe('a Debian 12 cloud image, imported as an operator would', () => {
     expect(
       await withGuestAgent(agentOf('host-b', 'deb-1'), 5000, (a) => a.execute('guest-fsfreeze-status')),
     ).toBe('thawed');
+    // Its UEFI variable store (the boot entries) was kept with the backup, as it was then.
+    const sourceVars = path.join(dataPaths(stack.config.dataDir).datastore, 'deb-1.vars.fd');
+    expect(fs.readFileSync(`${backup.path}.vars.fd`).equals(fs.readFileSync(sourceVars))).toBe(true);
     const restored = await (
       await backups.restore({ backupId: backup.backupId, vmId: 'deb-2', host: 'host-a' })
     ).result();
@@ -100,5 +103,6 @@ describe('a Debian 12 cloud image, imported as an operator would', () => {
     expect(info.os).toMatch(/Debian GNU\/Linux 12/);
     // A new instance-id: cloud-init names the restored system after its new VM.
     expect(info.hostname).toBe('deb-2');
+    expect(fs.existsSync(path.join(dataPaths(stack.config.dataDir).datastore, 'deb-2.vars.fd'))).toBe(true);
   });
 });
