@@ -6,7 +6,8 @@ import { ensureVarsStore } from '../hypervisor/firmware';
 import { readGuestInfo, withGuestAgent } from '../hypervisor/guest-agent';
 import { GuestNotAliveError, waitForGuestAlive } from '../hypervisor/guest-liveness';
 import { removeSeed, writeSeed } from '../hypervisor/nocloud-seed';
-import { createOverlay, imageInfo, sha256File } from '../hypervisor/qemu-img';
+import { createOverlay, imageInfo, resizeImage, sha256File } from '../hypervisor/qemu-img';
+import { formatBytes } from '../domain/bytes';
 import type { GuestSpec, QemuHost } from '../hypervisor/qemu-host';
 import { insideDir, vmFiles } from '../hypervisor/vm-files';
 
@@ -192,6 +193,33 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
       } finally {
         clearInterval(beat);
       }
+    },
+
+    /**
+     * Grows the VM's root disk: `block_resize` under a running guest (it sees the new size at
+     * once), `qemu-img resize` on a stopped one. Refuses to shrink, naming both sizes.
+     */
+    async resizeDisk(req: {
+      vmId: string;
+      sizeBytes: number;
+    }): Promise<{ previousBytes: number; sizeBytes: number; online: boolean }> {
+      const disk = vmFiles(datastoreDir, req.vmId).disk;
+      if (!Number.isSafeInteger(req.sizeBytes) || req.sizeBytes <= 0)
+        throw new ValidationError('sizeBytes', `${String(req.sizeBytes)} is not a size in bytes`);
+      const previousBytes = (await imageInfo(disk)).virtualSizeBytes;
+      if (req.sizeBytes === previousBytes)
+        return { previousBytes, sizeBytes: previousBytes, online: !!qemu.find(req.vmId) };
+      if (req.sizeBytes < previousBytes)
+        throw new ValidationError(
+          'sizeBytes',
+          `${formatBytes(req.sizeBytes)} is smaller than the disk of ${req.vmId}, which is ${formatBytes(previousBytes)}: disks only grow`,
+        );
+      if (qemu.find(req.vmId)) {
+        await qemu.growDisk(req.vmId, req.sizeBytes);
+        return { previousBytes, sizeBytes: req.sizeBytes, online: true };
+      }
+      await resizeImage(disk, req.sizeBytes);
+      return { previousBytes, sizeBytes: req.sizeBytes, online: false };
     },
 
     /** Hostname, OS and addresses as the guest's agent reports them. */

@@ -8,7 +8,6 @@ import {
   setMigrationCapabilities,
   setMigrationParameters,
 } from '../hypervisor/migration';
-import { faultEnabled } from '../hypervisor/faults';
 import { GuestNotAliveError, waitForGuestAlive } from '../hypervisor/guest-liveness';
 import type { QemuHost } from '../hypervisor/qemu-host';
 import { readGuestLog } from '../hypervisor/serial-log';
@@ -188,10 +187,6 @@ export function createMigrationActivities({
       guestAgent?: boolean;
     }): Promise<{ seq: number | null; via: 'guest-agent' | 'console' }> {
       const ctx = Context.current();
-      if (faultEnabled('freeze-incoming-guest')) {
-        const frozen = qemu.find(req.vmId);
-        if (frozen) process.kill(frozen.pid, 'SIGSTOP');
-      }
       try {
         const proof = await waitForGuestAlive(qemu, req.vmId, {
           guestAgent: req.guestAgent ?? false,
@@ -209,10 +204,15 @@ export function createMigrationActivities({
         return { seq: proof.via === 'console' ? proof.heartbeatSeq : null, via: proof.via };
       } catch (err) {
         if (!(err instanceof GuestNotAliveError)) throw err;
+        // What QEMU says of the destination tells a paused guest from a guest that hangs.
+        const qemuStatus = err.exited
+          ? 'gone'
+          : ((await (await monitor(req.vmId)).command('query-status', 2000).catch(() => undefined))?.status ??
+            'unknown');
         throw ApplicationFailure.nonRetryable(
           err.exited
             ? `the destination QEMU of ${req.vmId} on ${hostId} is gone`
-            : `the guest of ${req.vmId} did not prove it runs on ${hostId}: ${err.message} (source seq ${req.afterSeq ?? 'none'})`,
+            : `the guest of ${req.vmId} did not prove it runs on ${hostId}: ${err.message} (QEMU status ${qemuStatus}, source seq ${req.afterSeq ?? 'none'})`,
           'VerificationError',
         );
       }

@@ -137,6 +137,11 @@ export function createSimHostActivities({
       return { heartbeatSeq: ++guest.heartbeatSeq, via: 'console' as const };
     },
 
+    async resizeDisk(req: Routed<'resizeDisk'>) {
+      const guest = guestOn(await fleet.host(req.hostId), req.vmId);
+      return { previousBytes: req.sizeBytes, sizeBytes: req.sizeBytes, online: guest !== undefined };
+    },
+
     async guestInfo(req: Routed<'guestInfo'>) {
       const guest = guestOn(await fleet.host(req.hostId), req.vmId);
       if (!guest)

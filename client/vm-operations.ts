@@ -11,14 +11,17 @@ import { CONTROLLER_TASK_QUEUE, workflowIds } from '../domain/names';
 import {
   createVmRequestSchema,
   deleteVmRequestSchema,
+  resizeDiskRequestSchema,
   stopVmRequestSchema,
   vmRefSchema,
   type CreateVmRequest,
   type DeleteVmRequest,
+  type ResizeDiskRequest,
   type StopVmRequest,
   type VmRef,
 } from '../domain/requests';
-import type { createVm, deleteVm, liveMigration, setVmHa, startVm, stopVm } from '../workflows';
+import type { createVm, deleteVm, liveMigration, resizeDisk, setVmHa, startVm, stopVm } from '../workflows';
+import { formatBytes } from '../domain/bytes';
 import { inspectGuest } from '../workflows/inspect-guest';
 import type { GuestInfo } from '../domain/guest';
 import { setHaRequestSchema, type SetHaRequest } from '../domain/ha';
@@ -155,6 +158,17 @@ export function vmOperations(client: Client, config: Config) {
         spec.vmId,
         [spec],
         `Stop VM ${spec.vmId} (forced after ${spec.gracefulTimeoutSec} s)`,
+      );
+    },
+    async resizeDisk(req: ResizeDiskRequest) {
+      const spec = parseInput(resizeDiskRequestSchema, req, '');
+      return startVmWorkflow<typeof resizeDisk>(
+        client,
+        config,
+        'resizeDisk',
+        spec.vmId,
+        [spec],
+        `Grow the disk of VM ${spec.vmId} to ${formatBytes(spec.sizeBytes)}`,
       );
     },
     async delete(req: DeleteVmRequest) {

@@ -66,6 +66,17 @@ export const stopVmRequestSchema = z.object({
 export type StopVmRequest = z.input<typeof stopVmRequestSchema>;
 
 export const deleteVmRequestSchema = stopVmRequestSchema;
+
+export const resizeDiskRequestSchema = z.object({
+  vmId: idSchema,
+  /** The root disk's new size; disks only grow. */
+  sizeBytes: z
+    .number({ error: 'must be a size in bytes' })
+    .int('must be a whole number of bytes')
+    .min(1024 * 1024, 'must be at least 1 MiB')
+    .max(64 * 1024 ** 4, 'must be at most 64 TiB'),
+});
+export type ResizeDiskRequest = z.input<typeof resizeDiskRequestSchema>;
 export type DeleteVmRequest = StopVmRequest;
 
 export const importImageRequestSchema = z.object({

@@ -241,6 +241,11 @@ export class QemuHost {
     return how;
   }
 
+  /** Grows a running guest's root disk; the guest sees the new capacity at once. */
+  async growDisk(vmId: string, sizeBytes: number): Promise<void> {
+    await (await this.monitor(vmId)).execute('block_resize', { 'node-name': 'disk0', size: sizeBytes });
+  }
+
   /** Rewrites a running guest's recorded spec (an incoming guest becomes an ordinary one). */
   updateSpec(vmId: string, patch: Partial<GuestSpec>): void {
     const guest = this.find(vmId);

@@ -54,3 +54,8 @@ export async function sha256File(file: string): Promise<string> {
     hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
+
+/** Grows a qcow2 file that no guest holds open (a running guest's disk grows through QMP). */
+export async function resizeImage(file: string, sizeBytes: number): Promise<void> {
+  await run('qemu-img', ['resize', '-q', '-f', 'qcow2', file, String(sizeBytes)]);
+}

@@ -18,3 +18,4 @@ export { reconcileHost, reconcileFleet, fixDrift } from './reconcile';
 export { haRestart, haRestartVm } from './ha-restart';
 export { setVmHa } from './set-vm-ha';
 export { inspectGuest } from './inspect-guest';
+export { resizeDisk } from './resize-disk';

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { labelArg, numberArg, sizeArg, sshKeyFileArg, userDataFileArg } from './args';
 import { registerMigrationCommands } from './migration';
+import { formatBytes } from '../../domain/bytes';
 import { InvalidStateError, NotFoundError } from '../../domain/errors';
 import type { GuestInfo } from '../../domain/guest';
 import { HA_PRIORITY_MAX } from '../../domain/ha';
@@ -130,6 +131,20 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
   ).action(async (vmId: string, o: OutputOptions & { wait: boolean; grace: number }) => {
     const op = await (await ops()).stop({ vmId, gracefulTimeoutSec: o.grace });
     await follow(op, o, (r) => console.log(`vm ${r.vmId} stopped on ${r.host} (${r.how})`));
+  });
+
+  waitOption(
+    vm
+      .command('resize-disk <vmId>')
+      .description("grow a VM's root disk, online when it runs")
+      .requiredOption('--size <size>', 'the new size, e.g. 40G (disks only grow)', sizeArg),
+  ).action(async (vmId: string, o: OutputOptions & { wait: boolean; size: number }) => {
+    const op = await (await ops()).resizeDisk({ vmId, sizeBytes: o.size });
+    await follow(op, o, (r) =>
+      console.log(
+        `disk of vm ${r.vmId} grown ${formatBytes(r.previousBytes)} → ${formatBytes(r.sizeBytes)} on ${r.host} (${r.online ? 'online' : 'offline'})`,
+      ),
+    );
   });
 
   waitOption(

@@ -35,3 +35,13 @@ echo "virtflow-diskfill-done vm=$VM_ID mib=${mib}" > /dev/console
 export const floodConsole = `#!/bin/sh
 yes "flood flood flood flood flood flood flood flood flood flood" > /dev/ttyS0
 `;
+
+/**
+ * After `afterSec`, stops the guest's agent (SIGSTOP) and says so on the console: a guest whose
+ * OS still runs and prints heartbeats, but whose agent never answers again.
+ */
+export const freezeGuestAgent = (afterSec: number) => `#!/bin/sh
+sleep ${afterSec}
+pkill -STOP -f /bin/guest-agent
+echo "virtflow-agent-frozen vm=$VM_ID" > /dev/console
+`;

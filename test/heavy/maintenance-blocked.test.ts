@@ -1,7 +1,10 @@
 import { hostOperations } from '../../client/host-operations';
 import { vmOperations } from '../../client/vm-operations';
+import { consoleTail } from '../../hypervisor/console-log';
+import { freezeGuestAgent } from '../../scripts/guest/workloads';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
-import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage } from '../helpers/guests';
+import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage, qemuOn } from '../helpers/guests';
+import { until } from '../helpers/until';
 
 /**
  * A host whose VM cannot be moved, on real QEMU (`npm test` covers a clean enter and exit in
@@ -15,13 +18,20 @@ describe('maintenance with a VM that cannot move', () => {
   beforeAll(async () => {
     stack = await TestStack.create('maintenance-blocked');
     await stack.startController(await bundleWorkflows());
-    await stack.startAgent('host-a', ['--memory', '4096']);
-    for (const target of ['host-b', 'host-c'])
-      await stack.startAgent(target, ['--memory', '4096'], { VIRTFLOW_FAULTS: 'freeze-incoming-guest' });
+    await stack.startAgents(['host-a', 'host-b', 'host-c'], ['--memory', '4096']);
     await importGuestImage(stack.inventory, stack.config);
     hosts = hostOperations(stack.client, stack.config);
     const vms = vmOperations(stack.client, stack.config);
-    await (await vms.create({ vmId: 'app-1', image: GUEST_IMAGE, host: 'host-a' })).result();
+    // The guest stops its own agent 30 s after boot: every move of it fails verification.
+    await (
+      await vms.create({ vmId: 'app-1', image: GUEST_IMAGE, host: 'host-a', userData: freezeGuestAgent(30) })
+    ).result();
+    const log = qemuOn(stack.config, 'host-a').files('app-1').serialLog;
+    await until(
+      'the guest to freeze its agent',
+      async () => consoleTail(log, 65536).includes('virtflow-agent-frozen vm=app-1'),
+      120_000,
+    );
   });
   afterAll(() => stack.stop());
 
@@ -37,7 +47,10 @@ describe('maintenance with a VM that cannot move', () => {
     }
     const blocked = await stack.inventory.hosts.findOne({ _id: 'host-a' });
     expect(blocked).toMatchObject({ maintenance: true, maintenanceState: 'blocked' });
-    expect(blocked!.maintenanceReason).toMatch(/app-1: .*heartbeat/);
+    // A guest whose agent is frozen cannot prove it runs on the destination: never committed.
+    expect(blocked!.maintenanceReason).toMatch(
+      /app-1: the guest of app-1 did not prove it runs on host-[bc]: .*guest agent did not answer/,
+    );
     // Still running where it was: nothing was stopped behind the operator's back.
     expect(hostsRunning(stack.config, 'app-1')).toEqual(['host-a']);
     await freshHeartbeat(stack.config, 'host-a', 'app-1');

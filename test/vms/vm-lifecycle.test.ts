@@ -7,6 +7,10 @@ import { cli, freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage, qemuO
 import { vmOperations } from '../../client/vm-operations';
 import { isProcessRunning } from '../../hypervisor/qemu-host';
 import { imageInfo } from '../../hypervisor/qemu-img';
+import { readGuestFile } from '../../hypervisor/guest-agent';
+
+const sshKey =
+  'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0vCFgkSvw2UGnC6N9bUbbWlnTLlbhVsCl8qvq3j4kN operator@virtflow';
 
 describe('VM lifecycle on real QEMU hosts', () => {
   let stack: TestStack;
@@ -27,6 +31,7 @@ describe('VM lifecycle on real QEMU hosts', () => {
     expect(first.host).toBe('host-a');
 
     const op = await ops.create({
+      sshKeys: [sshKey],
       vmId: 'web-2',
       image: GUEST_IMAGE,
       memoryMiB: 128,
@@ -70,6 +75,33 @@ describe('VM lifecycle on real QEMU hosts', () => {
     const text = await cli(stack.env, ['vm', 'show', 'web-2']);
     expect(text.stdout).toMatch(/guest-hostname\s+web-2/);
     expect(text.stdout).toMatch(/guest-addresses\s+lo 127\.0\.0\.1\/8/);
+  });
+
+  test("the seed reached the guest: its SSH key is in root's authorized_keys, read through the agent", async () => {
+    const socket = qemuOn(stack.config, 'host-b').files('web-2').agentSocket;
+    expect(await readGuestFile(socket, '/root/.ssh/authorized_keys')).toBe(`${sshKey}\n`);
+  });
+
+  test("a running VM's disk grows online and the guest sees it; a smaller size is refused naming both", async () => {
+    const grown = await (await ops.resizeDisk({ vmId: 'web-2', sizeBytes: 192 * 1024 ** 2 })).result();
+    expect(grown).toMatchObject({
+      host: 'host-b',
+      previousBytes: 128 * 1024 ** 2,
+      sizeBytes: 192 * 1024 ** 2,
+      online: true,
+    });
+    const socket = qemuOn(stack.config, 'host-b').files('web-2').agentSocket;
+    // The guest's own view: /sys/block/vda/size counts 512-byte sectors.
+    expect(await readGuestFile(socket, '/sys/block/vda/size')).toBe(`${(192 * 1024 ** 2) / 512}\n`);
+    const refused = await (
+      await ops.resizeDisk({ vmId: 'web-2', sizeBytes: 64 * 1024 ** 2 })
+    )
+      .result()
+      .catch((e: unknown) => e as { cause?: { message?: string } });
+    expect((refused as { cause: { message: string } }).cause.message).toBe(
+      'sizeBytes: 64 MiB is smaller than the disk of web-2, which is 192 MiB: disks only grow',
+    );
+    expect(hostsRunning(stack.config, 'web-2')).toEqual(['host-b']);
   });
 
   test('vm console --log shows the boot; vm console attaches to the live console and Ctrl-] detaches', async () => {
