@@ -1,10 +1,14 @@
 import { hostOperations } from '../../client/host-operations';
 import { vmOperations } from '../../client/vm-operations';
-import { consoleTail } from '../../hypervisor/console-log';
 import { freezeGuestAgent } from '../../scripts/guest/workloads';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
-import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage, qemuOn } from '../helpers/guests';
-import { until } from '../helpers/until';
+import {
+  freshHeartbeat,
+  GUEST_IMAGE,
+  hostsRunning,
+  importGuestImage,
+  waitForConsole,
+} from '../helpers/guests';
 
 /**
  * A host whose VM cannot be moved, on real QEMU (`npm test` covers a clean enter and exit in
@@ -26,12 +30,7 @@ describe('maintenance with a VM that cannot move', () => {
     await (
       await vms.create({ vmId: 'app-1', image: GUEST_IMAGE, host: 'host-a', userData: freezeGuestAgent(30) })
     ).result();
-    const log = qemuOn(stack.config, 'host-a').files('app-1').serialLog;
-    await until(
-      'the guest to freeze its agent',
-      async () => consoleTail(log, 65536).includes('virtflow-agent-frozen vm=app-1'),
-      120_000,
-    );
+    await waitForConsole(stack.config, 'host-a', 'app-1', 'virtflow-agent-frozen vm=app-1');
   });
   afterAll(() => stack.stop());
 

@@ -1,9 +1,13 @@
 import { vmOperations } from '../../client/vm-operations';
-import { consoleTail } from '../../hypervisor/console-log';
 import { freezeGuestAgent, memoryDirtier } from '../../scripts/guest/workloads';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
-import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage, qemuOn } from '../helpers/guests';
-import { until } from '../helpers/until';
+import {
+  freshHeartbeat,
+  GUEST_IMAGE,
+  hostsRunning,
+  importGuestImage,
+  waitForConsole,
+} from '../helpers/guests';
 import { waitForProgress } from '../helpers/progress';
 
 type Failure = { cause?: { type?: string; message?: string } };
@@ -33,12 +37,7 @@ describe('live migration: failed verification and post-copy on real QEMU', () =>
     await (
       await ops.create({ vmId: 'stuck', image: GUEST_IMAGE, host: 'host-a', userData: freezeGuestAgent(30) })
     ).result();
-    const log = qemuOn(stack.config, 'host-a').files('stuck').serialLog;
-    await until(
-      'the guest to freeze its agent',
-      async () => consoleTail(log, 65536).includes('virtflow-agent-frozen vm=stuck'),
-      120_000,
-    );
+    await waitForConsole(stack.config, 'host-a', 'stuck', 'virtflow-agent-frozen vm=stuck');
     const op = await ops.migrate({ vmId: 'stuck', to: 'host-b', policy: { verifyTimeoutSec: 5 } });
     const err = (await op.result().catch((e: unknown) => e)) as Failure;
     expect(err.cause?.type).toBe('VerificationError');

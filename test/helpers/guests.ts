@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { dataPaths, installed, repoRoot, type Config } from '../../domain/config';
+import { consoleTail } from '../../hypervisor/console-log';
 import { writeSeed } from '../../hypervisor/nocloud-seed';
 import { createOverlay } from '../../hypervisor/qemu-img';
 import { QemuHost, type GuestSpec } from '../../hypervisor/qemu-host';
@@ -9,6 +10,7 @@ import { localQemuHost } from '../../hypervisor/local-qemu-host';
 import { readGuestLog, waitForFreshHeartbeat, type Heartbeat } from '../../hypervisor/serial-log';
 import { importImage } from '../../inventory/images';
 import type { Inventory } from '../../inventory/db';
+import { until } from './until';
 
 const run = promisify(execFile);
 
@@ -39,6 +41,16 @@ export async function startBareGuest(
   const seedPath = path.join(qemu.runDir, `${vmId}.seed.iso`);
   await writeSeed(seedPath, { instanceId: vmId, hostname: vmId, sshKeys: [], userData });
   return qemu.start({ vmId, memoryMiB: 128, vcpus: 1, firmware: 'bios', disks: [disk], seedPath, ...opts });
+}
+
+/** Waits until the guest's console shows `text` (a marker its user-data prints). */
+export function waitForConsole(config: Config, hostId: string, vmId: string, text: string): Promise<true> {
+  const log = qemuOn(config, hostId).files(vmId).serialLog;
+  return until(
+    `"${text}" on the console of ${vmId}`,
+    async () => consoleTail(log, 65536).includes(text),
+    120_000,
+  );
 }
 
 /** Waits for a heartbeat the guest writes from now on: proof it runs, not that it once ran. */

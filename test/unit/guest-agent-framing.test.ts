@@ -1,7 +1,4 @@
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
+import { fakeUnixServer } from '../helpers/fake-socket';
 import { GuestAgentError, withGuestAgent } from '../../hypervisor/guest-agent';
 
 /**
@@ -9,9 +6,7 @@ import { GuestAgentError, withGuestAgent } from '../../hypervisor/guest-agent';
  * which writes whatever bytes the test wants, as a guest (or a stale earlier conversation) would.
  */
 async function fakeChannel(answer: (line: string, send: (text: string) => void) => void) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vf-qga-'));
-  const socketPath = path.join(dir, 'qga.sock');
-  const server = net.createServer((socket) => {
+  return fakeUnixServer('qga', (socket) => {
     let buffer = '';
     socket.on('data', (chunk) => {
       buffer += chunk.toString('latin1');
@@ -24,14 +19,6 @@ async function fakeChannel(answer: (line: string, send: (text: string) => void) 
       }
     });
   });
-  await new Promise<void>((r) => server.listen(socketPath, r));
-  return {
-    socketPath,
-    close: () => {
-      server.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 const syncId = (line: string) => (JSON.parse(line) as { arguments: { id: number } }).arguments.id;

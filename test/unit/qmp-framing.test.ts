@@ -1,7 +1,5 @@
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
+import type net from 'node:net';
+import { fakeUnixServer } from '../helpers/fake-socket';
 import { QmpClient, QmpError } from '../../hypervisor/qmp';
 
 /**
@@ -9,9 +7,7 @@ import { QmpClient, QmpError } from '../../hypervisor/qmp';
  * every later command to `answer`, which writes whatever bytes the test wants.
  */
 async function fakeMonitor(answer: (cmd: { execute: string; id: string }, socket: net.Socket) => void) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vf-qmp-'));
-  const socketPath = path.join(dir, 'qmp.sock');
-  const server = net.createServer((socket) => {
+  return fakeUnixServer('qmp', (socket) => {
     socket.write('{"QMP": {"version": {"qemu": {"major": 7}}, "capabilities": []}}\r\n');
     let buffer = '';
     socket.on('data', (chunk) => {
@@ -25,14 +21,6 @@ async function fakeMonitor(answer: (cmd: { execute: string; id: string }, socket
       }
     });
   });
-  await new Promise<void>((r) => server.listen(socketPath, r));
-  return {
-    socketPath,
-    close: () => {
-      server.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 describe('QMP client framing', () => {
