@@ -42,6 +42,5 @@ yes "flood flood flood flood flood flood flood flood flood flood" > /dev/ttyS0
  */
 export const freezeGuestAgent = (afterSec: number) => `#!/bin/sh
 sleep ${afterSec}
-pkill -STOP -f /bin/guest-agent
-echo "virtflow-agent-frozen vm=$VM_ID" > /dev/console
+kill -STOP "$(cat /run/guest-agent.pid)" && echo "virtflow-agent-frozen vm=$VM_ID" > /dev/console
 `;
