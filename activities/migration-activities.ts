@@ -188,13 +188,20 @@ export function createMigrationActivities({
     }): Promise<{ seq: number | null; via: 'guest-agent' | 'console' }> {
       const ctx = Context.current();
       try {
-        const proof = await waitForGuestAlive(qemu, req.vmId, {
-          guestAgent: req.guestAgent ?? false,
-          timeoutMs: req.timeoutMs,
-          afterSeq: req.afterSeq,
-          onWait: (missing) => ctx.heartbeat({ missing }),
-          signal: ctx.cancellationSignal,
-        });
+        const deadline = Date.now() + req.timeoutMs;
+        const wait = (guestAgent: boolean) =>
+          waitForGuestAlive(qemu, req.vmId, {
+            guestAgent,
+            timeoutMs: Math.max(0, deadline - Date.now()),
+            afterSeq: req.afterSeq,
+            onWait: (missing) => ctx.heartbeat({ missing }),
+            signal: ctx.cancellationSignal,
+          });
+        const proof = await wait(req.guestAgent ?? false);
+        // Every liveness signal the guest gave on the source must be fresh here: a guest that
+        // also beat on its console must go on beating. One process answering proves less than
+        // the whole guest running (TCG precopy can corrupt guest RAM, DESIGN's known QEMU 7.2 bug).
+        if (proof.via === 'guest-agent' && req.afterSeq !== null) await wait(false);
         const after = await (await monitor(req.vmId)).command('query-status', 2000).catch(() => undefined);
         if (!after?.running)
           throw new GuestNotAliveError(
