@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { guestConfigSchema, UEFI_MIN_MEMORY_MIB, type GuestConfig, type GuestInfo } from '../domain/guest';
-import { ValidationError } from '../domain/errors';
+import { parseInput, ValidationError } from '../domain/errors';
 import { ensureVarsStore } from '../hypervisor/firmware';
 import { readGuestInfo, withGuestAgent } from '../hypervisor/guest-agent';
 import { GuestNotAliveError, waitForGuestAlive } from '../hypervisor/guest-liveness';
@@ -40,27 +40,27 @@ export interface GuestStartRequest {
  * The QEMU spec of a VM on this host, after checking the request as any Temporal client may
  * have written it: the id names the files, the guest settings parse, UEFI has room to boot.
  */
-export function guestSpecOf(datastoreDir: string, req: GuestStartRequest): GuestSpec {
+export function guestSpecOf(
+  datastoreDir: string,
+  req: GuestStartRequest,
+): { spec: GuestSpec; guest: GuestConfig } {
   const files = vmFiles(datastoreDir, req.vmId);
-  const parsed = guestConfigSchema.safeParse(req.guest);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ValidationError(`guest.${issue.path.join('.')}`, issue.message);
-  }
-  if (parsed.data.firmware === 'uefi' && req.memoryMiB < UEFI_MIN_MEMORY_MIB)
+  const guest = parseInput(guestConfigSchema, req.guest, 'guest');
+  if (guest.firmware === 'uefi' && req.memoryMiB < UEFI_MIN_MEMORY_MIB)
     throw new ValidationError(
       'memoryMiB',
       `${req.memoryMiB} MiB is too little for UEFI firmware (at least ${UEFI_MIN_MEMORY_MIB} MiB)`,
     );
-  return {
+  const spec: GuestSpec = {
     vmId: req.vmId,
     memoryMiB: req.memoryMiB,
     vcpus: req.vcpus,
-    firmware: parsed.data.firmware,
+    firmware: guest.firmware,
     disks: [files.disk],
     seedPath: files.seed,
-    varsPath: parsed.data.firmware === 'uefi' ? files.vars : undefined,
+    varsPath: guest.firmware === 'uefi' ? files.vars : undefined,
   };
+  return { spec, guest };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -120,10 +120,9 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
      * its settings changed since the last start). A retry finds the guest it already started.
      */
     async startGuest(req: GuestStartRequest) {
-      const spec = guestSpecOf(datastoreDir, req);
+      const { spec, guest } = guestSpecOf(datastoreDir, req);
       const running = qemu.find(req.vmId);
       if (running) return { pid: running.pid, hostId };
-      const guest = guestConfigSchema.parse(req.guest);
       await writeSeed(spec.seedPath, {
         instanceId: req.vmId,
         hostname: req.vmId,

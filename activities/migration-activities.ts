@@ -57,7 +57,7 @@ export function createMigrationActivities({
      */
     async prepareIncoming(req: GuestStartRequest & { policy: MigrationPolicy }): Promise<IncomingEndpoint> {
       // The destination attaches the same disk, seed and UEFI variables the source runs with.
-      const spec = guestSpecOf(datastoreDir, req);
+      const { spec } = guestSpecOf(datastoreDir, req);
       const existing = qemu.find(req.vmId);
       if (existing) {
         const status = await (await monitor(req.vmId)).command('query-status').catch(() => undefined);

@@ -65,6 +65,9 @@ export async function importImage(
   try {
     const staged = path.join(work, 'source');
     const sourceSha256 = await stage(req.file, staged, onProgress);
+    // The same file under the same name again: nothing to inspect or convert.
+    const existing = await inv.images.findOne({ _id: req.name });
+    if (existing?.sourceSha256 === sourceSha256) return existing;
     let inspected;
     try {
       inspected = await inspectImage(staged, {
@@ -81,9 +84,8 @@ export async function importImage(
     await inspectImage(converted, { format: 'qcow2', maxVirtualSizeBytes: req.maxVirtualSizeBytes });
     const sha256 = await sha256File(converted);
 
-    const existing = await inv.images.findOne({ _id: req.name });
     if (existing) {
-      if (existing.sha256 === sha256 || existing.sourceSha256 === sourceSha256) return existing;
+      if (existing.sha256 === sha256) return existing;
       throw new ValidationError(
         'name',
         `image "${req.name}" already exists with other content (${existing.sha256})`,
