@@ -10,15 +10,16 @@ import {
   finishBackupJob,
   flattenImage,
   listBitmaps,
+  listDiskNodes,
   qemuImgCheck,
   qemuImgCompare,
   queryJob,
-  startBackupJob,
+  startBackupJobs,
   type BitmapState,
 } from '../hypervisor/block-backup';
 import { imageInfo, sha256File } from '../hypervisor/qemu-img';
 import { withFrozenFilesystems } from '../hypervisor/guest-agent';
-import { insideDir, vmFiles } from '../hypervisor/vm-files';
+import { dataBackupFile, dataDiskIndices, insideDir, MAX_DATA_DISKS, vmFiles } from '../hypervisor/vm-files';
 import type { BackupConsistency } from '../inventory/schemas';
 import type { QemuHost } from '../hypervisor/qemu-host';
 
@@ -36,10 +37,21 @@ export interface BackupActivityDeps {
 export interface BackupFileFacts {
   sizeBytes: number;
   sha256: string;
-  /** The whole backup: copy, then `qemu-img check` and SHA-256 of the file. */
+  /** The whole backup: copy, then `qemu-img check` and SHA-256 of every file. */
   durationMs: number;
   /** The copy alone. */
   copyMs: number;
+  /** The data disks' files, beside the root disk's (absent: the VM has none). */
+  dataDisks?: DataDiskBackup[];
+}
+
+/** A backup's copy of one data disk. */
+export interface DataDiskBackup {
+  /** 1 is the guest's first data disk (vdb). */
+  index: number;
+  path: string;
+  sizeBytes: number;
+  sha256: string;
 }
 
 /** QEMU node names are at most 31 characters: derive a short, stable one from the backup id. */
@@ -62,30 +74,92 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
   const removeBackupFiles = (backupFile: string) => {
     fs.rmSync(backupFile, { force: true });
     fs.rmSync(varsCopyOf(backupFile), { force: true });
+    for (const index of dataDiskIndices(MAX_DATA_DISKS))
+      fs.rmSync(dataBackupFile(backupFile, index), { force: true });
   };
 
-  async function facts(file: string, startedAt: number): Promise<BackupFileFacts> {
+  async function facts(file: string, dataIndices: number[], startedAt: number): Promise<BackupFileFacts> {
     const copyMs = Date.now() - startedAt;
-    // Both only read the file: run them side by side.
-    const [, sha256] = await Promise.all([qemuImgCheck(file), sha256File(file)]);
-    return { sizeBytes: fs.statSync(file).size, sha256, durationMs: Date.now() - startedAt, copyMs };
+    const checked = async (f: string) => {
+      // Both only read the file: run them side by side.
+      const [, sha256] = await Promise.all([qemuImgCheck(f), sha256File(f)]);
+      return { sizeBytes: fs.statSync(f).size, sha256 };
+    };
+    const root = await checked(file);
+    const dataDisks: DataDiskBackup[] = [];
+    for (const index of dataIndices) {
+      const f = dataBackupFile(file, index);
+      dataDisks.push({ index, path: f, ...(await checked(f)) });
+    }
+    return {
+      ...root,
+      durationMs: Date.now() - startedAt,
+      copyMs,
+      ...(dataDisks.length ? { dataDisks } : {}),
+    };
+  }
+
+  /** Checks one backup file: image consistency, checksum, and the parent it rests on. */
+  async function verifyFile(file: string, sha256: string, parentPath: string | null): Promise<void> {
+    if (!fs.existsSync(file))
+      throw ApplicationFailure.nonRetryable(`${file} is missing`, 'BackupCorruptError');
+    await qemuImgCheck(file).catch((err: Error) => {
+      throw ApplicationFailure.nonRetryable(
+        `qemu-img check failed on ${file}: ${err.message}`,
+        'BackupCorruptError',
+      );
+    });
+    const actual = await sha256File(file);
+    if (actual !== sha256) {
+      throw ApplicationFailure.nonRetryable(
+        `${file} fails its checksum: expected ${sha256}, found ${actual}`,
+        'BackupCorruptError',
+      );
+    }
+    const backing = (await imageInfo(file)).backingFile ?? null;
+    if (backing !== parentPath) {
+      throw ApplicationFailure.nonRetryable(
+        `${file} rests on ${backing ?? 'nothing'}, the catalogue says ${parentPath ?? 'nothing'}`,
+        'BackupCorruptError',
+      );
+    }
+  }
+
+  /** Flattens a backup file (with its chain) into a standalone disk that must compare identical. */
+  async function restoreFile(vmId: string, source: string, disk: string): Promise<void> {
+    if (!fs.existsSync(source))
+      throw ApplicationFailure.nonRetryable(`${source} is missing`, 'RestoreMismatchError');
+    fs.rmSync(disk, { force: true });
+    await flattenImage(source, disk);
+    if (!(await qemuImgCompare(source, disk))) {
+      fs.rmSync(disk, { force: true });
+      throw ApplicationFailure.nonRetryable(
+        `restored disk ${disk} of ${vmId} differs from backup ${source}`,
+        'RestoreMismatchError',
+      );
+    }
   }
 
   return {
-    /** What the last chain's incremental would rest on: its parent file and the disk's bitmaps. */
+    /** What the last chain's incremental would rest on: its parent file and the disks' bitmaps. */
     async inspectLineage(req: { vmId: string; parentPath: string }): Promise<{
       parentExists: boolean;
       bitmaps: BitmapState[];
     }> {
-      const parentExists = fs.existsSync(insideRepo(req.parentPath));
-      const bitmaps = qemu.find(req.vmId) ? await listBitmaps(await qemu.monitor(req.vmId)) : [];
-      return { parentExists, bitmaps };
+      const parent = insideRepo(req.parentPath);
+      if (!qemu.find(req.vmId)) return { parentExists: fs.existsSync(parent), bitmaps: [] };
+      const qmp = await qemu.monitor(req.vmId);
+      // Each data disk's incremental rests on the same disk's file in the parent backup.
+      const parentFiles = (await listDiskNodes(qmp)).map((d) =>
+        d.index === 0 ? parent : dataBackupFile(parent, d.index),
+      );
+      return { parentExists: parentFiles.every((f) => fs.existsSync(f)), bitmaps: await listBitmaps(qmp) };
     },
 
     /**
-     * Backs up a running guest's disk with `blockdev-backup`, heartbeating the job's progress.
-     * A retry after an agent restart re-attaches to QEMU's job; a cancelled activity cancels
-     * the job and removes the partial file.
+     * Backs up every disk of a running guest with `blockdev-backup`, all at one point in time,
+     * heartbeating the jobs' progress. A retry after an agent restart re-attaches to QEMU's
+     * jobs; a cancelled activity cancels them and removes the partial files.
      */
     async runBackup(req: {
       vmId: string;
@@ -103,72 +177,90 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       let consistency: BackupConsistency = 'crash-consistent';
       const started = Date.now();
       const target = insideRepo(req.targetPath);
+      const parent = req.parentPath === null ? null : insideRepo(req.parentPath);
       const qmp = await qemu.monitor(req.vmId);
       const id = nodeNameOf(req.backupId);
-      let job = await queryJob(qmp, id);
-      if (!job) {
+      // The root disk's job keeps the id runs begun before data disks know; data disks add `d<i>`.
+      const disks = (await listDiskNodes(qmp)).map((d) => ({
+        ...d,
+        jobId: d.index === 0 ? id : `${id}d${d.index}`,
+        targetPath: d.index === 0 ? target : dataBackupFile(target, d.index),
+        parentPath: parent === null ? undefined : d.index === 0 ? parent : dataBackupFile(parent, d.index),
+      }));
+      const dataIndices = disks.filter((d) => d.index > 0).map((d) => d.index);
+      const jobIds = disks.map((d) => d.jobId);
+      const dropJobs = async () => {
+        for (const jobId of jobIds) await finishBackupJob(qmp, jobId, jobId);
+      };
+      if (!(await queryJob(qmp, id))) {
         if (fs.existsSync(target)) {
+          removeBackupFiles(target);
           if (req.kind === 'incremental') {
-            // A job of ours may have finished and cleared the bitmap before this retry: its
+            // A job of ours may have finished and cleared the bitmaps before this retry: its
             // changes would be missing from a second attempt. Only a new full chain is safe.
-            removeBackupFiles(target);
             throw ApplicationFailure.nonRetryable(
               `an earlier attempt of incremental backup ${req.backupId} left no job to re-attach to; take a full backup`,
               'LineageUncertainError',
             );
           }
-          removeBackupFiles(target);
         }
         fs.mkdirSync(path.dirname(target), { recursive: true });
-        const parent = req.parentPath === null ? undefined : insideRepo(req.parentPath);
-        await createBackupTarget(target, req.virtualSizeBytes, parent);
+        for (const d of disks) {
+          // The root's size comes from the catalogue, as for runs begun before data disks.
+          const size = d.index === 0 ? req.virtualSizeBytes : d.virtualSizeBytes;
+          await createBackupTarget(d.targetPath, size, d.parentPath);
+        }
         const start = async () => {
-          await startBackupJob(qmp, {
-            jobId: id,
-            targetNode: id,
-            targetPath: target,
+          await startBackupJobs(qmp, {
+            jobs: disks.map((d) => ({ device: d.node, jobId: d.jobId, targetPath: d.targetPath })),
             kind: req.kind,
             bitmap: req.bitmap,
             speedBytesPerSec: req.maxSpeedMiBps * 1024 * 1024,
           });
           copyVars(req.vmId, target);
         };
-        // The job's start is the backup's point in time (copy-before-write keeps it): freeze
+        // The jobs' start is the backup's point in time (copy-before-write keeps it): freeze
         // the guest's file systems only around that moment, not for the whole copy.
         if (req.guestAgent)
           consistency = (await withFrozenFilesystems(qemu.files(req.vmId).agentSocket, start)).consistency;
         else await start();
       }
+      let jobs;
       try {
         for (;;) {
-          job = await queryJob(qmp, id);
-          if (!job) throw new Error(`backup job ${id} vanished`);
+          jobs = await Promise.all(jobIds.map((jobId) => queryJob(qmp, jobId)));
+          if (jobs.some((j) => !j)) throw new Error(`a backup job of ${req.backupId} vanished`);
           ctx.heartbeat({
-            copiedBytes: job.currentProgress,
-            totalBytes: job.totalProgress,
-            status: job.status,
+            copiedBytes: jobs.reduce((n, j) => n + j!.currentProgress, 0),
+            totalBytes: jobs.reduce((n, j) => n + j!.totalProgress, 0),
+            status: jobs.map((j) => j!.status).join(','),
           });
-          if (job.status === 'concluded') break;
+          if (jobs.every((j) => j!.status === 'concluded')) break;
           await Promise.race([sleep(50), ctx.cancelled]);
         }
       } catch (err) {
-        await qmp.execute('job-cancel', { id }).catch(() => undefined);
-        for (let i = 0; i < 50 && (await queryJob(qmp, id))?.status !== 'concluded'; i++) await sleep(100);
-        await finishBackupJob(qmp, id, id);
+        for (const jobId of jobIds) await qmp.execute('job-cancel', { id: jobId }).catch(() => undefined);
+        for (let i = 0; i < 50; i++) {
+          const left = await Promise.all(jobIds.map((jobId) => queryJob(qmp, jobId)));
+          if (left.every((j) => !j || j.status === 'concluded')) break;
+          await sleep(100);
+        }
+        await dropJobs();
         removeBackupFiles(target);
         throw err;
       }
-      await finishBackupJob(qmp, id, id);
-      if (job.error) {
+      await dropJobs();
+      const failed = jobs.find((j) => j!.error);
+      if (failed) {
         removeBackupFiles(target);
-        throw ApplicationFailure.nonRetryable(`backup job failed: ${job.error}`, 'BackupFailedError');
+        throw ApplicationFailure.nonRetryable(`backup job failed: ${failed.error}`, 'BackupFailedError');
       }
-      return { ...(await facts(target, started)), consistency };
+      return { ...(await facts(target, dataIndices, started)), consistency };
     },
 
     /**
-     * Backs up a stopped VM's disk by flattening it, and gives the disk a fresh bitmap at the
-     * same point in time, so the next backup can be incremental once the VM runs again.
+     * Backs up a stopped VM's disks by flattening them, and gives each disk a fresh bitmap at
+     * the same point in time, so the next backup can be incremental once the VM runs again.
      */
     async offlineBackup(req: {
       vmId: string;
@@ -185,45 +277,37 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       }
       const started = Date.now();
       const target = insideRepo(req.targetPath);
-      const diskPath = vmFiles(datastoreDir, req.vmId).disk;
+      const files = vmFiles(datastoreDir, req.vmId);
+      const dataIndices = dataDiskIndices(MAX_DATA_DISKS).filter((i) => fs.existsSync(files.dataDisk(i)));
       fs.mkdirSync(path.dirname(target), { recursive: true });
-      fs.rmSync(target, { force: true });
-      await flattenImage(diskPath, target);
-      copyVars(req.vmId, target);
-      const { stdout } = await run('qemu-img', ['info', '--output=json', diskPath]);
-      const present: { name: string }[] = JSON.parse(stdout)['format-specific']?.data?.bitmaps ?? [];
-      for (const { name } of present.filter((b) => b.name.startsWith(BITMAP_PREFIX))) {
-        await run('qemu-img', ['bitmap', '--remove', diskPath, name]);
+      removeBackupFiles(target);
+      for (const [disk, copy] of [
+        [files.disk, target],
+        ...dataIndices.map((i) => [files.dataDisk(i), dataBackupFile(target, i)]),
+      ]) {
+        await flattenImage(disk, copy);
+        await replaceBitmaps(disk, req.bitmap);
       }
-      await run('qemu-img', ['bitmap', '--add', diskPath, req.bitmap]);
-      return facts(target, started);
+      copyVars(req.vmId, target);
+      return facts(target, dataIndices, started);
     },
 
-    /** Checks a backup file: image consistency, checksum, and that it rests on its recorded parent. */
-    async verifyBackupFile(req: { path: string; sha256: string; parentPath: string | null }): Promise<void> {
+    /** Checks a backup's files: image consistency, checksums, and that each rests on its parent's. */
+    async verifyBackupFile(req: {
+      path: string;
+      sha256: string;
+      parentPath: string | null;
+      dataDisks?: { index: number; sha256: string }[];
+    }): Promise<void> {
       const file = insideRepo(req.path);
-      if (!fs.existsSync(file))
-        throw ApplicationFailure.nonRetryable(`${file} is missing`, 'BackupCorruptError');
-      await qemuImgCheck(file).catch((err: Error) => {
-        throw ApplicationFailure.nonRetryable(
-          `qemu-img check failed on ${file}: ${err.message}`,
-          'BackupCorruptError',
+      const parent = req.parentPath === null ? null : insideRepo(req.parentPath);
+      await verifyFile(file, req.sha256, parent);
+      for (const d of req.dataDisks ?? [])
+        await verifyFile(
+          dataBackupFile(file, d.index),
+          d.sha256,
+          parent === null ? null : dataBackupFile(parent, d.index),
         );
-      });
-      const actual = await sha256File(file);
-      if (actual !== req.sha256) {
-        throw ApplicationFailure.nonRetryable(
-          `${file} fails its checksum: expected ${req.sha256}, found ${actual}`,
-          'BackupCorruptError',
-        );
-      }
-      const backing = (await imageInfo(file)).backingFile ?? null;
-      if (backing !== req.parentPath) {
-        throw ApplicationFailure.nonRetryable(
-          `${file} rests on ${backing ?? 'nothing'}, the catalogue says ${req.parentPath ?? 'nothing'}`,
-          'BackupCorruptError',
-        );
-      }
     },
 
     async deleteBackupFile(req: { path: string }): Promise<{ deleted: boolean }> {
@@ -234,15 +318,18 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
     },
 
     /**
-     * Restores a backup (with its chain) as a new VM's disk: flattened into one standalone qcow2
-     * on the datastore, then compared with the chain so a restore is never silently different.
+     * Restores a backup (with its chain) as a new VM's disks: each flattened into one standalone
+     * qcow2 on the datastore, then compared with the chain so a restore is never silently different.
      */
     async restoreDisk(req: {
       vmId: string;
       backupPath: string;
+      /** How many data disks the backup holds (absent: runs begun before data disks). */
+      dataDisks?: number;
     }): Promise<{ diskPath: string; identical: true }> {
       const source = insideRepo(req.backupPath);
-      const diskPath = vmFiles(datastoreDir, req.vmId).disk;
+      const files = vmFiles(datastoreDir, req.vmId);
+      const dataIndices = dataDiskIndices(req.dataDisks ?? 0);
       if (qemu.find(req.vmId)) {
         throw ApplicationFailure.nonRetryable(
           `vm ${req.vmId} already runs on ${hostId}`,
@@ -250,21 +337,24 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
         );
       }
       fs.mkdirSync(datastoreDir, { recursive: true });
-      fs.rmSync(diskPath, { force: true });
-      await flattenImage(source, diskPath);
-      const vars = vmFiles(datastoreDir, req.vmId).vars;
-      fs.rmSync(vars, { force: true });
-      if (fs.existsSync(varsCopyOf(source))) fs.copyFileSync(varsCopyOf(source), vars);
-      if (!(await qemuImgCompare(source, diskPath))) {
-        fs.rmSync(diskPath, { force: true });
-        throw ApplicationFailure.nonRetryable(
-          `restored disk of ${req.vmId} differs from backup ${source}`,
-          'RestoreMismatchError',
-        );
-      }
-      return { diskPath, identical: true };
+      await restoreFile(req.vmId, source, files.disk);
+      for (const index of dataIndices)
+        await restoreFile(req.vmId, dataBackupFile(source, index), files.dataDisk(index));
+      fs.rmSync(files.vars, { force: true });
+      if (fs.existsSync(varsCopyOf(source))) fs.copyFileSync(varsCopyOf(source), files.vars);
+      return { diskPath: files.disk, identical: true };
     },
   };
+}
+
+/** Drops a stopped disk's virtflow bitmaps and starts `bitmap`, the new chain's. */
+async function replaceBitmaps(disk: string, bitmap: string): Promise<void> {
+  const { stdout } = await run('qemu-img', ['info', '--output=json', disk]);
+  const present: { name: string }[] = JSON.parse(stdout)['format-specific']?.data?.bitmaps ?? [];
+  for (const { name } of present.filter((b) => b.name.startsWith(BITMAP_PREFIX))) {
+    await run('qemu-img', ['bitmap', '--remove', disk, name]);
+  }
+  await run('qemu-img', ['bitmap', '--add', disk, bitmap]);
 }
 
 export type BackupActivities = ReturnType<typeof createBackupActivities>;

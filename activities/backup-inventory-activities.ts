@@ -159,6 +159,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
       durationMs: number;
       copyMs: number;
       consistency?: BackupConsistency;
+      dataDisks?: BackupDoc['dataDisks'];
     }): Promise<BackupDoc> {
       const now = new Date();
       const doc = await inv.backups.findOne({ _id: req.backupId });
@@ -173,6 +174,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
             consistency: req.consistency ?? 'crash-consistent',
             sizeBytes: req.sizeBytes,
             sha256: req.sha256,
+            ...(req.dataDisks?.length ? { dataDisks: req.dataDisks } : {}),
             durationMs: req.durationMs,
             throughputMiBps,
             finishedAt: now,
@@ -247,9 +249,16 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
     },
 
     /** The files a backup depends on, newest first: itself and each parent. */
-    async backupChain(req: {
-      backupId: string;
-    }): Promise<{ id: string; path: string; sha256: string; parentPath: string | null; host: string }[]> {
+    async backupChain(req: { backupId: string }): Promise<
+      {
+        id: string;
+        path: string;
+        sha256: string;
+        parentPath: string | null;
+        host: string;
+        dataDisks?: { index: number; sha256: string }[];
+      }[]
+    > {
       const chain = [];
       for (let id: string | null = req.backupId; id;) {
         const doc: BackupDoc | null = await inv.backups.findOne({ _id: id });
@@ -264,6 +273,9 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
           sha256: doc.sha256!,
           parentPath: parent?.path ?? null,
           host: doc.host,
+          ...(doc.dataDisks
+            ? { dataDisks: doc.dataDisks.map(({ index, sha256 }) => ({ index, sha256 })) }
+            : {}),
         });
         id = doc.parentId;
       }
@@ -327,10 +339,13 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
         bootTimeoutSec: req.bootTimeoutSec,
         sshKeys: req.sshKeys ?? backup.vm.guest.sshKeys,
         userData: req.userData ?? backup.vm.guest.userData,
+        // A backup taken before VMs had data disks records none.
+        dataDisks: backup.vm.guest.dataDisks ?? [],
         guest: {
           ...backup.vm.guest,
           sshKeys: req.sshKeys ?? backup.vm.guest.sshKeys,
           userData: req.userData ?? backup.vm.guest.userData,
+          dataDisks: backup.vm.guest.dataDisks ?? [],
         },
       };
       await claimVmIdForRun(inv, spec, currentRun().runId);

@@ -1,15 +1,22 @@
 import fs from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { guestConfigSchema, UEFI_MIN_MEMORY_MIB, type GuestConfig, type GuestInfo } from '../domain/guest';
+import {
+  dataDisksSchema,
+  diskBytesSchema,
+  guestConfigSchema,
+  UEFI_MIN_MEMORY_MIB,
+  type GuestConfig,
+  type GuestInfo,
+} from '../domain/guest';
 import { parseInput, ValidationError } from '../domain/errors';
 import { ensureVarsStore } from '../hypervisor/firmware';
 import { readGuestInfo, withGuestAgent } from '../hypervisor/guest-agent';
 import { GuestNotAliveError, waitForGuestAlive } from '../hypervisor/guest-liveness';
 import { removeSeed, writeSeed } from '../hypervisor/nocloud-seed';
-import { createOverlay, imageInfo, resizeImage, sha256File } from '../hypervisor/qemu-img';
+import { createImage, createOverlay, imageInfo, resizeImage, sha256File } from '../hypervisor/qemu-img';
 import { formatBytes } from '../domain/bytes';
 import type { GuestSpec, QemuHost } from '../hypervisor/qemu-host';
-import { insideDir, vmFiles } from '../hypervisor/vm-files';
+import { dataDiskIndices, insideDir, MAX_DATA_DISKS, vmFiles } from '../hypervisor/vm-files';
 
 export interface GuestActivityDeps {
   hostId: string;
@@ -56,7 +63,7 @@ export function guestSpecOf(
     memoryMiB: req.memoryMiB,
     vcpus: req.vcpus,
     firmware: guest.firmware,
-    disks: [files.disk],
+    disks: [files.disk, ...dataDiskIndices(guest.dataDisks.length).map(files.dataDisk)],
     seedPath: files.seed,
     varsPath: guest.firmware === 'uefi' ? files.vars : undefined,
   };
@@ -77,6 +84,26 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }: GuestActivityDeps) {
   const diskPathOf = (vmId: string) => vmFiles(datastoreDir, vmId).disk;
 
+  /**
+   * Makes a VM's empty data disks. A retry finds the ones it made: a file already there must be
+   * a standalone qcow2 of the asked size, or it is someone else's and the create stops.
+   */
+  async function createDataDisks(vmId: string, sizes: number[]): Promise<void> {
+    const files = vmFiles(datastoreDir, vmId);
+    for (const [i, sizeBytes] of sizes.entries()) {
+      const file = files.dataDisk(i + 1);
+      if (fs.existsSync(file)) {
+        const info = await imageInfo(file);
+        if (info.backingFile === undefined && info.virtualSizeBytes === sizeBytes) continue;
+        throw ApplicationFailure.nonRetryable(
+          `data disk ${file} already exists and is not this VM's`,
+          'InvalidStateError',
+        );
+      }
+      await createImage(file, sizeBytes);
+    }
+  }
+
   return {
     /**
      * Creates the VM's disk as a qcow2 overlay of its image, after re-verifying the image's
@@ -86,8 +113,11 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
       vmId: string;
       image: ImageRef;
       sizeBytes?: number;
+      /** Sizes of the empty data disks to make beside it. */
+      dataDisks?: number[];
     }): Promise<{ diskPath: string }> {
       const diskPath = diskPathOf(req.vmId);
+      const dataDisks = parseInput(dataDisksSchema, req.dataDisks ?? [], 'dataDisks');
       const imagePath = insideDir(imagesDir, req.image.path, 'image.path');
       const actual = await sha256File(imagePath).catch((err: Error) => {
         throw ApplicationFailure.nonRetryable(
@@ -104,14 +134,15 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
       fs.mkdirSync(datastoreDir, { recursive: true });
       if (fs.existsSync(diskPath)) {
         const info = await imageInfo(diskPath);
-        if (info.backingFile === imagePath) return { diskPath };
-        throw ApplicationFailure.nonRetryable(
-          `disk ${diskPath} already exists and is not this VM's`,
-          'InvalidStateError',
-        );
+        if (info.backingFile !== imagePath)
+          throw ApplicationFailure.nonRetryable(
+            `disk ${diskPath} already exists and is not this VM's`,
+            'InvalidStateError',
+          );
       }
       // The repository stores only qcow2 (converted at import): never let a request say otherwise.
-      await createOverlay(imagePath, 'qcow2', diskPath, req.sizeBytes);
+      else await createOverlay(imagePath, 'qcow2', diskPath, req.sizeBytes);
+      await createDataDisks(req.vmId, dataDisks);
       return { diskPath };
     },
 
@@ -201,10 +232,15 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
     async resizeDisk(req: {
       vmId: string;
       sizeBytes: number;
+      /** 0 (or absent) is the root disk, 1 the first data disk. */
+      disk?: number;
     }): Promise<{ previousBytes: number; sizeBytes: number; online: boolean }> {
-      const disk = vmFiles(datastoreDir, req.vmId).disk;
-      if (!Number.isSafeInteger(req.sizeBytes) || req.sizeBytes <= 0)
-        throw new ValidationError('sizeBytes', `${String(req.sizeBytes)} is not a size in bytes`);
+      const files = vmFiles(datastoreDir, req.vmId);
+      const index = req.disk ?? 0;
+      const disk = index === 0 ? files.disk : files.dataDisk(index);
+      parseInput(diskBytesSchema, req.sizeBytes, 'sizeBytes');
+      if (!fs.existsSync(disk))
+        throw new ValidationError('disk', `vm ${req.vmId} has no disk ${index} on this datastore`);
       const previousBytes = (await imageInfo(disk)).virtualSizeBytes;
       if (req.sizeBytes === previousBytes)
         return { previousBytes, sizeBytes: previousBytes, online: !!qemu.find(req.vmId) };
@@ -214,7 +250,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
           `${formatBytes(req.sizeBytes)} is smaller than the disk of ${req.vmId}, which is ${formatBytes(previousBytes)}: disks only grow`,
         );
       if (qemu.find(req.vmId)) {
-        await qemu.growDisk(req.vmId, req.sizeBytes);
+        await qemu.growDisk(req.vmId, index, req.sizeBytes);
         return { previousBytes, sizeBytes: req.sizeBytes, online: true };
       }
       await resizeImage(disk, req.sizeBytes);
@@ -239,7 +275,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
       qemu.kill(req.vmId);
     },
 
-    /** Deletes the VM's disk, seed and UEFI variables; every path comes from the VM id. */
+    /** Deletes the VM's disks, seed and UEFI variables; every path comes from the VM id. */
     async deleteDisk(req: { vmId: string }): Promise<{ deleted: boolean }> {
       const files = vmFiles(datastoreDir, req.vmId);
       const diskPath = files.disk;
@@ -251,6 +287,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
       }
       const existed = fs.existsSync(diskPath);
       fs.rmSync(diskPath, { force: true });
+      for (const index of dataDiskIndices(MAX_DATA_DISKS)) fs.rmSync(files.dataDisk(index), { force: true });
       fs.rmSync(files.vars, { force: true });
       removeSeed(files.seed);
       return { deleted: existed };

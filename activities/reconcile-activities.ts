@@ -1,4 +1,6 @@
+import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { vmIdOfDiskFile } from '../hypervisor/vm-files';
 import { NotFoundError } from '../domain/errors';
 import { heartbeatFresh } from '../domain/liveness';
 import type { Inventory } from '../inventory/db';
@@ -102,7 +104,10 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
 
     /** Paths of the backups the catalogue offers, for a host to check they are still there. */
     async catalogedBackupFiles(): Promise<string[]> {
-      return (await inv.backups.find({ state: 'good' }).toArray()).map((b) => b.path);
+      return (await inv.backups.find({ state: 'good' }).toArray()).flatMap((b) => [
+        b.path,
+        ...(b.dataDisks ?? []).map((d) => d.path),
+      ]);
     },
 
     /** Fleet-wide records: disks nobody owns, claims nobody holds, backups that are gone. */
@@ -114,7 +119,9 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
       const vms = await inv.vms.find({}).toArray();
       const owned = new Set(vms.map((v) => v.diskPath));
       for (const disk of req.disks) {
-        if (owned.has(disk)) continue;
+        // A data disk (`<vm>.data<i>.qcow2`) is owned with its VM's root disk.
+        const vmId = vmIdOfDiskFile(disk);
+        if (owned.has(disk) || (vmId && owned.has(path.join(path.dirname(disk), `${vmId}.qcow2`)))) continue;
         findings.push({
           kind: 'orphan-disk',
           hostId: null,
@@ -136,19 +143,23 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
       }
       const files = new Map(req.backupFiles.map((f) => [f.path, f]));
       for (const b of await inv.backups.find({ state: 'good' }).toArray()) {
-        const f = files.get(b.path);
-        if (!f) continue;
-        const gone = !f.exists;
-        const changed = f.exists && b.sizeBytes !== undefined && f.sizeBytes !== b.sizeBytes;
-        if (!gone && !changed) continue;
+        // The root file, then each data disk's: the first one gone or changed is reported.
+        const wanted = [{ path: b.path, sizeBytes: b.sizeBytes }, ...(b.dataDisks ?? [])];
+        const problem = wanted.flatMap((want) => {
+          const f = files.get(want.path);
+          if (!f) return [];
+          if (!f.exists) return [`file ${want.path} is gone`];
+          if (want.sizeBytes !== undefined && f.sizeBytes !== want.sizeBytes)
+            return [`file ${want.path} is ${f.sizeBytes} bytes, catalogued ${want.sizeBytes}`];
+          return [];
+        })[0];
+        if (!problem) continue;
         await inv.backups.updateOne({ _id: b._id }, { $set: { state: 'missing', updatedAt: new Date() } });
         findings.push({
           kind: 'backup-missing',
           hostId: null,
           subject: `backup/${b._id}`,
-          message: gone
-            ? `backup ${b._id} of vm ${b.vmId}: file ${b.path} is gone`
-            : `backup ${b._id} of vm ${b.vmId}: file ${b.path} is ${f.sizeBytes} bytes, catalogued ${b.sizeBytes}`,
+          message: `backup ${b._id} of vm ${b.vmId}: ${problem}`,
           fixed: 'no longer offered for restore',
         });
       }

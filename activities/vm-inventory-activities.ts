@@ -47,6 +47,7 @@ export function createVmInventoryActivities(inv: Inventory) {
           guestAgent: image.guestAgent,
           sshKeys: request.sshKeys,
           userData: request.userData,
+          dataDisks: request.dataDisks,
         },
       };
       await claimVmIdForRun(inv, spec, currentRun().runId);

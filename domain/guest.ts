@@ -25,12 +25,27 @@ export const sshKeysSchema = z.array(sshKey).max(32, 'at most 32 SSH keys');
 /** Passed to cloud-init as given (cloud-config, a script, multipart); at most 64 KiB. */
 export const userDataSchema = z.string().max(64 * 1024, 'user-data is at most 64 KiB');
 
+/** A disk's size: whole bytes, 1 MiB to 64 TiB. */
+export const diskBytesSchema = z
+  .number({ error: 'must be a size in bytes' })
+  .int('must be a whole number of bytes')
+  .min(1024 * 1024, 'must be at least 1 MiB')
+  .max(64 * 1024 ** 4, 'must be at most 64 TiB');
+
+/** Empty data disks beside the root disk (vdb, vdc, …), by their size at creation. */
+export const dataDisksSchema = z.array(diskBytesSchema).max(8, 'at most 8 data disks');
+
 export const guestConfigSchema = z.object({
   firmware: firmwareSchema,
   /** The image runs a QEMU guest agent: liveness and guest details go through it. */
   guestAgent: z.boolean(),
   sshKeys: sshKeysSchema.default([]),
   userData: userDataSchema.optional(),
+  /**
+   * The VM's data disks as created; they move, are backed up and restored with the root disk.
+   * Fixed at create time (a VM recorded before data disks existed has none).
+   */
+  dataDisks: dataDisksSchema.default([]),
 });
 export type GuestConfig = z.output<typeof guestConfigSchema>;
 

@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import { firmwareSchema, guestCustomisationSchema, type GuestConfig } from './guest';
+import {
+  dataDisksSchema,
+  diskBytesSchema,
+  firmwareSchema,
+  guestCustomisationSchema,
+  type GuestConfig,
+} from './guest';
 import { imageSourceFormats } from './images';
 import { idSchema } from './ids';
 
@@ -38,12 +44,9 @@ export const createVmRequestSchema = z.object({
   labels: labelsSchema.default({}),
   bootTimeoutSec: z.number().int().min(10).max(1800).default(180),
   /** The root disk's size; by default the image's own. Never smaller than the image. */
-  diskSizeBytes: z
-    .number({ error: 'must be a size in bytes' })
-    .int('must be a whole number of bytes')
-    .min(1024 * 1024, 'must be at least 1 MiB')
-    .max(64 * 1024 ** 4, 'must be at most 64 TiB')
-    .optional(),
+  diskSizeBytes: diskBytesSchema.optional(),
+  /** Empty data disks to add, by size (vdb, vdc, …). */
+  dataDisks: dataDisksSchema.default([]),
   /** First-boot configuration: SSH keys for the default user and the operator's user-data. */
   ...guestCustomisationSchema.shape,
 });
@@ -69,12 +72,15 @@ export const deleteVmRequestSchema = stopVmRequestSchema;
 
 export const resizeDiskRequestSchema = z.object({
   vmId: idSchema,
-  /** The root disk's new size; disks only grow. */
-  sizeBytes: z
-    .number({ error: 'must be a size in bytes' })
-    .int('must be a whole number of bytes')
-    .min(1024 * 1024, 'must be at least 1 MiB')
-    .max(64 * 1024 ** 4, 'must be at most 64 TiB'),
+  /** The disk's new size; disks only grow. */
+  sizeBytes: diskBytesSchema,
+  /** Which disk: 0 is the root disk (the default), 1 the first data disk (vdb), and so on. */
+  disk: z
+    .number()
+    .int('must be a whole number')
+    .min(0, 'must be 0 or more')
+    .max(8, 'must be at most 8')
+    .default(0),
 });
 export type ResizeDiskRequest = z.input<typeof resizeDiskRequestSchema>;
 export type DeleteVmRequest = StopVmRequest;

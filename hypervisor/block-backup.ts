@@ -4,9 +4,6 @@ import type { QmpClient } from './qmp';
 
 const run = promisify(execFile);
 
-/** The guest's disk node, as QemuHost names it. */
-export const DISK_NODE = 'disk0';
-
 /** Every dirty bitmap virtflow creates starts with this; others on the disk are left alone. */
 export const BITMAP_PREFIX = 'vf-';
 
@@ -19,20 +16,58 @@ export interface BitmapState {
   count: number;
 }
 
-/** The dirty bitmaps on the guest's disk. */
-export async function listBitmaps(qmp: QmpClient): Promise<BitmapState[]> {
+/** A guest disk as QEMU runs it: `index` 0 is the root disk, 1 the first data disk. */
+export interface DiskNode {
+  node: string;
+  index: number;
+  virtualSizeBytes: number;
+  bitmaps: BitmapState[];
+}
+
+/** The guest's disks, root first, with their dirty bitmaps, as QEMU reports them. */
+export async function listDiskNodes(qmp: QmpClient): Promise<DiskNode[]> {
   const nodes =
-    await qmp.execute<{ 'node-name': string; 'dirty-bitmaps'?: Partial<BitmapState>[] }[]>(
-      'query-named-block-nodes',
-    );
-  const disk = nodes.find((n) => n['node-name'] === DISK_NODE);
-  return (disk?.['dirty-bitmaps'] ?? []).map((b) => ({
-    name: b.name ?? '',
-    recording: b.recording ?? false,
-    persistent: b.persistent ?? false,
-    inconsistent: b.inconsistent ?? false,
-    count: b.count ?? 0,
-  }));
+    await qmp.execute<
+      { 'node-name': string; image?: { 'virtual-size'?: number }; 'dirty-bitmaps'?: Partial<BitmapState>[] }[]
+    >('query-named-block-nodes');
+  const disks: DiskNode[] = [];
+  for (const n of nodes) {
+    const index = /^disk(\d+)$/.exec(n['node-name'])?.[1];
+    if (index === undefined) continue;
+    disks.push({
+      node: n['node-name'],
+      index: Number(index),
+      virtualSizeBytes: n.image?.['virtual-size'] ?? 0,
+      bitmaps: (n['dirty-bitmaps'] ?? []).map((b) => ({
+        name: b.name ?? '',
+        recording: b.recording ?? false,
+        persistent: b.persistent ?? false,
+        inconsistent: b.inconsistent ?? false,
+        count: b.count ?? 0,
+      })),
+    });
+  }
+  return disks.sort((a, b) => a.index - b.index);
+}
+
+/**
+ * The dirty bitmaps a chain can rest on: one that every disk of the guest carries (they are
+ * made in one transaction), inconsistent or idle if it is so on any disk.
+ */
+export async function listBitmaps(qmp: QmpClient): Promise<BitmapState[]> {
+  const [root, ...data] = await listDiskNodes(qmp);
+  if (!root) return [];
+  return root.bitmaps.flatMap((b) => {
+    const same = data.map((d) => d.bitmaps.find((o) => o.name === b.name));
+    if (same.some((o) => !o)) return [];
+    return [
+      {
+        ...b,
+        recording: b.recording && same.every((o) => o!.recording),
+        inconsistent: b.inconsistent || same.some((o) => o!.inconsistent),
+      },
+    ];
+  });
 }
 
 export interface BackupJob {
@@ -59,59 +94,67 @@ export async function queryJob(qmp: QmpClient, jobId: string): Promise<BackupJob
     : undefined;
 }
 
+/** One disk's copy in a backup: its job id doubles as the target's node name. */
+export interface DiskBackupJob {
+  /** The guest disk's node (disk0, disk1, …). */
+  device: string;
+  jobId: string;
+  targetPath: string;
+}
+
 /**
- * Starts a backup of the guest's disk into `targetPath` (already created as a qcow2). A full
- * backup adds the chain's persistent dirty bitmap in the same transaction, so the bitmap records
- * exactly the writes after the copy's point in time; an incremental copies what the bitmap marks
- * and QEMU clears it only if the job succeeds. The job is not auto-dismissed, so an agent that
- * restarts mid-job can still read how it ended.
+ * Starts a backup of every disk of the guest, each into its `targetPath` (already created as a
+ * qcow2), in one transaction: all disks share one point in time. A full backup adds the chain's
+ * persistent dirty bitmap to each disk in the same transaction, so the bitmaps record exactly
+ * the writes after the copy's point in time; an incremental copies what each bitmap marks and
+ * QEMU clears it only if its job succeeds. Jobs are not auto-dismissed, so an agent that
+ * restarts mid-job can still read how they ended.
  */
-export async function startBackupJob(
+export async function startBackupJobs(
   qmp: QmpClient,
-  req: {
-    jobId: string;
-    targetNode: string;
-    targetPath: string;
-    kind: 'full' | 'incremental';
-    bitmap: string;
-    speedBytesPerSec: number;
-  },
+  req: { jobs: DiskBackupJob[]; kind: 'full' | 'incremental'; bitmap: string; speedBytesPerSec: number },
 ): Promise<void> {
-  // A new chain replaces the disk's older virtflow bitmaps: each one costs work on every write.
-  const stale = (await listBitmaps(qmp))
-    .map((b) => b.name)
-    .filter((n) => n.startsWith(BITMAP_PREFIX) && n !== req.bitmap);
-  // With `backing: null` the target is written without opening its parent: a backup only writes.
-  await qmp.execute('blockdev-add', {
-    driver: 'qcow2',
-    'node-name': req.targetNode,
-    file: { driver: 'file', filename: req.targetPath },
-    backing: null,
-  });
-  const backup = {
-    type: 'blockdev-backup',
-    data: {
-      device: DISK_NODE,
-      target: req.targetNode,
-      'job-id': req.jobId,
-      sync: req.kind,
-      'auto-dismiss': false,
-      speed: req.speedBytesPerSec,
-      ...(req.kind === 'incremental' ? { bitmap: req.bitmap } : {}),
-    },
-  };
-  const actions =
-    req.kind === 'full'
-      ? [
-          ...stale.map((name) => ({ type: 'block-dirty-bitmap-remove', data: { node: DISK_NODE, name } })),
-          { type: 'block-dirty-bitmap-add', data: { node: DISK_NODE, name: req.bitmap, persistent: true } },
-          backup,
-        ]
-      : [backup];
+  const disks = await listDiskNodes(qmp);
+  const actions: { type: string; data: Record<string, unknown> }[] = [];
+  const added: string[] = [];
   try {
+    for (const job of req.jobs) {
+      // With `backing: null` the target is written without opening its parent: a backup only writes.
+      await qmp.execute('blockdev-add', {
+        driver: 'qcow2',
+        'node-name': job.jobId,
+        file: { driver: 'file', filename: job.targetPath },
+        backing: null,
+      });
+      added.push(job.jobId);
+      if (req.kind === 'full') {
+        // A new chain replaces the disk's older virtflow bitmaps: each one costs work on every write.
+        const stale = (disks.find((d) => d.node === job.device)?.bitmaps ?? [])
+          .map((b) => b.name)
+          .filter((n) => n.startsWith(BITMAP_PREFIX) && n !== req.bitmap);
+        for (const name of stale)
+          actions.push({ type: 'block-dirty-bitmap-remove', data: { node: job.device, name } });
+        actions.push({
+          type: 'block-dirty-bitmap-add',
+          data: { node: job.device, name: req.bitmap, persistent: true },
+        });
+      }
+      actions.push({
+        type: 'blockdev-backup',
+        data: {
+          device: job.device,
+          target: job.jobId,
+          'job-id': job.jobId,
+          sync: req.kind,
+          'auto-dismiss': false,
+          speed: req.speedBytesPerSec,
+          ...(req.kind === 'incremental' ? { bitmap: req.bitmap } : {}),
+        },
+      });
+    }
     await qmp.execute('transaction', { actions });
   } catch (err) {
-    await qmp.execute('blockdev-del', { 'node-name': req.targetNode }).catch(() => undefined);
+    for (const node of added) await qmp.execute('blockdev-del', { 'node-name': node }).catch(() => undefined);
     throw err;
   }
 }

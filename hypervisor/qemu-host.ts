@@ -241,9 +241,9 @@ export class QemuHost {
     return how;
   }
 
-  /** Grows a running guest's root disk; the guest sees the new capacity at once. */
-  async growDisk(vmId: string, sizeBytes: number): Promise<void> {
-    await (await this.monitor(vmId)).execute('block_resize', { 'node-name': 'disk0', size: sizeBytes });
+  /** Grows a running guest's disk (0 is the root); the guest sees the new capacity at once. */
+  async growDisk(vmId: string, disk: number, sizeBytes: number): Promise<void> {
+    await (await this.monitor(vmId)).execute('block_resize', { 'node-name': `disk${disk}`, size: sizeBytes });
   }
 
   /** Rewrites a running guest's recorded spec (an incoming guest becomes an ordinary one). */

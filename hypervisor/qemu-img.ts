@@ -47,6 +47,11 @@ export async function createOverlay(
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', baseFormat, overlay, ...size]);
 }
 
+/** An empty standalone qcow2 (a new data disk). */
+export async function createImage(file: string, sizeBytes: number): Promise<void> {
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(sizeBytes)]);
+}
+
 /** SHA-256 of a file, streamed so multi-GiB images do not sit in memory. */
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');

@@ -178,6 +178,17 @@ export const backupSchema = z.object({
   virtualSizeBytes: z.number().int().nonnegative(),
   sizeBytes: z.number().int().nonnegative().optional(),
   sha256: z.string().optional(),
+  /** The data disks' files, beside the root disk's, at the same point in time. */
+  dataDisks: z
+    .array(
+      z.object({
+        index: z.number().int().positive(),
+        path: z.string(),
+        sizeBytes: z.number().int().nonnegative(),
+        sha256: z.string(),
+      }),
+    )
+    .optional(),
   startedAt: z.date(),
   finishedAt: z.date().optional(),
   durationMs: z.number().nonnegative().optional(),

@@ -98,7 +98,7 @@ function simVmDoc(
     vcpus,
     diskPath: `sim://${vmId}`,
     labels,
-    guest: { firmware: 'bios' as const, guestAgent: false, sshKeys: [] },
+    guest: { firmware: 'bios' as const, guestAgent: false, sshKeys: [], dataDisks: [] },
   };
 }
 

@@ -33,7 +33,13 @@ export async function createVm(request: CreateVmRequest): Promise<CreateVmResult
   const { spec, image } = begun;
   return provisionVm(op, spec, async (host) => {
     op.phase('preparing-disk', `creating the disk of ${spec.vmId} from image ${spec.image}`, { host });
-    return onHost(host).prepareDisk({ vmId: spec.vmId, image, sizeBytes: image.sizeBytes });
+    return onHost(host).prepareDisk({
+      vmId: spec.vmId,
+      image,
+      sizeBytes: image.sizeBytes,
+      // Optional: a run begun before VMs had guest settings has none in its history.
+      dataDisks: spec.guest?.dataDisks,
+    });
   });
 }
 

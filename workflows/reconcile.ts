@@ -146,7 +146,8 @@ export async function fixDrift(req: { id: string }): Promise<string> {
       if (!hostId)
         throw ApplicationFailure.nonRetryable('no QEMU host is up to delete the disk', 'InvalidStateError');
       op.phase('fixing', `deleting ${d.subject}`);
-      await act(hostId).deleteDisk({ vmId: vmId.replace(/\.qcow2$/, '') });
+      // `<vm>.qcow2` or a data disk `<vm>.data<i>.qcow2`: nothing owns the VM, so all its files go.
+      await act(hostId).deleteDisk({ vmId: vmId.replace(/(\.data\d+)?\.qcow2$/, '') });
       how = `deleted ${d.subject.slice('disk/'.length)} (by an operator)`;
       break;
     }

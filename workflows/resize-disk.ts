@@ -13,7 +13,7 @@ export interface ResizeDiskResult {
 }
 
 /**
- * Grows a VM's root disk, while it runs or while it is stopped. Disks only grow: a smaller
+ * Grows a VM's root disk or one of its data disks, while it runs or while it is stopped. Disks only grow: a smaller
  * size is refused by the host before anything changes. The guest sees the new size at once
  * (virtio-blk reports the capacity change); growing its partitions is the guest's own work
  * (cloud-init's growpart does it at the next boot).
@@ -28,17 +28,19 @@ export async function resizeDisk(request: ResizeDiskRequest): Promise<ResizeDisk
     });
     const host = vm.host!;
     op.hosts([host]);
-    op.phase('resizing', `growing the disk of ${vm._id} on ${host} to ${request.sizeBytes} bytes`);
-    const r = await onHost(host).resizeDisk({ vmId: vm._id, sizeBytes: request.sizeBytes });
+    const disk = request.disk ?? 0;
+    const which = disk === 0 ? 'the disk' : `data disk ${disk}`;
+    op.phase('resizing', `growing ${which} of ${vm._id} on ${host} to ${request.sizeBytes} bytes`);
+    const r = await onHost(host).resizeDisk({ vmId: vm._id, sizeBytes: request.sizeBytes, disk });
     await inventory.recordVmOutcome({
       vmId: vm._id,
       state: vm.state,
       reason: vm.stateReason,
       operation: 'resize-disk',
       outcome: 'completed',
-      message: `disk of vm ${vm._id} grown from ${r.previousBytes} to ${r.sizeBytes} bytes (${r.online ? 'online' : 'offline'})`,
+      message: `${which} of vm ${vm._id} grown from ${r.previousBytes} to ${r.sizeBytes} bytes (${r.online ? 'online' : 'offline'})`,
     });
-    op.phase('done', `the disk of ${vm._id} is ${r.sizeBytes} bytes`);
+    op.phase('done', `${which} of ${vm._id} is ${r.sizeBytes} bytes`);
     return { vmId: vm._id, host, ...r };
   } catch (err) {
     op.phase('failed', reasonOf(err));

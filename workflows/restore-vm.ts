@@ -24,7 +24,12 @@ export async function restoreVm(request: RestoreRequest): Promise<CreateVmResult
     op.phase('restoring-disk', `flattening backup ${request.backupId} into the disk of ${spec.vmId}`, {
       host,
     });
-    return onHost(host, { startToCloseTimeout: '6 hours' }).restoreDisk({ vmId: spec.vmId, backupPath });
+    return onHost(host, { startToCloseTimeout: '6 hours' }).restoreDisk({
+      vmId: spec.vmId,
+      backupPath,
+      // A run begun before data disks has no count in its history.
+      dataDisks: spec.guest.dataDisks?.length ?? 0,
+    });
   });
   return { ...result, backupId: request.backupId };
 }

@@ -21,6 +21,7 @@ export async function verifyBackup(req: {
           path: link.path,
           sha256: link.sha256,
           parentPath: link.parentPath,
+          dataDisks: link.dataDisks,
         });
       } catch (err) {
         if (isFailureOfType(err, 'BackupCorruptError')) {

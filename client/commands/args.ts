@@ -47,3 +47,8 @@ export function sizeArg(value: string): number {
     throw new InvalidArgumentError(`"${value}" is not a size (for example 20G, 512M, 1T)`);
   return bytes;
 }
+
+/** A size given once per item (`--data-disk 10G --data-disk 2G`), in the order given. */
+export function sizesArg(value: string, previous: number[] = []): number[] {
+  return [...previous, sizeArg(value)];
+}

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { labelArg, numberArg, sizeArg, sshKeyFileArg, userDataFileArg } from './args';
+import { labelArg, numberArg, sizeArg, sizesArg, sshKeyFileArg, userDataFileArg } from './args';
 import { registerMigrationCommands } from './migration';
 import { formatBytes } from '../../domain/bytes';
 import { InvalidStateError, NotFoundError } from '../../domain/errors';
@@ -74,6 +74,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .option('--host-label <key=value>', 'only hosts with this label (repeatable)', labelArg)
       .option('--boot-timeout <seconds>', 'how long the guest may take to boot', numberArg, 180)
       .option('--disk-size <size>', "root disk size, e.g. 20G (default: the image's)", sizeArg)
+      .option('--data-disk <size>', 'add an empty data disk of this size, e.g. 10G (repeatable)', sizesArg)
       .option('--ssh-key <file>', 'OpenSSH public key file for the guest (repeatable)', sshKeyFileArg)
       .option(
         '--user-data <file>',
@@ -93,6 +94,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         hostLabel?: Record<string, string>;
         bootTimeout: number;
         diskSize?: number;
+        dataDisk?: number[];
         sshKey?: string[];
         userData?: string;
       },
@@ -109,6 +111,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         hostLabels: o.hostLabel,
         bootTimeoutSec: o.bootTimeout,
         diskSizeBytes: o.diskSize,
+        dataDisks: o.dataDisk,
         sshKeys: o.sshKey,
         userData: o.userData,
       });
@@ -136,13 +139,14 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
   waitOption(
     vm
       .command('resize-disk <vmId>')
-      .description("grow a VM's root disk, online when it runs")
-      .requiredOption('--size <size>', 'the new size, e.g. 40G (disks only grow)', sizeArg),
-  ).action(async (vmId: string, o: OutputOptions & { wait: boolean; size: number }) => {
-    const op = await (await ops()).resizeDisk({ vmId, sizeBytes: o.size });
+      .description("grow one of a VM's disks, online when it runs")
+      .requiredOption('--size <size>', 'the new size, e.g. 40G (disks only grow)', sizeArg)
+      .option('--disk <n>', '0 is the root disk, 1 the first data disk (vdb), …', numberArg, 0),
+  ).action(async (vmId: string, o: OutputOptions & { wait: boolean; size: number; disk: number }) => {
+    const op = await (await ops()).resizeDisk({ vmId, sizeBytes: o.size, disk: o.disk });
     await follow(op, o, (r) =>
       console.log(
-        `disk of vm ${r.vmId} grown ${formatBytes(r.previousBytes)} → ${formatBytes(r.sizeBytes)} on ${r.host} (${r.online ? 'online' : 'offline'})`,
+        `${o.disk === 0 ? 'disk' : `data disk ${o.disk}`} of vm ${r.vmId} grown ${formatBytes(r.previousBytes)} → ${formatBytes(r.sizeBytes)} on ${r.host} (${r.online ? 'online' : 'offline'})`,
       ),
     );
   });
@@ -216,6 +220,9 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
           firmware: v.guest.firmware,
           ...guestFields(guest),
           disk: v.diskPath,
+          'data-disks': (v.guest.dataDisks ?? []).map(
+            (bytes, i) => `vd${'bcdefghi'[i]} ${formatBytes(bytes)} (as created)`,
+          ),
           reason: v.stateReason || undefined,
           labels: Object.entries(v.labels).map(([k, x]) => `${k}=${x}`),
           revision: v.revision,

@@ -44,3 +44,25 @@ export const freezeGuestAgent = (afterSec: number) => `#!/bin/sh
 sleep ${afterSec}
 kill -STOP "$(cat /run/guest-agent.pid)" && echo "virtflow-agent-frozen vm=$VM_ID" > /dev/console
 `;
+
+/**
+ * Each boot adds one 1 MiB chunk of random data to the first data disk (vdb), after the chunks
+ * earlier boots wrote, and records the disk's SHA-256 as written in /run/vdb.written. Then,
+ * every second, it reads the whole disk again past the page cache and records
+ * `<seq> <sha256>` in /run/vdb.read: what the guest sees on its disk, wherever it runs.
+ */
+export const dataDiskWriter = `#!/bin/sh
+n=0
+while [ "$(dd if=/dev/vdb bs=1M skip=$n count=1 2>/dev/null | tr -d '\\000' | head -c 1 | wc -c)" -eq 1 ]; do
+  n=$((n + 1))
+done
+dd if=/dev/urandom of=/dev/vdb bs=1M seek=$n count=1 conv=fsync 2>/dev/null
+sha256sum /dev/vdb | cut -d' ' -f1 > /run/vdb.tmp && mv /run/vdb.tmp /run/vdb.written
+s=0
+while true; do
+  s=$((s + 1))
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  echo "$s $(sha256sum /dev/vdb | cut -d' ' -f1)" > /run/vdb.tmp && mv /run/vdb.tmp /run/vdb.read
+  sleep 1
+done
+`;

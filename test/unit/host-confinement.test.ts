@@ -39,7 +39,7 @@ describe('host activities stay inside their own directories', () => {
   });
   afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  const guest = { firmware: 'bios' as const, guestAgent: true, sshKeys: [] };
+  const guest = { firmware: 'bios' as const, guestAgent: true, sshKeys: [], dataDisks: [] };
   test.each([
     ['deleteDisk with a vmId that climbs out', () => activities.deleteDisk({ vmId: '../victim' }), /^vmId: /],
     [

@@ -19,7 +19,7 @@ const plan: MigrationPlan = {
   memoryMiB: 256,
   vcpus: 1,
   diskPath: '/datastore/app.qcow2',
-  guest: { firmware: 'bios', guestAgent: true, sshKeys: [] },
+  guest: { firmware: 'bios', guestAgent: true, sshKeys: [], dataDisks: [] },
   policy: migrationPolicySchema.parse({}),
 };
 
