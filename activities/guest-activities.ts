@@ -70,6 +70,9 @@ export function guestSpecOf(
   return { spec, guest };
 }
 
+/** A screenshot travels in a Temporal payload (2 MiB at most, base64 adds a third). */
+const SCREENSHOT_MAX_BYTES = 1024 * 1024;
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, ms);
@@ -268,6 +271,24 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
           'GuestAgentError',
         );
       });
+    },
+
+    /**
+     * The guest's screen as a PNG (base64), as QEMU's VGA card shows it. Refused above 1 MiB:
+     * it travels in a Temporal payload.
+     */
+    async screenshot(req: { vmId: string }): Promise<{ pngBase64: string; width: number; height: number }> {
+      vmFiles(datastoreDir, req.vmId);
+      if (!qemu.find(req.vmId))
+        throw ApplicationFailure.nonRetryable(`${req.vmId} does not run on ${hostId}`, 'InvalidStateError');
+      const png = await qemu.screendump(req.vmId);
+      if (png.length > SCREENSHOT_MAX_BYTES)
+        throw ApplicationFailure.nonRetryable(
+          `the screenshot of ${req.vmId} is ${formatBytes(png.length)}, more than ${formatBytes(SCREENSHOT_MAX_BYTES)}`,
+          'ScreenshotTooLargeError',
+        );
+      // IHDR, the first chunk of every PNG, holds the width and height at bytes 16 and 20.
+      return { pngBase64: png.toString('base64'), width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
     },
 
     /** Kills the guest outright: compensation for a create that failed. */

@@ -152,6 +152,10 @@ export function createSimHostActivities({
       return { hostname: req.vmId, os: 'simulated guest', agentVersion: 'sim', addresses: [] };
     },
 
+    async screenshot(): Promise<never> {
+      throw ApplicationFailure.nonRetryable('a simulated guest has no screen', 'InvalidStateError');
+    },
+
     async stopGuest(req: Routed<'stopGuest'>) {
       const host = await fleet.host(req.hostId);
       const existed = host.guests.delete(req.vmId);

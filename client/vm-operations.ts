@@ -22,7 +22,7 @@ import {
 } from '../domain/requests';
 import type { createVm, deleteVm, liveMigration, resizeDisk, setVmHa, startVm, stopVm } from '../workflows';
 import { formatBytes } from '../domain/bytes';
-import { inspectGuest } from '../workflows/inspect-guest';
+import { inspectGuest, screenshotGuest } from '../workflows/inspect-guest';
 import type { GuestInfo } from '../domain/guest';
 import { setHaRequestSchema, type SetHaRequest } from '../domain/ha';
 import {
@@ -235,6 +235,18 @@ export function vmOperations(client: Client, config: Config) {
         staticSummary: `Ask the guest agent of VM ${vmId} on ${host}`,
         workflowExecutionTimeout: '1 minute',
       });
+    },
+
+    /** The screen of a VM running on `host`, as a PNG; beside `vm/<vmId>` like guestInfo. */
+    async screenshot(vmId: string, host: string): Promise<{ png: Buffer; width: number; height: number }> {
+      const shot = await client.workflow.execute(screenshotGuest, {
+        taskQueue: CONTROLLER_TASK_QUEUE,
+        workflowId: `${workflowIds.vm(vmId)}/screenshot/${Date.now().toString(36)}`,
+        args: [{ vmId, host }],
+        staticSummary: `Capture the screen of VM ${vmId} on ${host}`,
+        workflowExecutionTimeout: '1 minute',
+      });
+      return { png: Buffer.from(shot.pngBase64, 'base64'), width: shot.width, height: shot.height };
     },
   };
 }

@@ -78,6 +78,8 @@ export class QemuHost {
       consoleSocket: path.join(this.runDir, `${vmId}.console`),
       serialLog: path.join(this.runDir, `${vmId}.serial.log`),
       spec: path.join(this.runDir, `${vmId}.json`),
+      /** Where QEMU writes a screenshot before the agent reads it back and removes it. */
+      screenshot: path.join(this.runDir, `${vmId}.screen.png`),
     };
   }
 
@@ -102,6 +104,9 @@ export class QemuHost {
       '-nographic',
       '-display',
       'none',
+      // A standard VGA card: the guest's screen, which `vm screenshot` captures (QMP screendump).
+      '-device',
+      'VGA',
       ...firmwareArgs(spec.firmware, spec.varsPath),
       '-chardev',
       `socket,id=serial0,path=${f.consoleSocket},server=on,wait=off,logfile=${f.serialLog},logappend=on`,
@@ -239,6 +244,17 @@ export class QemuHost {
     }
     this.cleanup(vmId);
     return how;
+  }
+
+  /** The guest's screen as a PNG, through QMP `screendump`. */
+  async screendump(vmId: string): Promise<Buffer> {
+    const file = this.files(vmId).screenshot;
+    try {
+      await (await this.monitor(vmId)).execute('screendump', { filename: file, format: 'png' });
+      return fs.readFileSync(file);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
   }
 
   /** Grows a running guest's disk (0 is the root); the guest sees the new capacity at once. */

@@ -17,5 +17,5 @@ export { rollingPatch } from './rolling-patch';
 export { reconcileHost, reconcileFleet, fixDrift } from './reconcile';
 export { haRestart, haRestartVm } from './ha-restart';
 export { setVmHa } from './set-vm-ha';
-export { inspectGuest } from './inspect-guest';
+export { inspectGuest, screenshotGuest } from './inspect-guest';
 export { resizeDisk } from './resize-disk';

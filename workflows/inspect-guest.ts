@@ -17,3 +17,19 @@ export async function inspectGuest(req: { vmId: string; host: string }): Promise
   op.phase('done', `${req.vmId} runs ${info.os} as ${info.hostname}`);
   return info;
 }
+
+/** Captures a VM's screen on the host that runs it; like inspectGuest, it changes nothing. */
+export async function screenshotGuest(req: {
+  vmId: string;
+  host: string;
+}): Promise<{ pngBase64: string; width: number; height: number }> {
+  const op = trackOperation({ operation: 'screenshot', vm: req.vmId, hosts: [req.host] });
+  op.phase('capturing', `capturing the screen of ${req.vmId} on ${req.host}`);
+  const shot = await onHost(req.host, {
+    scheduleToStartTimeout: '20 seconds',
+    startToCloseTimeout: '30 seconds',
+    attempts: 1,
+  }).screenshot({ vmId: req.vmId });
+  op.phase('done', `${shot.width}×${shot.height} screenshot of ${req.vmId}`);
+  return shot;
+}

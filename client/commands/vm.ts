@@ -1,8 +1,9 @@
+import fs from 'node:fs';
 import type { Command } from 'commander';
 import { labelArg, numberArg, sizeArg, sizesArg, sshKeyFileArg, userDataFileArg } from './args';
 import { registerMigrationCommands } from './migration';
 import { formatBytes } from '../../domain/bytes';
-import { InvalidStateError, NotFoundError } from '../../domain/errors';
+import { InvalidStateError, NotFoundError, ValidationError } from '../../domain/errors';
 import type { GuestInfo } from '../../domain/guest';
 import { HA_PRIORITY_MAX } from '../../domain/ha';
 import { listVms } from '../../inventory/vms';
@@ -199,6 +200,23 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         return;
       }
       await attachConsole(files.consoleSocket, `vm ${vmId} on ${doc.host}`);
+    });
+
+  vm.command('screenshot <vmId> <file>')
+    .description("save a running VM's screen as a PNG (QEMU's VGA display, through QMP screendump)")
+    .option('--json', 'print JSON')
+    .action(async (vmId: string, file: string, o: OutputOptions) => {
+      const doc = await (await ctx.inventory()).vms.findOne({ _id: vmId });
+      if (!doc) throw new NotFoundError('vm', vmId);
+      if (doc.state !== 'running' || !doc.host)
+        throw new ValidationError('vmId', `vm ${vmId} is ${doc.state}: only a running VM has a screen`);
+      const shot = await (await ops()).screenshot(vmId, doc.host);
+      fs.writeFileSync(file, shot.png);
+      emit(
+        o,
+        { vmId, host: doc.host, file, width: shot.width, height: shot.height, bytes: shot.png.length },
+        (r) => console.log(`${r.file}: ${r.width}×${r.height} screen of vm ${r.vmId} on ${r.host}`),
+      );
     });
 
   vm.command('show <vmId>')

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { repoRoot } from '../../domain/config';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { cli, freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage, qemuOn } from '../helpers/guests';
@@ -8,6 +10,28 @@ import { vmOperations } from '../../client/vm-operations';
 import { isProcessRunning } from '../../hypervisor/qemu-host';
 import { imageInfo } from '../../hypervisor/qemu-img';
 import { readGuestFile } from '../../hypervisor/guest-agent';
+
+/** Width, height and whether any pixel is lit, of an 8-bit RGB PNG (what QEMU's screendump writes). */
+function readPng(file: string): { width: number; height: number; lit: boolean } {
+  const png = fs.readFileSync(file);
+  expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+  const width = png.readUInt32BE(16);
+  const height = png.readUInt32BE(20);
+  expect({ bitDepth: png[24], colourType: png[25] }).toEqual({ bitDepth: 8, colourType: 2 });
+  const idat: Buffer[] = [];
+  for (let at = 8; at < png.length; ) {
+    const length = png.readUInt32BE(at);
+    if (png.toString('latin1', at + 4, at + 8) === 'IDAT') idat.push(png.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  const rows = zlib.inflateSync(Buffer.concat(idat));
+  const stride = 1 + width * 3;
+  expect(rows.length).toBe(stride * height);
+  // Each row starts with its filter byte; every filter keeps an all-black row all zeros.
+  let lit = false;
+  for (let i = 0; i < rows.length && !lit; i++) lit = i % stride !== 0 && rows[i] !== 0;
+  return { width, height, lit };
+}
 
 const sshKey =
   'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0vCFgkSvw2UGnC6N9bUbbWlnTLlbhVsCl8qvq3j4kN operator@virtflow';
@@ -131,6 +155,20 @@ describe('VM lifecycle on real QEMU hosts', () => {
     attached.stdin.write(Buffer.from([0x1d]));
     expect(await exited).toBe(0);
     expect(hostsRunning(stack.config, 'web-2')).toEqual(['host-b']);
+  });
+
+  test("vm screenshot saves the VM's screen as a PNG, showing what the firmware and boot loader printed", async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vf-shot-')), 'web-2.png');
+    const r = await cli(stack.env, ['vm', 'screenshot', 'web-2', file, '--json']);
+    expect(r.code).toBe(0);
+    const shot = JSON.parse(r.stdout) as { host: string; width: number; height: number };
+    expect(shot.host).toBe('host-b');
+    const png = readPng(file);
+    expect(png).toEqual({ width: shot.width, height: shot.height, lit: true });
+    expect(png.width).toBeGreaterThanOrEqual(640);
+    const stopped = await cli(stack.env, ['vm', 'screenshot', 'web-1-never', file]);
+    expect(stopped.code).not.toBe(0);
+    expect(stopped.stderr).toMatch(/web-1-never/);
   });
 
   test('stop, start and delete: the process and the disk are really gone after delete, and the inventory agrees', async () => {
