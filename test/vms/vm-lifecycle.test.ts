@@ -19,7 +19,7 @@ function readPng(file: string): { width: number; height: number; lit: boolean } 
   const height = png.readUInt32BE(20);
   expect({ bitDepth: png[24], colourType: png[25] }).toEqual({ bitDepth: 8, colourType: 2 });
   const idat: Buffer[] = [];
-  for (let at = 8; at < png.length; ) {
+  for (let at = 8; at < png.length;) {
     const length = png.readUInt32BE(at);
     if (png.toString('latin1', at + 4, at + 8) === 'IDAT') idat.push(png.subarray(at + 8, at + 8 + length));
     at += 12 + length;
