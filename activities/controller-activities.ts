@@ -16,7 +16,7 @@ import { createVmInventoryActivities } from './vm-inventory-activities';
 export function createControllerActivities(inv: Inventory, config: Config, client: () => Promise<Client>) {
   return withOperatorErrors({
     ...createInventoryActivities(inv),
-    ...createVmInventoryActivities(inv),
+    ...createVmInventoryActivities(inv, config),
     ...createMigrationInventoryActivities(inv),
     ...createBackupInventoryActivities(inv, config),
     ...createBackupPolicyActivities(inv, client),

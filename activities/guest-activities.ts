@@ -1,3 +1,4 @@
+import type { Accel } from '../domain/cpu';
 import fs from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import {
@@ -25,6 +26,8 @@ export interface GuestActivityDeps {
   datastoreDir: string;
   /** The image repository as this host mounts it: a VM's disk may rest only on an image there. */
   imagesDir: string;
+  /** The accelerator this host's probe found (hypervisor/accel-probe.ts); TCG when not given. */
+  accel?: Accel;
 }
 
 export interface ImageRef {
@@ -50,6 +53,7 @@ export interface GuestStartRequest {
 export function guestSpecOf(
   datastoreDir: string,
   req: GuestStartRequest,
+  accel: Accel = 'tcg',
 ): { spec: GuestSpec; guest: GuestConfig } {
   const files = vmFiles(datastoreDir, req.vmId);
   const guest = parseInput(guestConfigSchema, req.guest, 'guest');
@@ -66,6 +70,8 @@ export function guestSpecOf(
     disks: [files.disk, ...dataDiskIndices(guest.dataDisks.length).map(files.dataDisk)],
     seedPath: files.seed,
     varsPath: guest.firmware === 'uefi' ? files.vars : undefined,
+    accel,
+    cpuModel: guest.cpuModel,
   };
   return { spec, guest };
 }
@@ -84,7 +90,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** VM lifecycle on this host: disks on the shared datastore and QEMU processes. */
-export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }: GuestActivityDeps) {
+export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, accel }: GuestActivityDeps) {
   const diskPathOf = (vmId: string) => vmFiles(datastoreDir, vmId).disk;
 
   /**
@@ -154,7 +160,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
      * its settings changed since the last start). A retry finds the guest it already started.
      */
     async startGuest(req: GuestStartRequest) {
-      const { spec, guest } = guestSpecOf(datastoreDir, req);
+      const { spec, guest } = guestSpecOf(datastoreDir, req, accel);
       const running = qemu.find(req.vmId);
       if (running) return { pid: running.pid, hostId };
       await writeSeed(spec.seedPath, {

@@ -16,7 +16,7 @@ import { markHostUnreachable } from '../inventory/hosts';
 import { placementHosts } from '../inventory/placement-view';
 import { releaseClaims } from '../inventory/reservations';
 import type { EventDoc, HostDoc, VmDoc } from '../inventory/schemas';
-import { getVm, updateVm } from '../inventory/vms';
+import { getVm, updateVm, vmCpuModel } from '../inventory/vms';
 import { currentRun, reservationOwner } from './run-context';
 
 /** The fence action failed or could not confirm the host runs nothing: nothing may restart. */
@@ -196,6 +196,8 @@ export function createHaActivities(inv: Inventory, config: Config) {
         vcpus: vm.vcpus,
         excludeHosts: [req.from],
         cluster: from.cluster,
+        // A restart is a fresh boot: any accelerator will do, but the CPU model stays the VM's.
+        cpuModel: vmCpuModel(vm),
       };
       let decision = placeVm(await placementHosts(inv), request);
       // The quick view may count a just-committed VM twice: before refusing, look exactly.

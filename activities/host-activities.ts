@@ -1,3 +1,4 @@
+import type { AccelFacts } from '../hypervisor/accel-probe';
 import { readGuestLog } from '../hypervisor/serial-log';
 import { readHostFacts, readHostLoad, type HostFacts } from '../hypervisor/host-facts';
 import type { QemuHost } from '../hypervisor/qemu-host';
@@ -10,6 +11,8 @@ import { createPatchActivities, type PatchActivityDeps } from './patch-activitie
 export interface HostActivityDeps
   extends GuestActivityDeps, MigrationActivityDeps, BackupActivityDeps, PatchActivityDeps {
   patchLevel: () => string;
+  /** The accelerator and CPU models the agent probed at start (hypervisor/accel-probe.ts). */
+  accelFacts: AccelFacts;
 }
 
 export interface GuestReport {
@@ -58,14 +61,14 @@ async function reportGuest(
 
 /** Reports everything this host runs, as the hypervisor sees it. */
 export async function reportHost(
-  deps: Pick<HostActivityDeps, 'hostId' | 'qemu' | 'patchLevel'>,
+  deps: Pick<HostActivityDeps, 'hostId' | 'qemu' | 'patchLevel' | 'accelFacts'>,
 ): Promise<HostReport> {
   const guests = await Promise.all(
     deps.qemu.list().map((g) => reportGuest(deps.qemu, g.vmId, g.pid, g.spec.memoryMiB)),
   );
   return {
     hostId: deps.hostId,
-    facts: await readHostFacts(),
+    facts: await readHostFacts(deps.accelFacts),
     patchLevel: deps.patchLevel(),
     load: readHostLoad(),
     guests,
@@ -73,7 +76,9 @@ export async function reportHost(
 }
 
 /** Activities that run on one host, scheduled on its task queue `host/<hostId>`. */
-export function createHostActivities(deps: HostActivityDeps) {
+export function createHostActivities(hostDeps: HostActivityDeps) {
+  // Every guest this host starts (VMs, migration destinations, canaries) runs with its accelerator.
+  const deps = { ...hostDeps, accel: hostDeps.accelFacts.accel };
   return {
     async reportHost(): Promise<HostReport> {
       return reportHost(deps);

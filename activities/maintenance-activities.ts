@@ -8,7 +8,7 @@ import { setHostMaintenance } from '../inventory/hosts';
 import { recentPlacementHosts } from '../inventory/placement-view';
 import type { HostDoc } from '../inventory/schemas';
 import { recentVmsOn } from '../inventory/reservations';
-import { getVm } from '../inventory/vms';
+import { getVm, vmCpuModel } from '../inventory/vms';
 import { currentRun } from './run-context';
 
 /** A host's VMs, split into those running (to move) and the rest (they stay recorded there). */
@@ -79,11 +79,15 @@ export function createMaintenanceActivities(inv: Inventory) {
       if (vm.host !== req.from) return { gone: `now on ${vm.host}` };
       if (vm.state !== 'running') return { gone: `now ${vm.state}` };
       const hosts = await recentPlacementHosts(inv);
+      const source = hosts.find((h) => h.id === vm.host);
       const request = {
         memoryMiB: vm.memoryMiB,
         vcpus: vm.vcpus,
         excludeHosts: [...req.exclude, ...(vm.host ? [vm.host] : [])],
-        cluster: hosts.find((h) => h.id === vm.host)?.cluster,
+        cluster: source?.cluster,
+        // The evacuation live-migrates: same checks as planMigration's.
+        cpuModel: vmCpuModel(vm),
+        accel: source?.accel ?? 'tcg',
       };
       const decision = placeVm(hosts, request);
       // During a rolling patch, hosts already patched rank first: the VM then moves only once.

@@ -1,3 +1,4 @@
+import type { Accel } from '../domain/cpu';
 import fs from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { decideConvergence, newTracker, type ConvergenceTracker } from '../domain/convergence';
@@ -19,6 +20,8 @@ export interface MigrationActivityDeps {
   datastoreDir: string;
   migrationAddress: string;
   migrationPorts: { first: number; last: number };
+  /** The destination runs the guest with this host's accelerator (pre-checks made it the source's). */
+  accel?: Accel;
 }
 
 export interface IncomingEndpoint {
@@ -46,6 +49,7 @@ export function createMigrationActivities({
   datastoreDir,
   migrationAddress,
   migrationPorts,
+  accel,
 }: MigrationActivityDeps) {
   const monitor = (vmId: string) => qemu.monitor(vmId);
 
@@ -57,7 +61,7 @@ export function createMigrationActivities({
      */
     async prepareIncoming(req: GuestStartRequest & { policy: MigrationPolicy }): Promise<IncomingEndpoint> {
       // The destination attaches the same disk, seed and UEFI variables the source runs with.
-      const { spec } = guestSpecOf(datastoreDir, req);
+      const { spec } = guestSpecOf(datastoreDir, req, accel);
       const existing = qemu.find(req.vmId);
       if (existing) {
         const status = await (await monitor(req.vmId)).command('query-status').catch(() => undefined);

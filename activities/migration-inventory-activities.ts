@@ -6,7 +6,7 @@ import type { Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
 import { recentPlacementHosts } from '../inventory/placement-view';
 import { claimCapacity, releaseClaims } from '../inventory/reservations';
-import { getVm, updateVm } from '../inventory/vms';
+import { getVm, updateVm, vmCpuModel } from '../inventory/vms';
 import { currentRun, reservationOwner } from './run-context';
 
 export interface MigrationPlan {
@@ -74,9 +74,11 @@ export function createMigrationInventoryActivities(inv: Inventory) {
       const placement: PlacementRequest = {
         memoryMiB: vm.memoryMiB,
         vcpus: vm.vcpus,
-        // The destination must understand the source's migration stream and CPU.
+        // The destination must understand the source's migration stream, present the VM's CPU
+        // model and run it with the same accelerator.
         minQemuVersion: source.qemuVersion,
-        requiredCpuFlags: source.cpuFlags,
+        cpuModel: vmCpuModel(vm),
+        accel: source.accel ?? 'tcg',
         excludeHosts: [source.id],
         cluster: source.cluster,
       };

@@ -1,3 +1,4 @@
+import type { Config } from '../domain/config';
 import { currentRun, reservationOwner } from './run-context';
 import { InsufficientCapacityError, InvalidStateError, parseInput, ValidationError } from '../domain/errors';
 import { placeVm, type PlacementDecision } from '../domain/placement';
@@ -13,7 +14,7 @@ import { deleteVmDoc, getVm, claimVmIdForRun, updateVm } from '../inventory/vms'
 import type { ImageRef } from './guest-activities';
 
 /** Inventory activities of the VM lifecycle; they run on the controller worker. */
-export function createVmInventoryActivities(inv: Inventory) {
+export function createVmInventoryActivities(inv: Inventory, config: Pick<Config, 'cpuBaseline'>) {
   const audit = (e: Omit<EventDoc, '_id' | 'at' | 'workflowId' | 'runId'>) =>
     recordEvent(inv, { ...e, ...currentRun() });
 
@@ -48,6 +49,8 @@ export function createVmInventoryActivities(inv: Inventory) {
           sshKeys: request.sshKeys,
           userData: request.userData,
           dataDisks: request.dataDisks,
+          // The cluster's baseline now: the VM keeps it, so every host it moves to presents it.
+          cpuModel: config.cpuBaseline,
         },
       };
       await claimVmIdForRun(inv, spec, currentRun().runId);
@@ -63,7 +66,10 @@ export function createVmInventoryActivities(inv: Inventory) {
     },
 
     /** Picks the most expedient host (or checks the requested one), saying why others were rejected. */
-    async placeVm(req: { spec: CreateVmSpec; excludeHosts?: string[] }): Promise<PlacementDecision> {
+    async placeVm(req: {
+      spec: CreateVmSpec & { guest?: { cpuModel?: string } };
+      excludeHosts?: string[];
+    }): Promise<PlacementDecision> {
       const decide = async (exact: boolean) => {
         const hosts = await placementHosts(inv, { exact });
         const candidates = req.spec.host ? hosts.filter((h) => h.id === req.spec.host) : hosts;
@@ -72,6 +78,7 @@ export function createVmInventoryActivities(inv: Inventory) {
           vcpus: req.spec.vcpus,
           labels: req.spec.hostLabels,
           excludeHosts: req.excludeHosts,
+          cpuModel: req.spec.guest?.cpuModel,
         });
       };
       // The quick view may count a just-committed VM twice: before refusing, look exactly.

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { cpuModelSchema, DEFAULT_CPU_BASELINE, type Accel, type CpuModel } from './cpu';
 
 /** The repository root: install outputs (.virtflow/bin, .virtflow/guest) live under it. */
 export const repoRoot = path.resolve(__dirname, '..');
@@ -42,6 +43,10 @@ const configSchema = z.object({
     .min(16)
     .max(1024 * 1024)
     .default(1024),
+  /** Every new VM gets this CPU model (a cluster baseline, as vSphere's EVC): see domain/cpu.ts. */
+  VIRTFLOW_CPU_BASELINE: cpuModelSchema.default(DEFAULT_CPU_BASELINE),
+  /** A host agent's accelerator: `auto` probes whether KVM really boots a guest here. */
+  VIRTFLOW_ACCEL: z.enum(['auto', 'kvm', 'tcg'], { error: 'must be auto, kvm or tcg' }).default('auto'),
   VIRTFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -58,6 +63,8 @@ export interface Config {
   localStack: { temporalPort: number; uiPort: number; ferretdbPort: number; stateDir: string };
   images: { maxVirtualSizeBytes: number };
   consoleLogMaxBytes: number;
+  cpuBaseline: CpuModel;
+  accel: 'auto' | Accel;
   logLevel: z.infer<typeof configSchema>['VIRTFLOW_LOG_LEVEL'];
 }
 
@@ -92,6 +99,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     images: { maxVirtualSizeBytes: e.VIRTFLOW_IMAGE_MAX_VIRTUAL_GIB * 1024 ** 3 },
     consoleLogMaxBytes: e.VIRTFLOW_CONSOLE_LOG_MAX_KIB * 1024,
+    cpuBaseline: e.VIRTFLOW_CPU_BASELINE,
+    accel: e.VIRTFLOW_ACCEL,
     logLevel: e.VIRTFLOW_LOG_LEVEL,
   };
 }
@@ -103,6 +112,8 @@ export const installed = {
   guestDisk: path.join(installDir, 'guest', 'disk.qcow2'),
   /** The Debian 12 cloud image `npm run build:debian-image` builds (on request; test:all does). */
   debianImage: path.join(installDir, 'debian-12', 'debian-12.qcow2'),
+  /** Whether KVM really runs guests on this machine, probed once (hypervisor/accel-probe.ts). */
+  accelProbe: path.join(installDir, 'accel.json'),
 };
 
 /** The layout of the data directory (DESIGN.md §4). */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cpuModelSchema, DEFAULT_CPU_BASELINE } from './cpu';
 
 /**
  * How a VM's guest boots and is configured on first boot. The firmware and whether the guest
@@ -46,6 +47,8 @@ export const guestConfigSchema = z.object({
    * Fixed at create time (a VM recorded before data disks existed has none).
    */
   dataDisks: dataDisksSchema.default([]),
+  /** The cluster's CPU baseline when the VM was created (older VMs: qemu64). */
+  cpuModel: cpuModelSchema.default(DEFAULT_CPU_BASELINE),
 });
 export type GuestConfig = z.output<typeof guestConfigSchema>;
 

@@ -1,3 +1,4 @@
+import { DEFAULT_CPU_BASELINE, type Accel } from './cpu';
 import { heartbeatFresh } from './liveness';
 /**
  * Placement: which host is the most expedient for a VM. Named filters reject hosts (each
@@ -18,6 +19,9 @@ export interface PlacementHost {
   used: { memoryMiB: number; vcpus: number; runningVms: number };
   patchLevel?: string;
   cluster?: string;
+  /** The host's accelerator and the CPU models it presents (absent before the probe: TCG, qemu64). */
+  accel?: Accel;
+  cpuModels?: string[];
 }
 
 export interface PlacementRequest {
@@ -33,6 +37,10 @@ export interface PlacementRequest {
   excludeHosts?: string[];
   /** A running VM moves only within its cluster: the cluster shares its storage and network. */
   cluster?: string;
+  /** The VM's CPU model (its cluster's baseline): the host must present it. */
+  cpuModel?: string;
+  /** A live migration's source accelerator: the target must run guests with the same one. */
+  accel?: Accel;
 }
 
 export interface PlacementDecision {
@@ -78,6 +86,12 @@ export const filters: Record<string, Filter> = {
     if (missing.length > 0) return `CPU lacks ${missing.join(', ')}`;
     if (r.minQemuVersion && compareVersions(h.qemuVersion, r.minQemuVersion) < 0)
       return `QEMU ${h.qemuVersion} is older than ${r.minQemuVersion}`;
+    const models = h.cpuModels ?? [DEFAULT_CPU_BASELINE];
+    if (r.cpuModel && !models.includes(r.cpuModel))
+      return `cannot present CPU model ${r.cpuModel} (it presents ${models.join(', ')})`;
+    const accel = h.accel ?? 'tcg';
+    if (r.accel && accel !== r.accel)
+      return `runs guests with ${accel}, the VM runs with ${r.accel}: a live migration needs the same accelerator`;
     return null;
   },
   labels: (h, r) => {

@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { promisify } from 'node:util';
 
+import type { Accel, CpuModel } from '../domain/cpu';
+import type { AccelFacts } from './accel-probe';
+
 const run = promisify(execFile);
 
 export interface HostFacts {
@@ -13,6 +16,11 @@ export interface HostFacts {
   cpuFlags: string[];
   qemuVersion: string;
   kernel: string;
+  /** The accelerator guests run with here, as the agent's probe found it, and why. */
+  accel: Accel;
+  accelReason: string;
+  /** The cluster baseline models QEMU presents to guests here (domain/cpu.ts). */
+  cpuModels: CpuModel[];
 }
 
 /** The QEMU version, e.g. "7.2.22", as `qemu-system-x86_64 --version` prints it. */
@@ -35,8 +43,8 @@ function cpuFlags(): string[] {
   }
 }
 
-/** What this physical machine really is, read from the OS and QEMU. */
-export async function readHostFacts(): Promise<HostFacts> {
+/** What this physical machine really is, read from the OS and QEMU, with its probed accelerator. */
+export async function readHostFacts(accel: AccelFacts): Promise<HostFacts> {
   const cpus = os.cpus();
   return {
     hostname: os.hostname(),
@@ -46,6 +54,9 @@ export async function readHostFacts(): Promise<HostFacts> {
     cpuFlags: cpuFlags(),
     qemuVersion: await qemuVersion(),
     kernel: os.release(),
+    accel: accel.accel,
+    accelReason: accel.reason,
+    cpuModels: accel.cpuModels,
   };
 }
 

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_CPU_BASELINE, type Accel, type CpuModel } from '../domain/cpu';
 import type { Firmware } from '../domain/guest';
 import { firmwareArgs } from './firmware';
 import { QmpClient } from './qmp';
@@ -18,6 +19,10 @@ export interface GuestSpec {
   varsPath?: string;
   /** Start paused, waiting for an incoming migration (`-incoming defer`). */
   incoming?: boolean;
+  /** The host's accelerator (absent in specs recorded before the probe: TCG). */
+  accel?: Accel;
+  /** The cluster's baseline CPU model (absent in older specs: qemu64). */
+  cpuModel?: CpuModel;
 }
 
 export interface GuestProcess {
@@ -88,14 +93,17 @@ export class QemuHost {
     const args = [
       '-name',
       spec.vmId,
-      // /dev/kvm exists on these machines but cannot run Linux guests; a kvm:tcg fallback hangs.
+      // KVM only where the agent's probe booted a guest with it; never a kvm:tcg fallback, which
+      // picks KVM on machines where /dev/kvm exists but faults, and hangs.
       '-accel',
-      'tcg',
-      // Fixed machine and CPU model so every host can take every guest's migration stream.
+      spec.accel ?? 'tcg',
+      // A fixed machine and the cluster's baseline CPU, so every host of the cluster can take
+      // every guest's migration stream. `enforce`: a host that cannot present a feature of the
+      // model refuses to start the guest rather than quietly give it less.
       '-machine',
       'pc',
       '-cpu',
-      'qemu64',
+      `${spec.cpuModel ?? DEFAULT_CPU_BASELINE},enforce`,
       '-m',
       String(spec.memoryMiB),
       '-smp',

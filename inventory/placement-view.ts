@@ -28,6 +28,8 @@ export async function placementHosts(
       used: { memoryMiB: u?.memoryMiB ?? 0, vcpus: u?.vcpus ?? 0, runningVms: u?.runningVms ?? 0 },
       patchLevel: h.patchLevel,
       cluster: h.cluster,
+      accel: h.facts.accel,
+      cpuModels: h.facts.cpuModels,
     };
   });
 }

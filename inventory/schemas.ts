@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { accelSchema } from '../domain/cpu';
 import { firmwareSchema, guestConfigSchema } from '../domain/guest';
 import { idSchema } from '../domain/ids';
 import { imageSourceFormats } from '../domain/images';
@@ -38,6 +39,10 @@ export const hostSchema = z.object({
     cpuFlags: z.array(z.string()),
     qemuVersion: z.string(),
     kernel: z.string(),
+    /** Absent on hosts registered before the probe: they ran TCG with the qemu64 model. */
+    accel: accelSchema.optional(),
+    accelReason: z.string().optional(),
+    cpuModels: z.array(z.string()).optional(),
   }),
   /** What placement may hand out: memory the operator allows, vCPUs times the overcommit ratio. */
   allocatable: z.object({ vcpus: z.number().int().positive(), memoryMiB: z.number().int().positive() }),

@@ -59,6 +59,9 @@ function simHostDoc(
       cpuFlags: [],
       qemuVersion: 'simulated',
       kernel: 'simulated',
+      accel: 'tcg' as const,
+      accelReason: 'simulated',
+      cpuModels: ['qemu64' as const],
     },
     allocatable: { memoryMiB, vcpus: 512 },
     patchLevel,
@@ -98,7 +101,13 @@ function simVmDoc(
     vcpus,
     diskPath: `sim://${vmId}`,
     labels,
-    guest: { firmware: 'bios' as const, guestAgent: false, sshKeys: [], dataDisks: [] },
+    guest: {
+      firmware: 'bios' as const,
+      guestAgent: false,
+      sshKeys: [],
+      dataDisks: [],
+      cpuModel: 'qemu64' as const,
+    },
   };
 }
 

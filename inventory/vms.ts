@@ -1,3 +1,4 @@
+import { DEFAULT_CPU_BASELINE } from '../domain/cpu';
 import type { ProvisionSpec } from '../domain/requests';
 import { MongoServerError } from 'mongodb';
 import { NotFoundError, ValidationError } from '../domain/errors';
@@ -87,4 +88,9 @@ export function listVms(inv: Inventory, filter: { host?: string } = {}): Promise
     .find(filter.host ? { host: filter.host } : {})
     .sort({ _id: 1 })
     .toArray();
+}
+
+/** The CPU model a VM runs with: its cluster's baseline when created (older VMs: qemu64). */
+export function vmCpuModel(vm: Pick<VmDoc, 'guest'>): string {
+  return vm.guest?.cpuModel ?? DEFAULT_CPU_BASELINE;
 }

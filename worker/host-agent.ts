@@ -1,3 +1,4 @@
+import { hostAccel, type AccelFacts } from '../hypervisor/accel-probe';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -53,8 +54,9 @@ async function sampleMetrics(
   opts: HostAgentOptions,
   qemu: QemuHost,
   patchLevel: () => string,
+  accelFacts: AccelFacts,
 ) {
-  const report = await reportHost({ hostId: opts.hostId, qemu, patchLevel });
+  const report = await reportHost({ hostId: opts.hostId, qemu, patchLevel, accelFacts });
   const at = new Date();
   await inv.metrics.insertOne({
     _id: `${opts.hostId}-${at.getTime()}`,
@@ -93,7 +95,13 @@ export async function runHostAgent(
     await ensureIndexes(inv);
     const canaries = discardStrayCanaries(qemu);
     if (canaries.length) log.warn({ canaries }, 'discarded canary guests left by an earlier agent');
-    const report = await reportHost({ hostId: opts.hostId, qemu, patchLevel });
+    const accelFacts = await hostAccel({
+      cacheFile: installed.accelProbe,
+      guestDisk: installed.guestDisk,
+      forced: config.accel === 'auto' ? undefined : config.accel,
+    });
+    log.info(accelFacts, 'accelerator');
+    const report = await reportHost({ hostId: opts.hostId, qemu, patchLevel, accelFacts });
     const taskQueue = hostTaskQueue(opts.hostId);
     const now = new Date();
     await registerHost(inv, opts.hostId, {
@@ -146,6 +154,7 @@ export async function runHostAgent(
           // Stopping is all a restart needs: the host's supervisor starts the agent again.
           requestRestart: () => stopWorker(worker),
           guestDisk: installed.guestDisk,
+          accelFacts,
         }),
       ),
     });
@@ -154,7 +163,7 @@ export async function runHostAgent(
       for (const g of qemu.list()) rotateConsoleLog(g.serialLog, config.consoleLogMaxBytes);
     }, 1000);
     const sampler = setInterval(() => {
-      sampleMetrics(inv, opts, qemu, patchLevel).catch((err: unknown) =>
+      sampleMetrics(inv, opts, qemu, patchLevel, accelFacts).catch((err: unknown) =>
         log.warn({ err }, 'metrics sample failed'),
       );
     }, opts.factsIntervalMs);

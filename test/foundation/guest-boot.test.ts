@@ -24,6 +24,7 @@ describe('the local test guest under qemu-system-x86_64 -accel tcg', () => {
     ]);
     const argv = fs.readFileSync(`/proc/${bios.pid}/cmdline`, 'utf8').split('\0');
     expect(argv).toContain('tcg');
+    expect(argv).toContain('qemu64,enforce');
     // It boots what is on its disk: no kernel is handed to QEMU.
     expect(argv).not.toContain('-kernel');
     expect(fs.readFileSync(`/proc/${uefi.pid}/cmdline`, 'utf8')).toContain('OVMF_CODE_4M.fd');
@@ -56,6 +57,13 @@ describe('the local test guest under qemu-system-x86_64 -accel tcg', () => {
         .map((g) => g.vmId)
         .sort(),
     ).toEqual(['bios-guest', 'uefi-guest']);
+  });
+
+  test('a CPU model the host cannot present is refused by QEMU itself (enforce), not quietly trimmed', async () => {
+    await expect(startBareGuest(qemu, 'sandy-guest', { cpuModel: 'SandyBridge' })).rejects.toThrow(
+      /TCG doesn't support requested feature/,
+    );
+    expect(qemu.find('sandy-guest')).toBeUndefined();
   });
 
   test('a guest-shutdown through the agent powers the guest off, and its QEMU exits', async () => {

@@ -137,4 +137,27 @@ describe('live migration between real QEMU hosts', () => {
     expect(await stack.inventory.reservations.countDocuments({ state: 'active' })).toBe(0);
     await (await ops.delete({ vmId: 'bulky', gracefulTimeoutSec: 0 })).result();
   });
+
+  test("a target that cannot present the VM's CPU model is refused by name before anything moves", async () => {
+    const vm = (await stack.inventory.vms.findOne({ _id: 'mover' }))!;
+    const target = vm.host === 'host-a' ? 'host-b' : 'host-a';
+    // As if the VM had been created in a cluster whose baseline is SandyBridge, which TCG cannot present.
+    await stack.inventory.vms.updateOne({ _id: 'mover' }, { $set: { 'guest.cpuModel': 'SandyBridge' } });
+    try {
+      const err = (await (
+        await ops.migrate({ vmId: 'mover', to: target })
+      )
+        .result()
+        .catch((e: unknown) => e)) as Failure;
+      expect(err.cause?.type).toBe('IncompatibleHostError');
+      expect(err.cause?.message).toMatch(
+        new RegExp(
+          `target ${target} is incompatible: cannot present CPU model SandyBridge \\(it presents qemu64, Nehalem`,
+        ),
+      );
+      expect(hostsRunning(stack.config, 'mover')).toEqual([vm.host]);
+    } finally {
+      await stack.inventory.vms.updateOne({ _id: 'mover' }, { $set: { 'guest.cpuModel': 'qemu64' } });
+    }
+  });
 });

@@ -32,6 +32,7 @@ describe('host activities stay inside their own directories', () => {
     setPatchLevel: () => undefined,
     requestRestart: () => undefined,
     guestDisk: path.join(root, 'guest.qcow2'),
+    accelFacts: { accel: 'tcg', reason: 'test', cpuModels: ['qemu64'] },
   });
   beforeAll(() => {
     for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
@@ -39,7 +40,13 @@ describe('host activities stay inside their own directories', () => {
   });
   afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  const guest = { firmware: 'bios' as const, guestAgent: true, sshKeys: [], dataDisks: [] };
+  const guest = {
+    firmware: 'bios' as const,
+    guestAgent: true,
+    sshKeys: [],
+    dataDisks: [],
+    cpuModel: 'qemu64' as const,
+  };
   test.each([
     ['deleteDisk with a vmId that climbs out', () => activities.deleteDisk({ vmId: '../victim' }), /^vmId: /],
     [

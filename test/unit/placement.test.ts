@@ -45,6 +45,26 @@ describe('placement', () => {
     });
   });
 
+  test("a host must present the VM's CPU model, and a live migration's target must run the same accelerator", () => {
+    const hosts = [
+      host('tcg-old', { accel: 'tcg', cpuModels: ['qemu64'] }),
+      host('tcg-new', { accel: 'tcg', cpuModels: ['qemu64', 'Nehalem', 'Westmere'] }),
+      host('kvm', { accel: 'kvm', cpuModels: ['qemu64', 'Nehalem', 'Westmere', 'SandyBridge'] }),
+      // Registered before the probe: TCG with qemu64.
+      host('unprobed'),
+    ];
+    const migration = placeVm(hosts, { memoryMiB: 128, vcpus: 1, cpuModel: 'Nehalem', accel: 'tcg' }, now);
+    expect(migration.chosen).toBe('tcg-new');
+    expect(migration.rejected).toEqual({
+      'tcg-old': ['cannot present CPU model Nehalem (it presents qemu64)'],
+      kvm: ['runs guests with kvm, the VM runs with tcg: a live migration needs the same accelerator'],
+      unprobed: ['cannot present CPU model Nehalem (it presents qemu64)'],
+    });
+    // A fresh boot (create, HA restart) takes any accelerator, but still the VM's model.
+    const boot = placeVm(hosts, { memoryMiB: 128, vcpus: 1, cpuModel: 'SandyBridge' }, now);
+    expect(boot.chosen).toBe('kvm');
+  });
+
   test('prefers fewer running VMs when free memory is equal, and breaks ties by id', () => {
     const hosts = [
       host('b', { used: { memoryMiB: 1024, vcpus: 1, runningVms: 4 } }),

@@ -19,7 +19,7 @@ const plan: MigrationPlan = {
   memoryMiB: 256,
   vcpus: 1,
   diskPath: '/datastore/app.qcow2',
-  guest: { firmware: 'bios', guestAgent: true, sshKeys: [], dataDisks: [] },
+  guest: { firmware: 'bios', guestAgent: true, sshKeys: [], dataDisks: [], cpuModel: 'qemu64' },
   policy: migrationPolicySchema.parse({}),
 };
 
