@@ -60,6 +60,15 @@ export default tseslint.config(
               message: 'Workflows reach these only through activities.',
               allowTypeImports: true,
             },
+            {
+              group: ['**/activities/**'],
+              message: 'Workflows call activities through their proxies (activity-proxies.ts): types only.',
+              allowTypeImports: true,
+            },
+            {
+              group: ['**/activities/host/**', '!**/activities/host/contract'],
+              message: 'Workflows know a host only by its contract (activities/host/contract.ts).',
+            },
           ],
         },
       ],

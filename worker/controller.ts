@@ -1,5 +1,5 @@
 import { Worker, type WorkflowBundle } from '@temporalio/worker';
-import { createControllerActivities } from '../activities/controller-activities';
+import { createControllerActivities } from '../activities/controller/controller-activities';
 import type { Client } from '@temporalio/client';
 import { connectClient, connectWorkerConnection } from '../client/temporal';
 import { loadConfig, type Config } from '../domain/config';

@@ -1,6 +1,6 @@
 import { Worker } from '@temporalio/worker';
 import { withOperatorErrors } from '../activities/operator-errors';
-import { createSimHostActivities } from '../activities/sim-host-activities';
+import { createSimHostActivities } from '../activities/host/sim-host-activities';
 import { connectWorkerConnection } from '../client/temporal';
 import { loadConfig, type Config } from '../domain/config';
 import { logger } from '../domain/logger';

@@ -1,7 +1,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
-import type { ControllerActivities } from '../activities/controller-activities';
-import type { HostActivities } from '../activities/host-activities';
+import type { ControllerActivities } from '../activities/controller/controller-activities';
+import type { HostContract } from '../activities/host/contract';
 import { nonRetryableErrorTypes } from '../domain/errors';
 import { hostTaskQueue, isSimHost } from '../domain/names';
 
@@ -25,9 +25,9 @@ export interface HostCallOptions {
  * Activities of one host, routed to its task queue. Calls fail when the agent does not pick
  * them up in time (scheduleToStart) instead of waiting forever on a queue nobody polls.
  */
-export function onHost(hostId: string, opts: HostCallOptions = {}): HostActivities {
+export function onHost(hostId: string, opts: HostCallOptions = {}): HostContract {
   const sim = isSimHost(hostId);
-  const activities = proxyActivities<HostActivities>({
+  const activities = proxyActivities<HostContract>({
     taskQueue: hostTaskQueue(hostId),
     ...(sim
       ? simulatedCallBounds(opts)
@@ -59,9 +59,9 @@ function simulatedCallBounds(opts: HostCallOptions): {
  * Simulated hosts share one queue, so each call carries the host it is for. A QEMU agent's
  * calls stay exactly as they are: the agent knows which host it is.
  */
-function routedToSimHost(activities: HostActivities, hostId: string): HostActivities {
+function routedToSimHost(activities: HostContract, hostId: string): HostContract {
   return new Proxy(activities, {
-    get(target, name: keyof HostActivities) {
+    get(target, name: keyof HostContract) {
       const call = target[name] as (arg?: object) => Promise<unknown>;
       return (arg?: object) => call({ ...arg, hostId });
     },

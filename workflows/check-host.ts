@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/workflow';
-import type { HostCheckResult } from '../activities/inventory-activities';
+import type { HostCheckResult } from '../activities/controller/inventory-activities';
 import { inventory, onHost } from './activity-proxies';
 import { trackOperation } from './observability';
 

@@ -6,7 +6,7 @@ import {
   sleep,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { ControllerActivities } from '../activities/controller-activities';
+import type { ControllerActivities } from '../activities/controller/controller-activities';
 import { restartWaves, type FenceRequest } from '../domain/ha';
 import { inventory, onHost } from './activity-proxies';
 import { operatorFailure, reasonOf } from './failures';

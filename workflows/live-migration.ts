@@ -1,6 +1,6 @@
 import { ApplicationFailure, CancellationScope, isCancellation, setHandler } from '@temporalio/workflow';
-import type { DriveResult, IncomingEndpoint } from '../activities/migration-activities';
-import type { MigrationPlan } from '../activities/migration-inventory-activities';
+import type { DriveResult, IncomingEndpoint } from '../activities/host/contract';
+import type { MigrationPlan } from '../activities/controller/migration-inventory-activities';
 import {
   forceCompleteSchema,
   setBandwidthSchema,

@@ -1,6 +1,6 @@
 import { ApplicationFailure, executeChild, ParentClosePolicy, startChild } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { DriftSummary } from '../activities/reconcile-activities';
+import type { DriftSummary } from '../activities/controller/reconcile-activities';
 import { isSimHost } from '../domain/names';
 import { inventory, onHost } from './activity-proxies';
 import { reasonOf } from './failures';

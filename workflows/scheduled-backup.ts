@@ -1,6 +1,6 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { executeChild, ParentClosePolicy, startChild } from '@temporalio/workflow';
-import type { PolicyRunResult } from '../activities/backup-policy-activities';
+import type { PolicyRunResult } from '../activities/controller/backup-policy-activities';
 import type { BackupPolicySpec } from '../domain/backup';
 import { workflowIds } from '../domain/names';
 import { inventory } from './activity-proxies';

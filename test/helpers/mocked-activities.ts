@@ -3,9 +3,9 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
-import type { ControllerActivities } from '../../activities/controller-activities';
+import type { ControllerActivities } from '../../activities/controller/controller-activities';
 import { withOperatorErrors } from '../../activities/operator-errors';
-import type { HostActivities } from '../../activities/host-activities';
+import type { HostContract } from '../../activities/host/contract';
 import { connectClient } from '../../client/temporal';
 import { installed, type Config } from '../../domain/config';
 import { CONTROLLER_TASK_QUEUE, hostTaskQueue } from '../../domain/names';
@@ -16,7 +16,7 @@ import { ensureTestNamespace } from './test-namespace';
 export type ControllerMocks = Partial<{
   [K in keyof ControllerActivities]: (...args: never[]) => Promise<unknown>;
 }>;
-export type HostMocks = Partial<{ [K in keyof HostActivities]: (...args: never[]) => Promise<unknown> }>;
+export type HostMocks = Partial<{ [K in keyof HostContract]: (...args: never[]) => Promise<unknown> }>;
 
 /**
  * Runs the real workflow code on the shared Temporal dev server with mocked activities: the

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createHostActivities } from '../../activities/host-activities';
+import { createHostActivities } from '../../activities/host/host-activities';
 import { ValidationError } from '../../domain/errors';
 import { QemuHost } from '../../hypervisor/qemu-host';
 

@@ -1,7 +1,7 @@
 import { sendControl } from '../../client/updates';
 import { ApplicationFailure } from '@temporalio/common';
-import type { MigrationPlan } from '../../activities/migration-inventory-activities';
-import type { DriveResult } from '../../activities/migration-activities';
+import type { MigrationPlan } from '../../activities/controller/migration-inventory-activities';
+import type { DriveResult } from '../../activities/host/contract';
 import { newTracker } from '../../domain/convergence';
 import { migrationPolicySchema, type MigrationStats } from '../../domain/migration';
 import { CONTROLLER_TASK_QUEUE, workflowIds } from '../../domain/names';

@@ -1,16 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { newTracker } from '../domain/convergence';
-import type { MigrationStats } from '../domain/migration';
-import { PREFLIGHT_SKIP } from '../domain/patch';
-import type { SimFleet, SimGuest, SimHost, SimMigration, SimSpan } from '../hypervisor/sim/sim-fleet';
-import { migrationEstimate, rounded } from '../hypervisor/sim/timing-model';
-import type { HostActivities } from './host-activities';
+import { newTracker } from '../../domain/convergence';
+import type { MigrationStats } from '../../domain/migration';
+import { PREFLIGHT_SKIP } from '../../domain/patch';
+import type { SimFleet, SimGuest, SimHost, SimMigration, SimSpan } from '../../hypervisor/sim/sim-fleet';
+import { migrationEstimate, rounded } from '../../hypervisor/sim/timing-model';
+import type { HostOperation, RequestOf, RoutedHostContract } from './contract';
 import { readPatchDefinition } from './patch-activities';
 
 /** Every call on the shared queue `host/sim` names the host it is for (the workflow adds it). */
-type Routed<K extends keyof HostActivities> = (Parameters<HostActivities[K]> extends [infer A, ...unknown[]]
-  ? A
-  : unknown) & { hostId: string };
+type Routed<K extends HostOperation> = RequestOf<K> & { hostId: string };
 
 export interface SimHostActivityDeps {
   fleet: SimFleet;
@@ -75,7 +73,7 @@ export function createSimHostActivities({
   fleet,
   recordRestart,
   recordSpan,
-}: SimHostActivityDeps): HostActivities {
+}: SimHostActivityDeps): RoutedHostContract {
   const { model, clock } = fleet;
   const guestOn = (host: SimHost, vmId: string): SimGuest | undefined => host.guests.get(vmId);
 

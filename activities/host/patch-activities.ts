@@ -1,16 +1,17 @@
-import type { Accel } from '../domain/cpu';
+import type { Accel } from '../../domain/cpu';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { repoRoot } from '../domain/config';
-import { ValidationError } from '../domain/errors';
-import { idSchema } from '../domain/ids';
-import { patchDefinitionSchema, type PatchDefinition } from '../domain/patch';
-import { createOverlay } from '../hypervisor/qemu-img';
-import type { QemuHost } from '../hypervisor/qemu-host';
-import { waitForGuestAlive } from '../hypervisor/guest-liveness';
-import { removeSeed, writeSeed } from '../hypervisor/nocloud-seed';
+import { repoRoot } from '../../domain/config';
+import { ValidationError } from '../../domain/errors';
+import { idSchema } from '../../domain/ids';
+import { patchDefinitionSchema, type PatchDefinition } from '../../domain/patch';
+import { createOverlay } from '../../hypervisor/qemu-img';
+import type { QemuHost } from '../../hypervisor/qemu-host';
+import { waitForGuestAlive } from '../../hypervisor/guest-liveness';
+import { removeSeed, writeSeed } from '../../hypervisor/nocloud-seed';
+import type { StepResult } from './contract';
 
 export interface PatchActivityDeps {
   hostId: string;
@@ -22,12 +23,6 @@ export interface PatchActivityDeps {
   guestDisk: string;
   /** The canary boots as this host's guests do. */
   accel?: Accel;
-}
-
-export interface StepResult {
-  exitCode: number | null;
-  timedOut: boolean;
-  output: string;
 }
 
 const PATCHES_DIR = path.join(repoRoot, 'patches');

@@ -1,5 +1,5 @@
-import type { Config } from '../domain/config';
-import type { Inventory } from '../inventory/db';
+import type { Config } from '../../domain/config';
+import type { Inventory } from '../../inventory/db';
 import type { Client } from '@temporalio/client';
 import { createBackupInventoryActivities } from './backup-inventory-activities';
 import { createBackupPolicyActivities } from './backup-policy-activities';
@@ -9,7 +9,7 @@ import { createReconcileActivities } from './reconcile-activities';
 import { createRolloutActivities } from './rollout-activities';
 import { createInventoryActivities } from './inventory-activities';
 import { createMigrationInventoryActivities } from './migration-inventory-activities';
-import { withOperatorErrors } from './operator-errors';
+import { withOperatorErrors } from '../operator-errors';
 import { createVmInventoryActivities } from './vm-inventory-activities';
 
 /** Every activity the controller worker serves: inventory and pure logic, no hypervisor. */

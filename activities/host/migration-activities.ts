@@ -1,18 +1,26 @@
-import type { Accel } from '../domain/cpu';
+import type { Accel } from '../../domain/cpu';
 import fs from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { decideConvergence, newTracker, type ConvergenceTracker } from '../domain/convergence';
-import type { MigrationPolicy, MigrationStats } from '../domain/migration';
+import { decideConvergence, newTracker } from '../../domain/convergence';
+import type { MigrationPolicy } from '../../domain/migration';
 import {
   migrationInFlight,
   readMigration,
   setMigrationCapabilities,
   setMigrationParameters,
-} from '../hypervisor/migration';
-import { GuestNotAliveError, waitForGuestAlive } from '../hypervisor/guest-liveness';
-import type { QemuHost } from '../hypervisor/qemu-host';
-import { readGuestLog } from '../hypervisor/serial-log';
-import { guestSpecOf, type GuestStartRequest } from './guest-activities';
+} from '../../hypervisor/migration';
+import { GuestNotAliveError, waitForGuestAlive } from '../../hypervisor/guest-liveness';
+import type { QemuHost } from '../../hypervisor/qemu-host';
+import { readGuestLog } from '../../hypervisor/serial-log';
+import { guestSpecOf } from './guest-activities';
+import type {
+  DriveMigrationRequest,
+  DriveResult,
+  GuestAliveProof,
+  GuestStartRequest,
+  IncomingEndpoint,
+  VerifyAliveRequest,
+} from './contract';
 
 export interface MigrationActivityDeps {
   hostId: string;
@@ -22,22 +30,6 @@ export interface MigrationActivityDeps {
   migrationPorts: { first: number; last: number };
   /** The destination runs the guest with this host's accelerator (pre-checks made it the source's). */
   accel?: Accel;
-}
-
-export interface IncomingEndpoint {
-  address: string;
-  port: number;
-  pid: number;
-}
-
-export interface DriveResult {
-  /** completed: switched over, source paused; failed: QEMU gave up; gave-up: the policy did. */
-  outcome: 'in-progress' | 'completed' | 'failed' | 'gave-up';
-  reason?: string;
-  stats: MigrationStats;
-  tracker: ConvergenceTracker;
-  /** Last heartbeat the guest wrote on the source: the destination must go beyond it. */
-  sourceHeartbeatSeq: number | null;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -106,14 +98,7 @@ export function createMigrationActivities({
      * slice starts the stream; later slices (and retries after an agent restart) re-attach to
      * the one QEMU is already running. Heartbeats carry bytes, rate, iteration and downtime.
      */
-    async driveMigration(req: {
-      vmId: string;
-      target: { address: string; port: number };
-      policy: MigrationPolicy;
-      memoryMiB: number;
-      tracker: ConvergenceTracker | null;
-      sliceMs: number;
-    }): Promise<DriveResult> {
+    async driveMigration(req: DriveMigrationRequest): Promise<DriveResult> {
       const ctx = Context.current();
       const qmp = await monitor(req.vmId);
       let tracker = req.tracker;
@@ -184,12 +169,7 @@ export function createMigrationActivities({
      * conversation opened after switch-over, or (images without an agent) it writes a heartbeat
      * newer than any it wrote on the source. QEMU's `completed` alone is never trusted.
      */
-    async verifyGuestAlive(req: {
-      vmId: string;
-      afterSeq: number | null;
-      timeoutMs: number;
-      guestAgent?: boolean;
-    }): Promise<{ seq: number | null; via: 'guest-agent' | 'console' }> {
+    async verifyGuestAlive(req: VerifyAliveRequest): Promise<GuestAliveProof & { seq: number | null }> {
       const ctx = Context.current();
       try {
         const deadline = Date.now() + req.timeoutMs;

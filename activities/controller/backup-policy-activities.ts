@@ -1,8 +1,8 @@
 import type { Client } from '@temporalio/client';
-import { backupPolicySchema, type BackupPolicySpec } from '../domain/backup';
-import { NotFoundError, parseInput } from '../domain/errors';
-import type { Inventory } from '../inventory/db';
-import { recordEvent } from '../inventory/events';
+import { backupPolicySchema, type BackupPolicySpec } from '../../domain/backup';
+import { NotFoundError, parseInput } from '../../domain/errors';
+import type { Inventory } from '../../inventory/db';
+import { recordEvent } from '../../inventory/events';
 import { currentRun } from './run-context';
 
 export interface PolicyRunResult {

@@ -1,36 +1,19 @@
-import type { AccelFacts } from '../hypervisor/accel-probe';
-import { readGuestLog } from '../hypervisor/serial-log';
-import { readHostFacts, readHostLoad, type HostFacts } from '../hypervisor/host-facts';
-import type { QemuHost } from '../hypervisor/qemu-host';
+import type { AccelFacts } from '../../hypervisor/accel-probe';
+import { readGuestLog } from '../../hypervisor/serial-log';
+import { readHostFacts, readHostLoad } from '../../hypervisor/host-facts';
+import type { QemuHost } from '../../hypervisor/qemu-host';
 import { createBackupActivities, type BackupActivityDeps } from './backup-activities';
 import { createGuestActivities, type GuestActivityDeps } from './guest-activities';
 import { createMigrationActivities, type MigrationActivityDeps } from './migration-activities';
 import { createInspectionActivities } from './inspection-activities';
 import { createPatchActivities, type PatchActivityDeps } from './patch-activities';
+import type { GuestReport, HostContract, HostReport } from './contract';
 
 export interface HostActivityDeps
   extends GuestActivityDeps, MigrationActivityDeps, BackupActivityDeps, PatchActivityDeps {
   patchLevel: () => string;
   /** The accelerator and CPU models the agent probed at start (hypervisor/accel-probe.ts). */
   accelFacts: AccelFacts;
-}
-
-export interface GuestReport {
-  vmId: string;
-  pid: number;
-  status: string;
-  memoryMiB: number;
-  booted: boolean;
-  lastHeartbeatSeq: number | null;
-  heartbeatAgeSec: number | null;
-}
-
-export interface HostReport {
-  hostId: string;
-  facts: HostFacts;
-  patchLevel: string;
-  load: ReturnType<typeof readHostLoad>;
-  guests: GuestReport[];
 }
 
 /** What one guest is doing right now, from QMP and its serial log. */
@@ -76,7 +59,7 @@ export async function reportHost(
 }
 
 /** Activities that run on one host, scheduled on its task queue `host/<hostId>`. */
-export function createHostActivities(hostDeps: HostActivityDeps) {
+export function createHostActivities(hostDeps: HostActivityDeps): HostContract {
   // Every guest this host starts (VMs, migration destinations, canaries) runs with its accelerator.
   const deps = { ...hostDeps, accel: hostDeps.accelFacts.accel };
   return {
@@ -90,5 +73,3 @@ export function createHostActivities(hostDeps: HostActivityDeps) {
     ...createInspectionActivities(deps),
   };
 }
-
-export type HostActivities = ReturnType<typeof createHostActivities>;

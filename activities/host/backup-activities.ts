@@ -15,13 +15,27 @@ import {
   qemuImgCompare,
   queryJob,
   startBackupJobs,
-  type BitmapState,
-} from '../hypervisor/block-backup';
-import { imageInfo, sha256File } from '../hypervisor/qemu-img';
-import { withFrozenFilesystems } from '../hypervisor/guest-agent';
-import { dataBackupFile, dataDiskIndices, insideDir, MAX_DATA_DISKS, vmFiles } from '../hypervisor/vm-files';
-import type { BackupConsistency } from '../inventory/schemas';
-import type { QemuHost } from '../hypervisor/qemu-host';
+} from '../../hypervisor/block-backup';
+import { imageInfo, sha256File } from '../../hypervisor/qemu-img';
+import { withFrozenFilesystems } from '../../hypervisor/guest-agent';
+import {
+  dataBackupFile,
+  dataDiskIndices,
+  insideDir,
+  MAX_DATA_DISKS,
+  vmFiles,
+} from '../../hypervisor/vm-files';
+import type { BackupConsistency } from '../../inventory/schemas';
+import type { QemuHost } from '../../hypervisor/qemu-host';
+import type {
+  BackupFileFacts,
+  DataDiskBackup,
+  LineageInspection,
+  OfflineBackupRequest,
+  RestoreDiskRequest,
+  RunBackupRequest,
+  VerifyBackupRequest,
+} from './contract';
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,26 +46,6 @@ export interface BackupActivityDeps {
   datastoreDir: string;
   /** The backup repository as this host mounts it. */
   backupsDir: string;
-}
-
-export interface BackupFileFacts {
-  sizeBytes: number;
-  sha256: string;
-  /** The whole backup: copy, then `qemu-img check` and SHA-256 of every file. */
-  durationMs: number;
-  /** The copy alone. */
-  copyMs: number;
-  /** The data disks' files, beside the root disk's (absent: the VM has none). */
-  dataDisks?: DataDiskBackup[];
-}
-
-/** A backup's copy of one data disk. */
-export interface DataDiskBackup {
-  /** 1 is the guest's first data disk (vdb). */
-  index: number;
-  path: string;
-  sizeBytes: number;
-  sha256: string;
 }
 
 /** QEMU node names are at most 31 characters: derive a short, stable one from the backup id. */
@@ -142,10 +136,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
 
   return {
     /** What the last chain's incremental would rest on: its parent file and the disks' bitmaps. */
-    async inspectLineage(req: { vmId: string; parentPath: string }): Promise<{
-      parentExists: boolean;
-      bitmaps: BitmapState[];
-    }> {
+    async inspectLineage(req: { vmId: string; parentPath: string }): Promise<LineageInspection> {
       const parent = insideRepo(req.parentPath);
       if (!qemu.find(req.vmId)) return { parentExists: fs.existsSync(parent), bitmaps: [] };
       const qmp = await qemu.monitor(req.vmId);
@@ -161,17 +152,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
      * heartbeating the jobs' progress. A retry after an agent restart re-attaches to QEMU's
      * jobs; a cancelled activity cancels them and removes the partial files.
      */
-    async runBackup(req: {
-      vmId: string;
-      backupId: string;
-      kind: 'full' | 'incremental';
-      bitmap: string;
-      targetPath: string;
-      parentPath: string | null;
-      virtualSizeBytes: number;
-      maxSpeedMiBps: number;
-      guestAgent?: boolean;
-    }): Promise<BackupFileFacts & { consistency: BackupConsistency }> {
+    async runBackup(req: RunBackupRequest): Promise<BackupFileFacts & { consistency: BackupConsistency }> {
       const ctx = Context.current();
       // A job re-attached to after a retry began before this attempt: its freeze is unknown.
       let consistency: BackupConsistency = 'crash-consistent';
@@ -262,13 +243,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
      * Backs up a stopped VM's disks by flattening them, and gives each disk a fresh bitmap at
      * the same point in time, so the next backup can be incremental once the VM runs again.
      */
-    async offlineBackup(req: {
-      vmId: string;
-      /** Ignored: the disk is named from the VM id (kept for runs begun before that). */
-      diskPath?: string;
-      targetPath: string;
-      bitmap: string;
-    }): Promise<BackupFileFacts> {
+    async offlineBackup(req: OfflineBackupRequest): Promise<BackupFileFacts> {
       if (qemu.find(req.vmId)) {
         throw ApplicationFailure.nonRetryable(
           `vm ${req.vmId} is running; offline backup needs it stopped`,
@@ -293,12 +268,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
     },
 
     /** Checks a backup's files: image consistency, checksums, and that each rests on its parent's. */
-    async verifyBackupFile(req: {
-      path: string;
-      sha256: string;
-      parentPath: string | null;
-      dataDisks?: { index: number; sha256: string }[];
-    }): Promise<void> {
+    async verifyBackupFile(req: VerifyBackupRequest): Promise<void> {
       const file = insideRepo(req.path);
       const parent = req.parentPath === null ? null : insideRepo(req.parentPath);
       await verifyFile(file, req.sha256, parent);
@@ -321,12 +291,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
      * Restores a backup (with its chain) as a new VM's disks: each flattened into one standalone
      * qcow2 on the datastore, then compared with the chain so a restore is never silently different.
      */
-    async restoreDisk(req: {
-      vmId: string;
-      backupPath: string;
-      /** How many data disks the backup holds (absent: runs begun before data disks). */
-      dataDisks?: number;
-    }): Promise<{ diskPath: string; identical: true }> {
+    async restoreDisk(req: RestoreDiskRequest): Promise<{ diskPath: string; identical: true }> {
       const source = insideRepo(req.backupPath);
       const files = vmFiles(datastoreDir, req.vmId);
       const dataIndices = dataDiskIndices(req.dataDisks ?? 0);

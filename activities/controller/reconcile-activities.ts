@@ -1,14 +1,14 @@
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { vmIdOfDiskFile } from '../hypervisor/vm-files';
-import { NotFoundError } from '../domain/errors';
-import { heartbeatFresh } from '../domain/liveness';
-import type { Inventory } from '../inventory/db';
-import { recordDrift, resolveUnseen, type DriftFinding } from '../inventory/drift';
-import { releaseReservation } from '../inventory/reservations';
-import type { DriftDoc, DriftKind } from '../inventory/schemas';
-import { setVmState } from '../inventory/vms';
-import type { HostReport } from './host-activities';
+import { vmIdOfDiskFile } from '../../hypervisor/vm-files';
+import { NotFoundError } from '../../domain/errors';
+import { heartbeatFresh } from '../../domain/liveness';
+import type { Inventory } from '../../inventory/db';
+import { recordDrift, resolveUnseen, type DriftFinding } from '../../inventory/drift';
+import { releaseReservation } from '../../inventory/reservations';
+import type { DriftDoc, DriftKind } from '../../inventory/schemas';
+import { setVmState } from '../../inventory/vms';
+import type { HostReport } from '../host/contract';
 
 export interface DriftSummary {
   found: { id: string; kind: DriftKind; subject: string; state: string }[];

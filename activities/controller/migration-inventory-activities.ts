@@ -1,12 +1,12 @@
-import type { GuestConfig } from '../domain/guest';
-import { InsufficientCapacityError, parseInput, PreCheckError, ValidationError } from '../domain/errors';
-import { migrationRequestSchema, type MigrationPolicy } from '../domain/migration';
-import { filters, placeVm, type PlacementHost, type PlacementRequest } from '../domain/placement';
-import type { Inventory } from '../inventory/db';
-import { recordEvent } from '../inventory/events';
-import { recentPlacementHosts } from '../inventory/placement-view';
-import { claimCapacity, releaseClaims } from '../inventory/reservations';
-import { getVm, updateVm, vmCpuModel } from '../inventory/vms';
+import type { GuestConfig } from '../../domain/guest';
+import { InsufficientCapacityError, parseInput, PreCheckError, ValidationError } from '../../domain/errors';
+import { migrationRequestSchema, type MigrationPolicy } from '../../domain/migration';
+import { filters, placeVm, type PlacementHost, type PlacementRequest } from '../../domain/placement';
+import type { Inventory } from '../../inventory/db';
+import { recordEvent } from '../../inventory/events';
+import { recentPlacementHosts } from '../../inventory/placement-view';
+import { claimCapacity, releaseClaims } from '../../inventory/reservations';
+import { getVm, updateVm, vmCpuModel } from '../../inventory/vms';
 import { currentRun, reservationOwner } from './run-context';
 
 export interface MigrationPlan {

@@ -5,16 +5,16 @@ import {
   restoreRequestSchema,
   retentionSchema,
   type RetentionPolicy,
-} from '../domain/backup';
-import { dataPaths, type Config } from '../domain/config';
-import { InvalidStateError, NotFoundError, parseInput, ValidationError } from '../domain/errors';
-import type { ProvisionSpec } from '../domain/requests';
-import type { BackupConsistency } from '../inventory/schemas';
-import { planRetention } from '../domain/retention';
-import type { Inventory } from '../inventory/db';
-import { recordEvent } from '../inventory/events';
-import { backupSchema, type BackupDoc } from '../inventory/schemas';
-import { getVm, claimVmIdForRun } from '../inventory/vms';
+} from '../../domain/backup';
+import { dataPaths, type Config } from '../../domain/config';
+import { InvalidStateError, NotFoundError, parseInput, ValidationError } from '../../domain/errors';
+import type { ProvisionSpec } from '../../domain/requests';
+import type { BackupConsistency } from '../../inventory/schemas';
+import { planRetention } from '../../domain/retention';
+import type { Inventory } from '../../inventory/db';
+import { recordEvent } from '../../inventory/events';
+import { backupSchema, type BackupDoc } from '../../inventory/schemas';
+import { getVm, claimVmIdForRun } from '../../inventory/vms';
 import { currentRun } from './run-context';
 
 export interface BackupPlan {

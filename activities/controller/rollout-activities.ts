@@ -1,10 +1,10 @@
 import type { Client } from '@temporalio/client';
-import { parseInput, ValidationError } from '../domain/errors';
-import { workflowIds } from '../domain/names';
-import { rolloutRequestSchema, type RolloutSpec } from '../domain/rollout';
-import type { Inventory } from '../inventory/db';
-import { recentPlacementHosts } from '../inventory/placement-view';
-import { readRecentUsage, readUsage } from '../inventory/reservations';
+import { parseInput, ValidationError } from '../../domain/errors';
+import { workflowIds } from '../../domain/names';
+import { rolloutRequestSchema, type RolloutSpec } from '../../domain/rollout';
+import type { Inventory } from '../../inventory/db';
+import { recentPlacementHosts } from '../../inventory/placement-view';
+import { readRecentUsage, readUsage } from '../../inventory/reservations';
 
 /** Controller-side steps of a rolling patch: the plan and the capacity check before each batch. */
 export function createRolloutActivities(inv: Inventory, client: () => Promise<Client>) {

@@ -1,22 +1,22 @@
 import { spawn } from 'node:child_process';
-import { dataPaths, type Config } from '../domain/config';
+import { dataPaths, type Config } from '../../domain/config';
 import {
   InvalidStateError,
   NotFoundError,
   parseInput,
   ValidationError,
   VirtflowError,
-} from '../domain/errors';
-import { setHaRequestSchema, type SetHaRequest } from '../domain/ha';
-import { lossReason } from '../domain/liveness';
-import { placeVm, type PlacementDecision } from '../domain/placement';
-import type { Inventory } from '../inventory/db';
-import { recordEvent } from '../inventory/events';
-import { markHostUnreachable } from '../inventory/hosts';
-import { placementHosts } from '../inventory/placement-view';
-import { releaseClaims } from '../inventory/reservations';
-import type { EventDoc, HostDoc, VmDoc } from '../inventory/schemas';
-import { getVm, updateVm, vmCpuModel } from '../inventory/vms';
+} from '../../domain/errors';
+import { setHaRequestSchema, type SetHaRequest } from '../../domain/ha';
+import { lossReason } from '../../domain/liveness';
+import { placeVm, type PlacementDecision } from '../../domain/placement';
+import type { Inventory } from '../../inventory/db';
+import { recordEvent } from '../../inventory/events';
+import { markHostUnreachable } from '../../inventory/hosts';
+import { placementHosts } from '../../inventory/placement-view';
+import { releaseClaims } from '../../inventory/reservations';
+import type { EventDoc, HostDoc, VmDoc } from '../../inventory/schemas';
+import { getVm, updateVm, vmCpuModel } from '../../inventory/vms';
 import { currentRun, reservationOwner } from './run-context';
 
 /** The fence action failed or could not confirm the host runs nothing: nothing may restart. */

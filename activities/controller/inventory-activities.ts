@@ -1,7 +1,7 @@
-import type { Inventory } from '../inventory/db';
-import { recordEvent } from '../inventory/events';
-import { markHostUnreachable } from '../inventory/hosts';
-import type { HostReport } from './host-activities';
+import type { Inventory } from '../../inventory/db';
+import { recordEvent } from '../../inventory/events';
+import { markHostUnreachable } from '../../inventory/hosts';
+import type { HostReport } from '../host/contract';
 import { currentRun } from './run-context';
 
 export interface HostCheckResult {

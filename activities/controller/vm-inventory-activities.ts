@@ -1,17 +1,22 @@
-import type { Config } from '../domain/config';
+import type { Config } from '../../domain/config';
 import { currentRun, reservationOwner } from './run-context';
-import { InsufficientCapacityError, InvalidStateError, parseInput, ValidationError } from '../domain/errors';
-import { placeVm, type PlacementDecision } from '../domain/placement';
-import { placementHosts } from '../inventory/placement-view';
-import { formatBytes } from '../domain/bytes';
-import { UEFI_MIN_MEMORY_MIB } from '../domain/guest';
-import { createVmRequestSchema, type CreateVmSpec, type ProvisionSpec } from '../domain/requests';
-import type { Inventory } from '../inventory/db';
-import { recordEvent } from '../inventory/events';
-import { claimCapacity, releaseClaims } from '../inventory/reservations';
-import type { EventDoc, VmDoc, VmState } from '../inventory/schemas';
-import { deleteVmDoc, getVm, claimVmIdForRun, updateVm } from '../inventory/vms';
-import type { ImageRef } from './guest-activities';
+import {
+  InsufficientCapacityError,
+  InvalidStateError,
+  parseInput,
+  ValidationError,
+} from '../../domain/errors';
+import { placeVm, type PlacementDecision } from '../../domain/placement';
+import { placementHosts } from '../../inventory/placement-view';
+import { formatBytes } from '../../domain/bytes';
+import { UEFI_MIN_MEMORY_MIB } from '../../domain/guest';
+import { createVmRequestSchema, type CreateVmSpec, type ProvisionSpec } from '../../domain/requests';
+import type { Inventory } from '../../inventory/db';
+import { recordEvent } from '../../inventory/events';
+import { claimCapacity, releaseClaims } from '../../inventory/reservations';
+import type { EventDoc, VmDoc, VmState } from '../../inventory/schemas';
+import { deleteVmDoc, getVm, claimVmIdForRun, updateVm } from '../../inventory/vms';
+import type { ImageRef } from '../host/contract';
 
 /** Inventory activities of the VM lifecycle; they run on the controller worker. */
 export function createVmInventoryActivities(inv: Inventory, config: Pick<Config, 'cpuBaseline'>) {

@@ -1,14 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { InsufficientCapacityError, NotFoundError, parseInput, ValidationError } from '../domain/errors';
-import { enterMaintenanceSchema, exitMaintenanceSchema } from '../domain/maintenance';
-import { placeVm, spreadChoice } from '../domain/placement';
-import { SCAN_BATCH, type Inventory } from '../inventory/db';
-import { recordEvent } from '../inventory/events';
-import { setHostMaintenance } from '../inventory/hosts';
-import { recentPlacementHosts } from '../inventory/placement-view';
-import type { HostDoc } from '../inventory/schemas';
-import { recentVmsOn } from '../inventory/reservations';
-import { getVm, vmCpuModel } from '../inventory/vms';
+import { InsufficientCapacityError, NotFoundError, parseInput, ValidationError } from '../../domain/errors';
+import { enterMaintenanceSchema, exitMaintenanceSchema } from '../../domain/maintenance';
+import { placeVm, spreadChoice } from '../../domain/placement';
+import { SCAN_BATCH, type Inventory } from '../../inventory/db';
+import { recordEvent } from '../../inventory/events';
+import { setHostMaintenance } from '../../inventory/hosts';
+import { recentPlacementHosts } from '../../inventory/placement-view';
+import type { HostDoc } from '../../inventory/schemas';
+import { recentVmsOn } from '../../inventory/reservations';
+import { getVm, vmCpuModel } from '../../inventory/vms';
 import { currentRun } from './run-context';
 
 /** A host's VMs, split into those running (to move) and the rest (they stay recorded there). */

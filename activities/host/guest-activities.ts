@@ -1,4 +1,4 @@
-import type { Accel } from '../domain/cpu';
+import type { Accel } from '../../domain/cpu';
 import fs from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import {
@@ -8,16 +8,26 @@ import {
   UEFI_MIN_MEMORY_MIB,
   type GuestConfig,
   type GuestInfo,
-} from '../domain/guest';
-import { parseInput, ValidationError } from '../domain/errors';
-import { ensureVarsStore } from '../hypervisor/firmware';
-import { readGuestInfo, withGuestAgent } from '../hypervisor/guest-agent';
-import { GuestNotAliveError, waitForGuestAlive } from '../hypervisor/guest-liveness';
-import { removeSeed, writeSeed } from '../hypervisor/nocloud-seed';
-import { createImage, createOverlay, imageInfo, resizeImage, sha256File } from '../hypervisor/qemu-img';
-import { formatBytes } from '../domain/bytes';
-import type { GuestSpec, QemuHost } from '../hypervisor/qemu-host';
-import { dataDiskIndices, insideDir, MAX_DATA_DISKS, vmFiles } from '../hypervisor/vm-files';
+} from '../../domain/guest';
+import { parseInput, ValidationError } from '../../domain/errors';
+import { ensureVarsStore } from '../../hypervisor/firmware';
+import { readGuestInfo, withGuestAgent } from '../../hypervisor/guest-agent';
+import { GuestNotAliveError, waitForGuestAlive } from '../../hypervisor/guest-liveness';
+import { removeSeed, writeSeed } from '../../hypervisor/nocloud-seed';
+import { createImage, createOverlay, imageInfo, resizeImage, sha256File } from '../../hypervisor/qemu-img';
+import { formatBytes } from '../../domain/bytes';
+import type { GuestSpec, QemuHost } from '../../hypervisor/qemu-host';
+import { dataDiskIndices, insideDir, MAX_DATA_DISKS, vmFiles } from '../../hypervisor/vm-files';
+import type {
+  GuestStartRequest,
+  PrepareDiskRequest,
+  ResizeDiskRequest,
+  Screenshot,
+  StopGuestRequest,
+  StopOutcome,
+  VmRequest,
+  WaitForBootRequest,
+} from './contract';
 
 export interface GuestActivityDeps {
   hostId: string;
@@ -28,22 +38,6 @@ export interface GuestActivityDeps {
   imagesDir: string;
   /** The accelerator this host's probe found (hypervisor/accel-probe.ts); TCG when not given. */
   accel?: Accel;
-}
-
-export interface ImageRef {
-  path: string;
-  format: string;
-  sha256: string;
-  /** The disk to make of it, when larger than the image. */
-  sizeBytes?: number;
-}
-
-/** What a host needs to start a VM's guest; every path is derived here from the VM id. */
-export interface GuestStartRequest {
-  vmId: string;
-  memoryMiB: number;
-  vcpus: number;
-  guest: GuestConfig;
 }
 
 /**
@@ -118,13 +112,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
      * Creates the VM's disk as a qcow2 overlay of its image, after re-verifying the image's
      * checksum: a corrupted base must never become a VM's disk. Idempotent on retry.
      */
-    async prepareDisk(req: {
-      vmId: string;
-      image: ImageRef;
-      sizeBytes?: number;
-      /** Sizes of the empty data disks to make beside it. */
-      dataDisks?: number[];
-    }): Promise<{ diskPath: string }> {
+    async prepareDisk(req: PrepareDiskRequest): Promise<{ diskPath: string }> {
       const diskPath = diskPathOf(req.vmId);
       const dataDisks = parseInput(dataDisksSchema, req.dataDisks ?? [], 'dataDisks');
       const imagePath = insideDir(imagesDir, req.image.path, 'image.path');
@@ -179,11 +167,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
      * console marker and a heartbeat), heartbeating to Temporal while it waits. Fails at once
      * if QEMU exits: a dead guest will not boot later.
      */
-    async waitForGuestBoot(req: {
-      vmId: string;
-      timeoutMs: number;
-      guestAgent?: boolean;
-    }): Promise<{ heartbeatSeq: number | null; via: 'guest-agent' | 'console' }> {
+    async waitForGuestBoot(req: WaitForBootRequest) {
       const ctx = Context.current();
       try {
         const proof = await waitForGuestAlive(qemu, req.vmId, {
@@ -208,7 +192,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
      * Stops the guest within its grace period: its agent is asked first (when it has one) and
      * given half of it, then ACPI power-down for the rest, then `quit`, then SIGKILL.
      */
-    async stopGuest(req: { vmId: string; gracefulMs: number; guestAgent?: boolean }) {
+    async stopGuest(req: StopGuestRequest): Promise<{ how: StopOutcome }> {
       const ctx = Context.current();
       const beat = setInterval(() => ctx.heartbeat(), 2000);
       const deadline = Date.now() + req.gracefulMs;
@@ -238,12 +222,9 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
      * Grows the VM's root disk: `block_resize` under a running guest (it sees the new size at
      * once), `qemu-img resize` on a stopped one. Refuses to shrink, naming both sizes.
      */
-    async resizeDisk(req: {
-      vmId: string;
-      sizeBytes: number;
-      /** 0 (or absent) is the root disk, 1 the first data disk. */
-      disk?: number;
-    }): Promise<{ previousBytes: number; sizeBytes: number; online: boolean }> {
+    async resizeDisk(
+      req: ResizeDiskRequest,
+    ): Promise<{ previousBytes: number; sizeBytes: number; online: boolean }> {
       const files = vmFiles(datastoreDir, req.vmId);
       const index = req.disk ?? 0;
       const disk = index === 0 ? files.disk : files.dataDisk(index);
@@ -283,7 +264,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
      * The guest's screen as a PNG (base64), as QEMU's VGA card shows it. Refused above 1 MiB:
      * it travels in a Temporal payload.
      */
-    async screenshot(req: { vmId: string }): Promise<{ pngBase64: string; width: number; height: number }> {
+    async screenshot(req: VmRequest): Promise<Screenshot> {
       vmFiles(datastoreDir, req.vmId);
       if (!qemu.find(req.vmId))
         throw ApplicationFailure.nonRetryable(`${req.vmId} does not run on ${hostId}`, 'InvalidStateError');
@@ -321,9 +302,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
     },
 
     /** Whether the guest runs here, as QEMU reports it. */
-    async guestStatus(req: {
-      vmId: string;
-    }): Promise<{ running: boolean; status: string; pid: number | null }> {
+    async guestStatus(req: VmRequest): Promise<{ running: boolean; status: string; pid: number | null }> {
       const guest = qemu.find(req.vmId);
       if (!guest) return { running: false, status: 'absent', pid: null };
       const status = await (
