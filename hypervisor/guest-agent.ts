@@ -38,6 +38,7 @@ export interface GuestAgentCommands {
 }
 
 const SYNC_DELIMITER = 0xff;
+const SYNC_RESEND_MS = 250;
 
 /**
  * One conversation with a guest's agent over its virtio-serial chardev socket. The channel
@@ -83,10 +84,19 @@ export class GuestAgentClient {
   private async sync(timeoutMs: number): Promise<void> {
     const id = Math.floor(Math.random() * 2 ** 31);
     // A leading 0xFF makes the agent drop any half-written request before the sync.
-    this.socket.write(
-      Buffer.concat([Buffer.from([SYNC_DELIMITER]), this.request('guest-sync-delimited', { id })]),
-    );
-    const deadline = Date.now() + timeoutMs;
+    const sync = Buffer.concat([Buffer.from([SYNC_DELIMITER]), this.request('guest-sync-delimited', { id })]);
+    this.socket.write(sync);
+    // A sync written while the guest reopens its port (after the previous client left) can be
+    // lost: repeat it until one is answered, as the protocol advises. Same id, so any answer counts.
+    const resend = setInterval(() => this.socket.write(sync), SYNC_RESEND_MS);
+    try {
+      await this.awaitSync(id, Date.now() + timeoutMs);
+    } finally {
+      clearInterval(resend);
+    }
+  }
+
+  private async awaitSync(id: number, deadline: number): Promise<void> {
     for (;;) {
       const mark = this.buffer.indexOf(SYNC_DELIMITER);
       if (mark >= 0) {
@@ -140,8 +150,11 @@ export class GuestAgentClient {
     for (;;) {
       const end = this.buffer.indexOf(0x0a);
       if (end >= 0) {
-        const line = this.buffer.subarray(0, end).toString('utf8').trim();
+        const raw = this.buffer.subarray(0, end);
         this.buffer = this.buffer.subarray(end + 1);
+        // A late answer to a repeated sync (0xFF, then its reply): not this command's.
+        if (raw.includes(SYNC_DELIMITER)) continue;
+        const line = raw.toString('utf8').trim();
         if (line) return line;
         continue;
       }

@@ -11,6 +11,8 @@ export interface LivenessWait {
   timeoutMs: number;
   /** Console only: the heartbeat must be newer than this one (a migration's source side). */
   afterSeq?: number | null;
+  /** Between tries (default 250 ms); a migration's verification, on its critical path, polls faster. */
+  pollMs?: number;
   /** Called between tries with what is missing (activities heartbeat to Temporal here). */
   onWait?: (missing: string) => void;
   signal?: AbortSignal;
@@ -64,7 +66,7 @@ export async function waitForGuestAlive(
         false,
       );
     wait.onWait?.(missing);
-    await sleep(250, wait.signal);
+    await sleep(wait.pollMs ?? 250, wait.signal);
   }
 }
 

@@ -173,19 +173,30 @@ export function createMigrationActivities({
       const ctx = Context.current();
       try {
         const deadline = Date.now() + req.timeoutMs;
+        // When one proof fails, the other stops waiting too.
+        const failed = new AbortController();
+        const signal = AbortSignal.any([ctx.cancellationSignal, failed.signal]);
         const wait = (guestAgent: boolean) =>
           waitForGuestAlive(qemu, req.vmId, {
             guestAgent,
             timeoutMs: Math.max(0, deadline - Date.now()),
             afterSeq: req.afterSeq,
+            // The migration is not done until the guest proves it runs: each poll interval adds to it.
+            pollMs: 20,
             onWait: (missing) => ctx.heartbeat({ missing }),
-            signal: ctx.cancellationSignal,
+            signal,
+          }).catch((err: unknown) => {
+            failed.abort(err);
+            throw err;
           });
-        const proof = await wait(req.guestAgent ?? false);
         // Every liveness signal the guest gave on the source must be fresh here: a guest that
         // also beat on its console must go on beating. One process answering proves less than
         // the whole guest running (TCG precopy can corrupt guest RAM, DESIGN's known QEMU 7.2 bug).
-        if (proof.via === 'guest-agent' && req.afterSeq !== null) await wait(false);
+        // Both are awaited side by side: neither waits for the other.
+        const [proof] = await Promise.all([
+          wait(req.guestAgent ?? false),
+          req.guestAgent && req.afterSeq !== null ? wait(false) : undefined,
+        ]);
         const after = await (await monitor(req.vmId)).command('query-status', 2000).catch(() => undefined);
         if (!after?.running)
           throw new GuestNotAliveError(

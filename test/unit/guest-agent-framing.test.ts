@@ -43,6 +43,28 @@ describe('guest agent framing', () => {
     }
   });
 
+  test('a lost sync is repeated until answered; late answers to the repeats never pass for a reply', async () => {
+    let syncs = 0;
+    const channel = await fakeChannel((line, send) => {
+      if (line.includes('guest-sync-delimited')) {
+        syncs += 1;
+        // The first sync is lost (the guest was reopening its port); the second is answered
+        // late, after the third was answered at once: that late answer comes during the ping.
+        if (syncs === 2) setTimeout(() => send(`\xff{"return": ${syncId(line)}}\n`), 300);
+        if (syncs === 3) send(`\xff{"return": ${syncId(line)}}\n`);
+      } else if (line.includes('guest-ping')) {
+        setTimeout(() => send('{"return": {}}\n'), 150);
+      }
+    });
+    try {
+      const reply = await withGuestAgent(channel.socketPath, 2000, (agent) => agent.execute('guest-ping'));
+      expect(reply).toEqual({});
+      expect(syncs).toBe(3);
+    } finally {
+      channel.close();
+    }
+  });
+
   test('an agent that never answers the sync fails within the timeout, not later', async () => {
     const channel = await fakeChannel(() => undefined);
     try {
