@@ -4,7 +4,10 @@
  * The workflow adds pre-checks, a reservation, progress reporting, verification of a fresh
  * guest heartbeat on the destination and the inventory commit; this shows what that costs.
  *
- *   npx tsx bench/migration.ts [--runs 5] [--bandwidth 32] [--memory 256]
+ *   npx tsx bench/migration.ts [--runs 5] [--bandwidth 32] [--memory 256] [--debian 1]
+ *
+ * `--debian 1` migrates the Debian 12 image (UEFI, systemd, qemu-guest-agent; built by
+ * `npm run build:debian-image`) instead of the local test guest.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,25 +19,41 @@ import { installed } from '../domain/config';
 import { QemuHost } from '../hypervisor/qemu-host';
 import { readMigration, setMigrationParameters } from '../hypervisor/migration';
 import { writeSeed } from '../hypervisor/nocloud-seed';
-import { waitForBootMarker } from '../hypervisor/serial-log';
+import { ensureVarsStore } from '../hypervisor/firmware';
+import { waitForGuestAlive } from '../hypervisor/guest-liveness';
 import { importImage } from '../inventory/images';
 import { arg } from './args';
 
 const runs = arg('runs', 5);
 const bandwidth = arg('bandwidth', 32);
-const memoryMiB = arg('memory', 256);
+const debian = arg('debian', 0) === 1;
+const memoryMiB = arg('memory', debian ? 768 : 256);
+const subject = debian
+  ? { name: 'debian', file: installed.debianImage, firmware: 'uefi' as const }
+  : { name: 'local', file: installed.guestDisk, firmware: 'bios' as const };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The baseline: QEMU's own migration, driven with nothing but QMP. */
 async function rawQmpRuns(dir: string): Promise<{ wall: number[]; downtime: number[] }> {
   const hosts = [new QemuHost(path.join(dir, 'raw-a')), new QemuHost(path.join(dir, 'raw-b'))];
   const disk = path.join(dir, 'raw.qcow2');
-  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', installed.guestDisk, '-F', 'qcow2', disk]);
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', subject.file, '-F', 'qcow2', disk]);
   const seedPath = path.join(dir, 'raw.seed.iso');
   await writeSeed(seedPath, { instanceId: 'bench-raw', hostname: 'bench-raw', sshKeys: [] });
-  const spec = { vmId: 'bench-raw', memoryMiB, vcpus: 1, firmware: 'bios' as const, disks: [disk], seedPath };
+  const varsPath = subject.firmware === 'uefi' ? path.join(dir, 'raw.vars.fd') : undefined;
+  if (varsPath) ensureVarsStore(varsPath);
+  const spec = {
+    vmId: 'bench-raw',
+    memoryMiB,
+    vcpus: 1,
+    firmware: subject.firmware,
+    disks: [disk],
+    seedPath,
+    varsPath,
+  };
   await hosts[0].start(spec);
-  await waitForBootMarker(hosts[0].files('bench-raw').serialLog, 'bench-raw', 120_000);
+  // Not timed: the guest boots once, then migrates back and forth.
+  await waitForGuestAlive(hosts[0], 'bench-raw', { guestAgent: true, timeoutMs: 300_000 });
   const wall: number[] = [];
   const downtime: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -67,10 +86,13 @@ async function workflowRuns(dir: string): Promise<{ wall: number[]; downtime: nu
   try {
     await importImage(stack.inventory, path.join(stack.config.dataDir, 'images'), {
       name: 'guest',
-      file: installed.guestDisk,
+      file: subject.file,
+      firmware: subject.firmware,
     });
     const ops = vmOperations(stack.client, stack.config);
-    await (await ops.create({ vmId: 'bench-wf', image: 'guest', memoryMiB, host: 'host-a' })).result();
+    await (
+      await ops.create({ vmId: 'bench-wf', image: 'guest', memoryMiB, host: 'host-a', bootTimeoutSec: 300 })
+    ).result();
     const wall: number[] = [];
     const server: number[] = [];
     const downtime: number[] = [];
@@ -98,7 +120,9 @@ async function workflowRuns(dir: string): Promise<{ wall: number[]; downtime: nu
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vf-bench-'));
   try {
-    console.log(`live migration of an idle ${memoryMiB} MiB guest at ${bandwidth} MiB/s, ${runs} runs each`);
+    console.log(
+      `live migration of an idle ${memoryMiB} MiB ${subject.name} guest at ${bandwidth} MiB/s, ${runs} runs each`,
+    );
     const raw = await rawQmpRuns(dir);
     const wf = await workflowRuns(dir);
     const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(' ');
