@@ -5,31 +5,18 @@ import {
   type ScheduleOverlapPolicy,
   type ScheduleSpec,
 } from '@temporalio/client';
-import type { BackupSchedule, overlapPolicies } from '../domain/backup';
+import {
+  calendarRanges,
+  type BackupSchedule,
+  type CalendarField,
+  type overlapPolicies,
+} from '../domain/backup';
 
-type Field = 'second' | 'minute' | 'hour' | 'dayOfMonth' | 'month' | 'dayOfWeek';
-const bounds: Record<Field, [number, number]> = {
-  second: [0, 59],
-  minute: [0, 59],
-  hour: [0, 23],
-  dayOfMonth: [1, 31],
-  month: [1, 12],
-  dayOfWeek: [0, 6],
-};
-
-/** One calendar field ("*", "5", "1-5", "*\/15", "0,30") as Temporal's ranges. */
-function ranges(field: Field, text: string): { start: number; end: number; step: number }[] | '*' {
-  if (text === '*') return '*';
-  const [min, max] = bounds[field];
-  return text.split(',').map((part) => {
-    const [range, stepText] = part.split('/');
-    const [startText, endText] = range === '*' ? [String(min), String(max)] : range.split('-');
-    const start = Number(startText);
-    const end = endText === undefined ? (stepText ? max : start) : Number(endText);
-    if (start < min || end > max || start > end)
-      throw new Error(`${field}: ${part} is outside ${min}-${max}`);
-    return { start, end, step: stepText ? Number(stepText) : 1 };
-  });
+/** One calendar field as Temporal's ranges; the policy's schema has already refused bad ones. */
+function ranges(field: CalendarField, text: string): { start: number; end: number; step: number }[] | '*' {
+  const r = calendarRanges(field, text);
+  if (r instanceof Error) throw new Error(`${field}: ${r.message}`);
+  return r;
 }
 
 /** Temporal names months and weekdays; the policy numbers them (1-12, 0-6 with Sunday 0). */

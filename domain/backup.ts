@@ -2,6 +2,7 @@ import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { sshKeysSchema, userDataSchema } from './guest';
 import { idSchema } from './ids';
+import { labelSelectorSchema } from './labels';
 
 /**
  * Backups: requests, retention and policies. Validated at the edge and again by the first
@@ -75,9 +76,48 @@ function validTimezone(tz: string): boolean {
   }
 }
 
-const calendarField = z
-  .string()
-  .regex(/^(\*|\d+(-\d+)?(\/\d+)?)(,(\*|\d+(-\d+)?(\/\d+)?))*$/, 'must be *, a number, a range or a list');
+export type CalendarField = 'second' | 'minute' | 'hour' | 'dayOfMonth' | 'month' | 'dayOfWeek';
+const calendarBounds: Record<CalendarField, [number, number]> = {
+  second: [0, 59],
+  minute: [0, 59],
+  hour: [0, 23],
+  dayOfMonth: [1, 31],
+  month: [1, 12],
+  dayOfWeek: [0, 6],
+};
+
+/**
+ * One calendar field ("*", "5", "1-5", "*\/15", "0,30") as ranges with a step, or an Error
+ * saying what is wrong: a value outside the field's bounds, a reversed range, a step of 0
+ * (which would never advance).
+ */
+export function calendarRanges(
+  field: CalendarField,
+  text: string,
+): { start: number; end: number; step: number }[] | '*' | Error {
+  if (text === '*') return '*';
+  if (!/^(\*(\/\d+)?|\d+(-\d+)?(\/\d+)?)(,(\*(\/\d+)?|\d+(-\d+)?(\/\d+)?))*$/.test(text))
+    return new Error('must be *, a number, a range or a list');
+  const [min, max] = calendarBounds[field];
+  const out = [];
+  for (const part of text.split(',')) {
+    const [range, stepText] = part.split('/');
+    const [startText, endText] = range === '*' ? [String(min), String(max)] : range.split('-');
+    const start = Number(startText);
+    const end = endText === undefined ? (stepText ? max : start) : Number(endText);
+    const step = stepText === undefined ? 1 : Number(stepText);
+    if (start < min || end > max || start > end) return new Error(`${part} is outside ${min}-${max}`);
+    if (step < 1) return new Error(`${part}: the step must be at least 1`);
+    out.push({ start, end, step });
+  }
+  return out;
+}
+
+const calendarField = (field: CalendarField) =>
+  z.string().superRefine((text, ctx) => {
+    const r = calendarRanges(field, text);
+    if (r instanceof Error) ctx.addIssue({ code: 'custom', message: r.message });
+  });
 
 /** When a policy runs: exactly one of a cron expression, a calendar, or an interval. */
 export const backupScheduleSchema = z
@@ -88,12 +128,12 @@ export const backupScheduleSchema = z
       .optional(),
     calendar: z
       .object({
-        second: calendarField.optional(),
-        minute: calendarField.optional(),
-        hour: calendarField.optional(),
-        dayOfMonth: calendarField.optional(),
-        month: calendarField.optional(),
-        dayOfWeek: calendarField.optional(),
+        second: calendarField('second').optional(),
+        minute: calendarField('minute').optional(),
+        hour: calendarField('hour').optional(),
+        dayOfMonth: calendarField('dayOfMonth').optional(),
+        month: calendarField('month').optional(),
+        dayOfWeek: calendarField('dayOfWeek').optional(),
       })
       .strict()
       .optional(),
@@ -125,7 +165,7 @@ export const backupPolicySchema = z
     name: idSchema,
     /** Which VMs: an explicit list, or every VM carrying all these labels. */
     vmIds: z.array(idSchema).min(1).optional(),
-    vmLabels: z.record(z.string(), z.string()).optional(),
+    vmLabels: labelSelectorSchema.optional(),
     schedule: backupScheduleSchema,
     retention: retentionSchema.default({ keepLast: 7 }),
     overlap: z.enum(overlapPolicies).default('skip'),

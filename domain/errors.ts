@@ -44,6 +44,9 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what:
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const field = [what, ...issue.path.map(String)].filter(Boolean).join('.');
+  // A bad record key (a label key): the key's own reason, not "Invalid key in record".
+  if (issue.code === 'invalid_key')
+    throw new ValidationError(field, issue.issues[0]?.message ?? issue.message);
   const value = issue.path.reduce<unknown>(
     (v, key) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[key] : undefined),
     input,

@@ -8,6 +8,7 @@ import {
 } from './guest';
 import { imageSourceFormats } from './images';
 import { idSchema } from './ids';
+import { labelsSchema } from './labels';
 
 /**
  * Operation requests, validated at the edge (CLI, client library) and again by the
@@ -26,11 +27,6 @@ const vcpus = z
   .int('must be a whole number')
   .min(1, 'must be at least 1')
   .max(64, 'must be at most 64');
-
-const labelsSchema = z.record(
-  z.string().regex(/^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/, 'label keys are lowercase DNS-like names'),
-  z.string().max(63, 'label values are at most 63 characters'),
-);
 
 export const createVmRequestSchema = z.object({
   vmId: idSchema,

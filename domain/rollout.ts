@@ -6,7 +6,14 @@ export const rolloutRequestSchema = z
     name: idSchema,
     patch: idSchema,
     /** An explicit host list (in this order unless `order` says otherwise) … */
-    hosts: z.array(idSchema).min(1).optional(),
+    hosts: z
+      .array(idSchema)
+      .min(1)
+      .superRefine((hosts, ctx) => {
+        const twice = hosts.find((h, i) => hosts.indexOf(h) !== i);
+        if (twice) ctx.addIssue({ code: 'custom', message: `lists host ${twice} twice` });
+      })
+      .optional(),
     /** … or every host of a cluster. */
     cluster: z.string().min(1).optional(),
     /**
@@ -22,7 +29,10 @@ export const rolloutRequestSchema = z
     maxUnavailable: z
       .union([
         z.number().int().min(1),
-        z.string().regex(/^\d{1,3}%$/, 'must be a count or a percentage like "10%"'),
+        z
+          .string()
+          .regex(/^\d{1,3}%$/, 'must be a count or a percentage like "10%"')
+          .refine((p) => Number(p.slice(0, -1)) >= 1 && Number(p.slice(0, -1)) <= 100, 'must be 1% to 100%'),
       ])
       .default(1),
     retriesPerHost: z.number().int().min(0).max(10).default(1),

@@ -38,6 +38,11 @@ describe('bad input is rejected before any state changes, naming the field', () 
     ['an SSH key that is not one', { sshKeys: ['hunter2'] }, /^sshKeys\.0: is not an OpenSSH public key/],
     ['user-data over 64 KiB', { userData: 'x'.repeat(65 * 1024) }, /^userData: user-data is at most 64 KiB/],
     ['a disk of half a MiB', { diskSizeBytes: 512 * 1024 }, /^diskSizeBytes: must be at least 1 MiB/],
+    [
+      'a label value with an escape sequence',
+      { labels: { team: 'ops\u001b[2J' } },
+      /^labels\.team: label values may not contain control characters/,
+    ],
   ])('%s', async (_what, bad, message) => {
     const req = { vmId: 'ok-vm', image: GUEST_IMAGE, ...bad };
     const err = await ops.create(req).catch((e: unknown) => e);
