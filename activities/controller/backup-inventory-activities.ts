@@ -74,10 +74,20 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
         .sort({ finishedAt: -1 })
         .limit(1)
         .next();
+      // The VM's latest attempt: one that failed after the last good backup may have run its
+      // copy job, and QEMU clears a dirty bitmap when the job succeeds, whatever happened after.
+      // An incremental on the older backup would then silently miss the blocks written between.
+      const latest = await inv.backups
+        .find({ vmId: vm._id, state: { $in: ['good', 'failed'] } })
+        .sort({ startedAt: -1 })
+        .limit(1)
+        .next();
       let fullReason: string | null = null;
       if (req.full) fullReason = 'a full backup was requested';
       else if (!previous) fullReason = 'first backup of this VM';
       else if (vm.state === 'stopped') fullReason = 'the VM is stopped: offline full backup';
+      else if (latest && latest.state === 'failed')
+        fullReason = `the last attempt (${latest._id}) failed, and its copy may have cleared the chain's bitmap: ${latest.failure ?? 'no reason recorded'}`;
       else if (req.fullEvery) {
         const inChain = await inv.backups.countDocuments({
           vmId: vm._id,

@@ -72,7 +72,30 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       fs.rmSync(dataBackupFile(backupFile, index), { force: true });
   };
 
+  /**
+   * Runs `work` while heartbeating to Temporal every few seconds: checking and hashing a large
+   * backup, or flattening a disk, outlasts any heartbeat timeout, and an activity that stops
+   * heartbeating is retried while its first attempt still runs.
+   */
+  async function heartbeating<T>(step: string, work: () => Promise<T>): Promise<T> {
+    const ctx = Context.current();
+    const beat = setInterval(() => ctx.heartbeat({ step }), 5000);
+    try {
+      return await work();
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
   async function facts(file: string, dataIndices: number[], startedAt: number): Promise<BackupFileFacts> {
+    return heartbeating('checking', () => checkAndHash(file, dataIndices, startedAt));
+  }
+
+  async function checkAndHash(
+    file: string,
+    dataIndices: number[],
+    startedAt: number,
+  ): Promise<BackupFileFacts> {
     const copyMs = Date.now() - startedAt;
     const checked = async (f: string) => {
       // Both only read the file: run them side by side.
@@ -186,11 +209,10 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
           }
         }
         fs.mkdirSync(path.dirname(target), { recursive: true });
-        for (const d of disks) {
-          // The root's size comes from the catalogue, as for runs begun before data disks.
-          const size = d.index === 0 ? req.virtualSizeBytes : d.virtualSizeBytes;
-          await createBackupTarget(d.targetPath, size, d.parentPath);
-        }
+        // Each target as large as its disk is now, as QEMU reports it: a disk grown since
+        // its image (--disk-size, resize-disk) is larger than the catalogue's image size.
+        for (const d of disks)
+          await createBackupTarget(d.targetPath, d.virtualSizeBytes || req.virtualSizeBytes, d.parentPath);
         const start = async () => {
           await startBackupJobs(qmp, {
             jobs: disks.map((d) => ({ device: d.node, jobId: d.jobId, targetPath: d.targetPath })),
@@ -256,13 +278,15 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       const dataIndices = dataDiskIndices(MAX_DATA_DISKS).filter((i) => fs.existsSync(files.dataDisk(i)));
       fs.mkdirSync(path.dirname(target), { recursive: true });
       removeBackupFiles(target);
-      for (const [disk, copy] of [
-        [files.disk, target],
-        ...dataIndices.map((i) => [files.dataDisk(i), dataBackupFile(target, i)]),
-      ]) {
-        await flattenImage(disk, copy);
-        await replaceBitmaps(disk, req.bitmap);
-      }
+      await heartbeating('copying', async () => {
+        for (const [disk, copy] of [
+          [files.disk, target],
+          ...dataIndices.map((i) => [files.dataDisk(i), dataBackupFile(target, i)]),
+        ]) {
+          await flattenImage(disk, copy);
+          await replaceBitmaps(disk, req.bitmap);
+        }
+      });
       copyVars(req.vmId, target);
       return facts(target, dataIndices, started);
     },
@@ -271,13 +295,15 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
     async verifyBackupFile(req: VerifyBackupRequest): Promise<void> {
       const file = insideRepo(req.path);
       const parent = req.parentPath === null ? null : insideRepo(req.parentPath);
-      await verifyFile(file, req.sha256, parent);
-      for (const d of req.dataDisks ?? [])
-        await verifyFile(
-          dataBackupFile(file, d.index),
-          d.sha256,
-          parent === null ? null : dataBackupFile(parent, d.index),
-        );
+      await heartbeating('verifying', async () => {
+        await verifyFile(file, req.sha256, parent);
+        for (const d of req.dataDisks ?? [])
+          await verifyFile(
+            dataBackupFile(file, d.index),
+            d.sha256,
+            parent === null ? null : dataBackupFile(parent, d.index),
+          );
+      });
     },
 
     async deleteBackupFile(req: { path: string }): Promise<{ deleted: boolean }> {
@@ -302,9 +328,11 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
         );
       }
       fs.mkdirSync(datastoreDir, { recursive: true });
-      await restoreFile(req.vmId, source, files.disk);
-      for (const index of dataIndices)
-        await restoreFile(req.vmId, dataBackupFile(source, index), files.dataDisk(index));
+      await heartbeating('restoring', async () => {
+        await restoreFile(req.vmId, source, files.disk);
+        for (const index of dataIndices)
+          await restoreFile(req.vmId, dataBackupFile(source, index), files.dataDisk(index));
+      });
       fs.rmSync(files.vars, { force: true });
       if (fs.existsSync(varsCopyOf(source))) fs.copyFileSync(varsCopyOf(source), files.vars);
       return { diskPath: files.disk, identical: true };

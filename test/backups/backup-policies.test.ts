@@ -38,7 +38,7 @@ describe('backup policies run as Temporal Schedules', () => {
     [
       'a calendar minute out of range',
       { schedule: { calendar: { minute: '75' } } },
-      /^schedule\.calendar: minute: 75 is outside 0-59/,
+      /^schedule\.calendar\.minute: 75 is outside 0-59/,
     ],
     [
       'two schedule kinds at once',

@@ -5,6 +5,7 @@ import { vmOperations } from '../../client/vm-operations';
 import { withGuestAgent } from '../../hypervisor/guest-agent';
 import { diskWriter } from '../../scripts/guest/workloads';
 import { TestStack } from '../helpers/test-stack';
+import { until } from '../helpers/until';
 import { freshHeartbeat, GUEST_IMAGE, hostsRunning, importGuestImage, qemuOn } from '../helpers/guests';
 
 type Failure = { cause?: { type?: string; message?: string } };
@@ -90,6 +91,32 @@ describe('backups of a running guest, and restores', () => {
       fullReason: next.fullReason,
       state: 'good',
     });
+    const after = await (await backups.run({ vmId: 'db' })).result();
+    expect(after).toMatchObject({ kind: 'incremental', chainId: next.chainId });
+  });
+
+  test('a backup that fails once its copy began breaks the chain: the next is full, says why, and restores identical', async () => {
+    // Slow enough to be cancelled mid-copy: QEMU may already have cleared the bitmap's record.
+    const op = await backups.run({ vmId: 'db', full: true, maxSpeedMiBps: 1 });
+    await until('the copy to begin', async () => stack.inventory.backups.findOne({ state: 'running' }));
+    await op.handle.cancel();
+    await expect(op.result()).rejects.toThrow();
+    const failed = await until(
+      'the attempt to be catalogued failed',
+      async () =>
+        (await stack.inventory.backups.findOne({ state: 'failed' }, { sort: { startedAt: -1 } })) ??
+        undefined,
+    );
+    expect(fs.existsSync(failed.path)).toBe(false);
+
+    const next = await (await backups.run({ vmId: 'db' })).result();
+    expect(next.kind).toBe('full');
+    expect(next.fullReason).toMatch(new RegExp(`^the last attempt \\(${failed._id}\\) failed`));
+    const restored = await (
+      await backups.restore({ backupId: next.backupId, vmId: 'db-after-failure', userData: '' })
+    ).result();
+    expect(identical(next.path, restored.diskPath)).toBe(true);
+    // Once a good backup follows, incrementals resume on the new chain.
     const after = await (await backups.run({ vmId: 'db' })).result();
     expect(after).toMatchObject({ kind: 'incremental', chainId: next.chainId });
   });

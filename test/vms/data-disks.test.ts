@@ -71,6 +71,8 @@ describe('data disks', () => {
         vmId: 'files',
         image: GUEST_IMAGE,
         host: 'host-a',
+        // A root disk larger than its image: backups size their targets from the disk, not the image.
+        diskSizeBytes: 96 * MiB,
         dataDisks: [16 * MiB],
         userData: dataDiskWriter,
       })
