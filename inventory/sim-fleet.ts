@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseInput, ValidationError } from '../domain/errors';
 import { idSchema } from '../domain/ids';
 import { hostTaskQueue, isSimHost, SIM_HOST_PREFIX, SIM_TASK_QUEUE, twinHostPrefix } from '../domain/names';
-import type { SimHostSeed, SimSpan } from '../hypervisor/sim/sim-fleet';
+import { simHostFacts, type SimHostSeed, type SimSpan } from '../hypervisor/sim/sim-fleet';
 import type { ClosedSpan } from '../hypervisor/sim/spans';
 import type { Inventory } from './db';
 import { recordEvent } from './events';
@@ -51,18 +51,7 @@ function simHostDoc(
     evacuatedVms: [],
     cluster,
     labels,
-    facts: {
-      hostname: hostId,
-      vcpus: 64,
-      memoryMiB,
-      cpuModel: 'simulated',
-      cpuFlags: [],
-      qemuVersion: 'simulated',
-      kernel: 'simulated',
-      accel: 'tcg' as const,
-      accelReason: 'simulated',
-      cpuModels: ['qemu64' as const],
-    },
+    facts: simHostFacts(hostId, memoryMiB),
     allocatable: { memoryMiB, vcpus: 512 },
     patchLevel,
     agent: {

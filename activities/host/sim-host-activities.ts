@@ -2,7 +2,14 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { newTracker } from '../../domain/convergence';
 import type { MigrationStats } from '../../domain/migration';
 import { PREFLIGHT_SKIP } from '../../domain/patch';
-import type { SimFleet, SimGuest, SimHost, SimMigration, SimSpan } from '../../hypervisor/sim/sim-fleet';
+import {
+  simHostFacts,
+  type SimFleet,
+  type SimGuest,
+  type SimHost,
+  type SimMigration,
+  type SimSpan,
+} from '../../hypervisor/sim/sim-fleet';
 import { migrationEstimate, rounded } from '../../hypervisor/sim/timing-model';
 import type { HostOperation, RequestOf, RoutedHostContract } from './contract';
 import { readPatchDefinition } from './patch-activities';
@@ -82,18 +89,7 @@ export function createSimHostActivities({
       const host = await fleet.host(req!.hostId);
       return {
         hostId: host.hostId,
-        facts: {
-          hostname: host.hostId,
-          vcpus: 64,
-          memoryMiB: 262_144,
-          cpuModel: 'simulated',
-          cpuFlags: [],
-          qemuVersion: 'simulated',
-          kernel: 'simulated',
-          accel: 'tcg' as const,
-          accelReason: 'simulated',
-          cpuModels: ['qemu64' as const],
-        },
+        facts: simHostFacts(host.hostId, 262_144),
         patchLevel: host.patchLevel,
         load: { loadAverage1m: 0, memoryFreeMiB: 0 },
         guests: [...host.guests.values()].map((g) => ({

@@ -1,7 +1,24 @@
+import type { HostFacts } from '../host-facts';
 import { defaultTimingModel, type TimingModel } from './timing-model';
 import { VirtualClock } from './virtual-clock';
 
 /** QEMU's run states, as far as the simulation models them. */
+/** What a simulated host reports as its machine: what its agent registers and its reports repeat. */
+export function simHostFacts(hostId: string, memoryMiB: number): HostFacts {
+  return {
+    hostname: hostId,
+    vcpus: 64,
+    memoryMiB,
+    cpuModel: 'simulated',
+    cpuFlags: [],
+    qemuVersion: 'simulated',
+    kernel: 'simulated',
+    accel: 'tcg',
+    accelReason: 'simulated',
+    cpuModels: ['qemu64'],
+  };
+}
+
 export type SimGuestStatus = 'running' | 'paused' | 'inmigrate' | 'postmigrate';
 
 export interface SimGuest {
