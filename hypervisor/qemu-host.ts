@@ -284,6 +284,24 @@ export class QemuHost {
     this.cleanup(vmId);
   }
 
+  /**
+   * Kills a guest and returns only once its process is gone, by its pid: the pidfile says
+   * nothing after `kill()` removed it. Throws if the process outlives `timeoutMs` (a QEMU stuck
+   * in the kernel on storage I/O), so no caller resumes a second copy while it might still write.
+   */
+  async killConfirmed(vmId: string, timeoutMs = 5000): Promise<{ killed: boolean }> {
+    const guest = this.find(vmId);
+    if (!guest) {
+      this.cleanup(vmId);
+      return { killed: false };
+    }
+    process.kill(guest.pid, 'SIGKILL');
+    if (!(await this.waitForExit(guest.pid, timeoutMs)))
+      throw new Error(`QEMU of ${vmId} (pid ${guest.pid}) still runs ${timeoutMs / 1000} s after SIGKILL`);
+    this.cleanup(vmId);
+    return { killed: true };
+  }
+
   /** Forgets the runtime files of a guest that no longer runs; keeps the serial log for diagnosis. */
   private cleanup(vmId: string): void {
     this.monitors.get(vmId)?.close();

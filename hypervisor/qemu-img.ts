@@ -34,6 +34,21 @@ export async function imageInfo(file: string): Promise<ImageInfo> {
 }
 
 /**
+ * Whether a running QEMU anywhere holds `file` open: QEMU locks the images it uses (OFD locks,
+ * which shared storage carries between hosts), and `qemu-img info` without `-U` fails on a
+ * locked one. A host's own pidfiles only tell about that host's guests.
+ */
+export async function imageInUse(file: string): Promise<boolean> {
+  try {
+    await run('qemu-img', ['info', '--output=json', file]);
+    return false;
+  } catch (err) {
+    if (/lock/i.test(String((err as { stderr?: string }).stderr ?? ''))) return true;
+    throw err;
+  }
+}
+
+/**
  * A copy-on-write disk whose backing file is `base`; the base is never written. With
  * `sizeBytes` the disk is larger than the base (the guest grows its partitions into it).
  */

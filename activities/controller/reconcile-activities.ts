@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { vmIdOfDiskFile } from '../../hypervisor/vm-files';
 import { NotFoundError } from '../../domain/errors';
@@ -118,10 +117,12 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
       const findings: DriftFinding[] = [];
       const vms = await inv.vms.find({}).toArray();
       const owned = new Set(vms.map((v) => v.diskPath));
+      // A VM's record exists from the moment its id is claimed, before its create or restore
+      // commits a disk path: the files named for its id are its own, data disks included.
+      const claimed = new Set(vms.map((v) => v._id));
       for (const disk of req.disks) {
-        // A data disk (`<vm>.data<i>.qcow2`) is owned with its VM's root disk.
         const vmId = vmIdOfDiskFile(disk);
-        if (owned.has(disk) || (vmId && owned.has(path.join(path.dirname(disk), `${vmId}.qcow2`)))) continue;
+        if (owned.has(disk) || (vmId !== undefined && claimed.has(vmId))) continue;
         findings.push({
           kind: 'orphan-disk',
           hostId: null,

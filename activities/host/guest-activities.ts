@@ -14,7 +14,14 @@ import { ensureVarsStore } from '../../hypervisor/firmware';
 import { readGuestInfo, withGuestAgent } from '../../hypervisor/guest-agent';
 import { GuestNotAliveError, waitForGuestAlive } from '../../hypervisor/guest-liveness';
 import { removeSeed, writeSeed } from '../../hypervisor/nocloud-seed';
-import { createImage, createOverlay, imageInfo, resizeImage, sha256File } from '../../hypervisor/qemu-img';
+import {
+  createImage,
+  createOverlay,
+  imageInfo,
+  imageInUse,
+  resizeImage,
+  sha256File,
+} from '../../hypervisor/qemu-img';
 import { formatBytes } from '../../domain/bytes';
 import type { GuestSpec, QemuHost } from '../../hypervisor/qemu-host';
 import { dataDiskIndices, insideDir, MAX_DATA_DISKS, vmFiles } from '../../hypervisor/vm-files';
@@ -280,7 +287,8 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
 
     /** Kills the guest outright: compensation for a create that failed. */
     async destroyGuest(req: { vmId: string }): Promise<void> {
-      qemu.kill(req.vmId);
+      vmFiles(datastoreDir, req.vmId);
+      await qemu.killConfirmed(req.vmId);
     },
 
     /** Deletes the VM's disks, seed and UEFI variables; every path comes from the VM id. */
@@ -294,6 +302,13 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
         );
       }
       const existed = fs.existsSync(diskPath);
+      // A guest on another host (a migration's other end, an unrecorded copy) holds its lock.
+      for (const file of [diskPath, ...dataDiskIndices(MAX_DATA_DISKS).map(files.dataDisk)])
+        if (fs.existsSync(file) && (await imageInUse(file)))
+          throw ApplicationFailure.nonRetryable(
+            `disk ${file} of ${req.vmId} is in use by a running guest on another host`,
+            'InvalidStateError',
+          );
       fs.rmSync(diskPath, { force: true });
       for (const index of dataDiskIndices(MAX_DATA_DISKS)) fs.rmSync(files.dataDisk(index), { force: true });
       fs.rmSync(files.vars, { force: true });

@@ -227,11 +227,10 @@ export function createMigrationActivities({
 
     /** Target, on rollback: the destination process is killed and confirmed gone. */
     async killIncoming(req: { vmId: string }): Promise<{ killed: boolean }> {
-      const guest = qemu.find(req.vmId);
-      qemu.kill(req.vmId);
-      for (let i = 0; i < 50 && qemu.find(req.vmId); i++) await sleep(100);
-      if (qemu.find(req.vmId)) throw new Error(`destination QEMU of ${req.vmId} on ${hostId} did not die`);
-      return { killed: guest !== undefined };
+      // Confirmed by the process itself being gone: only then may the source resume.
+      return qemu.killConfirmed(req.vmId).catch((err: Error) => {
+        throw new Error(`destination QEMU on ${hostId} did not die: ${err.message}`);
+      });
     },
 
     /**

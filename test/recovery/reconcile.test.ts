@@ -9,6 +9,7 @@ import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
 import { createOverlay } from '../../hypervisor/qemu-img';
 import { driftId } from '../../inventory/drift';
 import { claimCapacity } from '../../inventory/reservations';
+import { insertCreatingVm } from '../../inventory/vms';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { GUEST_IMAGE, importGuestImage, qemuOn, startBareGuest } from '../helpers/guests';
 
@@ -111,6 +112,35 @@ describe('the reconciler finds drift between the inventory and the hosts', () =>
     expect(await stack.inventory.reservations.findOne({ _id: claim._id })).toMatchObject({
       state: 'released',
     });
+  });
+
+  test('the disks of a VM still being created are its own, not orphans', async () => {
+    // A create claims the VM id first and records the disk path only at commit.
+    await insertCreatingVm(stack.inventory, {
+      _id: 'in-flight',
+      image: GUEST_IMAGE,
+      memoryMiB: 128,
+      vcpus: 1,
+      labels: {},
+      guest: {
+        firmware: 'bios',
+        guestAgent: true,
+        sshKeys: [],
+        dataDisks: [16 * 1024 * 1024],
+        cpuModel: 'qemu64',
+      },
+      createdByRun: 'a-run-in-flight',
+    });
+    const datastore = dataPaths(stack.config.dataDir).datastore;
+    const files = ['in-flight.qcow2', 'in-flight.data1.qcow2'].map((f) => path.join(datastore, f));
+    for (const f of files) await createOverlay(installed.guestDisk, 'qcow2', f);
+    try {
+      const r = await pass();
+      expect((r.fleet as { found: { kind: string }[] }).found).toEqual([]);
+    } finally {
+      await stack.inventory.vms.deleteOne({ _id: 'in-flight' });
+      for (const f of files) fs.rmSync(f, { force: true });
+    }
   });
 
   test('a disk nobody owns is reported with the command that deletes it', async () => {

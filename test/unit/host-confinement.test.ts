@@ -1,8 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHostActivities } from '../../activities/host/host-activities';
 import { ValidationError } from '../../domain/errors';
+import { writeSeed } from '../../hypervisor/nocloud-seed';
 import { QemuHost } from '../../hypervisor/qemu-host';
 
 /**
@@ -89,5 +91,32 @@ describe('host activities stay inside their own directories', () => {
     expect((err as Error).message).toMatch(reason);
     expect(fs.readFileSync(victim, 'utf8')).toBe('precious');
     expect(fs.readdirSync(dirs.datastore)).toEqual([]);
+  });
+
+  test('a disk in use by a guest on another host is never deleted (QEMU holds its image lock)', async () => {
+    const elsewhere = new QemuHost(path.join(root, 'hosts', 'host-b'));
+    const disk = path.join(dirs.datastore, 'shared.qcow2');
+    const seedPath = path.join(root, 'shared.seed.iso');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '16M']);
+    await writeSeed(seedPath, { instanceId: 'shared', hostname: 'shared', sshKeys: [] });
+    await elsewhere.start({
+      vmId: 'shared',
+      memoryMiB: 96,
+      vcpus: 1,
+      firmware: 'bios',
+      disks: [disk],
+      seedPath,
+    });
+    try {
+      // host-a runs no guest named so: only the lock tells it the disk is in use.
+      await expect(activities.deleteDisk({ vmId: 'shared' })).rejects.toThrow(
+        /disk .*shared\.qcow2 of shared is in use by a running guest on another host/,
+      );
+      expect(fs.existsSync(disk)).toBe(true);
+    } finally {
+      await elsewhere.killConfirmed('shared');
+    }
+    await expect(activities.deleteDisk({ vmId: 'shared' })).resolves.toEqual({ deleted: true });
+    expect(fs.existsSync(disk)).toBe(false);
   });
 });
