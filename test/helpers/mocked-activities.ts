@@ -1,16 +1,14 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import type { ControllerActivities } from '../../activities/controller/controller-activities';
 import { withOperatorErrors } from '../../activities/operator-errors';
 import type { HostContract } from '../../activities/host/contract';
 import { connectClient } from '../../client/temporal';
-import { installed, type Config } from '../../domain/config';
+import type { Config } from '../../domain/config';
 import { CONTROLLER_TASK_QUEUE, hostTaskQueue } from '../../domain/names';
 import { runSinks } from '../../worker/workflow-modules';
 import { bundleWorkflows, fileConfig, quietRuntime } from './test-stack';
+import { HISTORY_DIRS, recordHistories, recordingHistories } from './histories';
 import { ensureTestNamespace } from './test-namespace';
 
 export type ControllerMocks = Partial<{
@@ -109,46 +107,9 @@ export class MockedActivities {
   }
 
   private async close(): Promise<void> {
-    if (process.env.VIRTFLOW_RECORD_HISTORIES)
-      await recordHistories(this.client, this.config.temporal.address);
+    if (recordingHistories())
+      await recordHistories(this.client, this.config.temporal.address, HISTORY_DIRS.mocked, 8);
     await this.client.connection.close();
     await this.connection.close();
-  }
-}
-
-const MAX_PER_TYPE = 8;
-
-/** Where replay.test.ts finds the histories it replays against the current workflow code. */
-export const HISTORIES_DIR = path.join(__dirname, '..', 'workflows', 'histories');
-
-/**
- * Writes the history of every run in this file's namespace, so the replay test can prove that
- * workflow code changes keep runs recorded before them working. Run the `workflows` tier with
- * VIRTFLOW_RECORD_HISTORIES=1 to record them again after a deliberate, versioned change.
- */
-async function recordHistories(client: Client, address: string): Promise<void> {
-  fs.mkdirSync(HISTORIES_DIR, { recursive: true });
-  const runs = [];
-  for await (const run of client.workflow.list()) runs.push(run);
-  runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
-  const seen = new Map<string, number>();
-  const perType = new Map<string, number>();
-  for (const run of runs) {
-    const n = (seen.get(run.workflowId) ?? 0) + 1;
-    seen.set(run.workflowId, n);
-    // A sample is enough: forty skipped patchHost runs of one rollout replay alike.
-    const ofType = (perType.get(run.type) ?? 0) + 1;
-    perType.set(run.type, ofType);
-    if (ofType > MAX_PER_TYPE) continue;
-    // The CLI writes the proto3 JSON that `historyFromJSON` reads (the SDK's own serializer trips
-    // over jest's module registry, which loads protobufjs twice).
-    const json = execFileSync(installed.temporal, [
-      'workflow',
-      'show',
-      ...['--address', address, '--namespace', client.options.namespace],
-      ...['--workflow-id', run.workflowId, '--run-id', run.runId, '--output', 'json'],
-    ]);
-    const name = `${client.options.namespace}--${run.workflowId.replace(/[^a-z0-9-]/gi, '_')}--${n}.json`;
-    fs.writeFileSync(path.join(HISTORIES_DIR, name), json);
   }
 }

@@ -11,6 +11,7 @@ import { startSimAgent, type SimAgentOptions } from '../../worker/sim-agent';
 import { bundleControllerWorkflows } from '../../worker/workflow-modules';
 import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from '../../scripts/services/entry-points';
 import type { ManagedProcess } from '../../scripts/services/processes';
+import { HISTORY_DIRS, recordHistories, recordingHistories } from './histories';
 import { ensureTestNamespace } from './test-namespace';
 import { stopWorker } from '../../worker/stop-worker';
 
@@ -168,6 +169,8 @@ export class TestStack {
     await this.controllerProcess?.stop();
     if (this.controllerWorker) stopWorker(this.controllerWorker);
     await this.controllerRun;
+    if (recordingHistories())
+      await recordHistories(this.client, this.config.temporal.address, HISTORY_DIRS.real, 2);
     await this.client.connection.close();
     await this.inventory.close();
   }
