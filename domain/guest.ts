@@ -33,8 +33,13 @@ export const diskBytesSchema = z
   .min(1024 * 1024, 'must be at least 1 MiB')
   .max(64 * 1024 ** 4, 'must be at most 64 TiB');
 
+/** A VM has at most this many data disks (vdb … vdi). */
+export const MAX_DATA_DISKS = 8;
+
 /** Empty data disks beside the root disk (vdb, vdc, …), by their size at creation. */
-export const dataDisksSchema = z.array(diskBytesSchema).max(8, 'at most 8 data disks');
+export const dataDisksSchema = z
+  .array(diskBytesSchema)
+  .max(MAX_DATA_DISKS, `at most ${MAX_DATA_DISKS} data disks`);
 
 export const guestConfigSchema = z.object({
   firmware: firmwareSchema,

@@ -59,3 +59,11 @@ export function devServerSearchAttributeFlags(): string[] {
     `${key.name}=${temporalType[key.type]}`,
   ]);
 }
+
+/**
+ * The VM a datastore disk belongs to, from its file name (`<vm>.qcow2`, `<vm>.data<i>.qcow2`),
+ * or undefined for a name virtflow did not give: the reconciler finds disks nobody owns by it.
+ */
+export function vmIdOfDiskName(name: string): string | undefined {
+  return /^([a-z0-9-]+)(\.data\d+)?\.qcow2$/.exec(name)?.[1];
+}

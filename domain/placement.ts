@@ -112,6 +112,26 @@ const weights: { factor: number; score: (h: PlacementHost, r: PlacementRequest) 
   { factor: 0.5, score: (h) => 1 / (1 + h.used.runningVms) },
 ];
 
+/**
+ * What a live migration's target must be, for a VM on `source`: in its cluster, not the source,
+ * able to read the source's migration stream (a QEMU at least as new), presenting the VM's CPU
+ * model and running guests with the same accelerator, with room for it.
+ */
+export function liveMigrationRequest(
+  vm: { memoryMiB: number; vcpus: number; cpuModel: string },
+  source: PlacementHost,
+): PlacementRequest {
+  return {
+    memoryMiB: vm.memoryMiB,
+    vcpus: vm.vcpus,
+    minQemuVersion: source.qemuVersion,
+    cpuModel: vm.cpuModel,
+    accel: source.accel ?? 'tcg',
+    excludeHosts: [source.id],
+    cluster: source.cluster,
+  };
+}
+
 export function placeVm(hosts: PlacementHost[], req: PlacementRequest, now = Date.now()): PlacementDecision {
   const rejected: Record<string, string[]> = {};
   const ranked: { host: string; score: number }[] = [];

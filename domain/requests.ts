@@ -4,6 +4,7 @@ import {
   diskBytesSchema,
   firmwareSchema,
   guestCustomisationSchema,
+  MAX_DATA_DISKS,
   type GuestConfig,
 } from './guest';
 import { imageSourceFormats } from './images';
@@ -75,7 +76,7 @@ export const resizeDiskRequestSchema = z.object({
     .number()
     .int('must be a whole number')
     .min(0, 'must be 0 or more')
-    .max(8, 'must be at most 8')
+    .max(MAX_DATA_DISKS, `must be at most ${MAX_DATA_DISKS}`)
     .default(0),
 });
 export type ResizeDiskRequest = z.input<typeof resizeDiskRequestSchema>;

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CPU_BASELINES, type Accel, type CpuModel } from '../domain/cpu';
-import { qemuVersion } from './host-facts';
+import { hostQemuVersion } from './host-facts';
 
 export interface AccelFacts {
   accel: Accel;
@@ -120,7 +120,7 @@ export async function hostAccel(opts: {
   forced?: Accel;
   timeoutMs?: number;
 }): Promise<AccelFacts> {
-  const key = { kernel: os.release(), qemu: await qemuVersion(), kvmDevice: fs.existsSync('/dev/kvm') };
+  const key = { kernel: os.release(), qemu: await hostQemuVersion(), kvmDevice: fs.existsSync('/dev/kvm') };
   let probed: { accel: Accel; reason: string } | undefined;
   if (opts.forced) probed = { accel: opts.forced, reason: 'set by VIRTFLOW_ACCEL' };
   else {

@@ -31,6 +31,20 @@ export async function qemuVersion(binary = 'qemu-system-x86_64'): Promise<string
   return m[1];
 }
 
+let installedQemuVersion: Promise<string> | undefined;
+
+/**
+ * This machine's QEMU version, read once per process rather than at every facts sample: QEMU
+ * changes only through a patch, and a patch restarts the agent. A failed read is tried again.
+ */
+export function hostQemuVersion(): Promise<string> {
+  installedQemuVersion ??= qemuVersion().catch((err: unknown) => {
+    installedQemuVersion = undefined;
+    throw err;
+  });
+  return installedQemuVersion;
+}
+
 function cpuFlags(): string[] {
   try {
     const line = fs
@@ -52,7 +66,7 @@ export async function readHostFacts(accel: AccelFacts): Promise<HostFacts> {
     memoryMiB: Math.floor(os.totalmem() / 1024 / 1024),
     cpuModel: cpus[0]?.model.trim() ?? 'unknown',
     cpuFlags: cpuFlags(),
-    qemuVersion: await qemuVersion(),
+    qemuVersion: await hostQemuVersion(),
     kernel: os.release(),
     accel: accel.accel,
     accelReason: accel.reason,

@@ -19,8 +19,6 @@ export interface GuestSpec {
   varsPath?: string;
   /** Start paused, waiting for an incoming migration (`-incoming defer`). */
   incoming?: boolean;
-  /** The host's accelerator (absent in specs recorded before the probe: TCG). */
-  accel?: Accel;
   /** The cluster's baseline CPU model (absent in older specs: qemu64). */
   cpuModel?: CpuModel;
 }
@@ -66,9 +64,13 @@ function isGuestProcess(pid: number, pidfile: string): boolean {
 export class QemuHost {
   private monitors = new Map<string, QmpClient>();
 
+  /**
+   * `accel`: how this host runs every guest it starts (VMs, migration destinations, canaries),
+   * as its agent's probe found (hypervisor/accel-probe.ts); TCG unless told.
+   */
   constructor(
     readonly runDir: string,
-    private readonly binary = 'qemu-system-x86_64',
+    private readonly accel: Accel = 'tcg',
   ) {
     fs.mkdirSync(runDir, { recursive: true });
   }
@@ -96,7 +98,7 @@ export class QemuHost {
       // KVM only where the agent's probe booted a guest with it; never a kvm:tcg fallback, which
       // picks KVM on machines where /dev/kvm exists but faults, and hangs.
       '-accel',
-      spec.accel ?? 'tcg',
+      this.accel,
       // A fixed machine and the cluster's baseline CPU, so every host of the cluster can take
       // every guest's migration stream. `enforce`: a host that cannot present a feature of the
       // model refuses to start the guest rather than quietly give it less.
@@ -163,7 +165,7 @@ export class QemuHost {
     fs.writeFileSync(f.spec, JSON.stringify(spec, null, 2));
 
     const stderr = await new Promise<string>((resolve, reject) => {
-      const child = spawn(this.binary, this.args(spec), { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn('qemu-system-x86_64', this.args(spec), { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       child.once('error', reject);

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ValidationError } from '../domain/errors';
+import { MAX_DATA_DISKS } from '../domain/guest';
 import { idSchema } from '../domain/ids';
 
 /**
@@ -10,47 +11,37 @@ import { idSchema } from '../domain/ids';
 export function vmFiles(datastoreDir: string, vmId: string) {
   const id = idSchema.safeParse(vmId);
   if (!id.success) throw new ValidationError('vmId', `"${String(vmId)}" ${id.error.issues[0].message}`);
+  const disk = path.join(datastoreDir, `${vmId}.qcow2`);
   return {
-    disk: path.join(datastoreDir, `${vmId}.qcow2`),
+    /** The root disk (the guest's vda). */
+    disk,
+    /** Disk `index`: 0 is the root disk, 1 the first data disk (vdb), up to MAX_DATA_DISKS. */
+    diskOf: (index: number) => diskFileOf(disk, index),
+    /** Every data disk the VM could have, whether or not it exists: for deleting them all. */
+    allDataDisks: () => dataDiskIndices(MAX_DATA_DISKS).map((i) => diskFileOf(disk, i)),
     /** The NoCloud seed (cidata), rebuilt when its settings change. */
     seed: path.join(datastoreDir, `${vmId}.seed.iso`),
     /** The UEFI variable store of a uefi VM. */
     vars: path.join(datastoreDir, `${vmId}.vars.fd`),
-    /** Data disk `index` (1 is the guest's vdb): empty qcow2 disks made at create time. */
-    dataDisk: (index: number) => path.join(datastoreDir, `${vmId}.data${dataDiskIndex(index)}.qcow2`),
   };
 }
 
-/** A VM has at most this many data disks (vdb … vdi). */
-export const MAX_DATA_DISKS = 8;
-
-function dataDiskIndex(index: number): number {
-  if (!Number.isInteger(index) || index < 1 || index > MAX_DATA_DISKS)
-    throw new ValidationError('dataDisks', `disk index ${String(index)} is not 1 to ${MAX_DATA_DISKS}`);
-  return index;
+/**
+ * The file of disk `index` beside the root disk's file `rootFile`: the root itself for 0, else
+ * `<root>.data<i>.qcow2`. A VM's data disks and a backup's copies of them are named alike, so
+ * an incremental's data file rests on the same index of its parent backup.
+ */
+export function diskFileOf(rootFile: string, index: number): string {
+  if (!Number.isInteger(index) || index < 0 || index > MAX_DATA_DISKS)
+    throw new ValidationError('disk', `disk index ${String(index)} is not 0 to ${MAX_DATA_DISKS}`);
+  return index === 0 ? rootFile : `${rootFile.replace(/\.qcow2$/, '')}.data${index}.qcow2`;
 }
 
 /** The indices 1…count of a VM's data disks, refusing a count no VM can have. */
 export function dataDiskIndices(count: number): number[] {
-  if (count === 0) return [];
-  dataDiskIndex(count);
+  if (!Number.isInteger(count) || count < 0 || count > MAX_DATA_DISKS)
+    throw new ValidationError('dataDisks', `${String(count)} data disks is not 0 to ${MAX_DATA_DISKS}`);
   return Array.from({ length: count }, (_, i) => i + 1);
-}
-
-/**
- * The VM a datastore file belongs to (`<vm>.qcow2`, `<vm>.data<i>.qcow2`), or undefined for a
- * file virtflow did not name: the reconciler reports disks nobody owns by this.
- */
-export function vmIdOfDiskFile(file: string): string | undefined {
-  return /^([a-z0-9-]+)(\.data\d+)?\.qcow2$/.exec(path.basename(file))?.[1];
-}
-
-/**
- * A backup's file for data disk `index`, beside the root disk's: `<backup>.data<i>.qcow2`.
- * An incremental's data file rests on the same index of its parent backup.
- */
-export function dataBackupFile(backupFile: string, index: number): string {
-  return `${backupFile.replace(/\.qcow2$/, '')}.data${dataDiskIndex(index)}.qcow2`;
 }
 
 /**

@@ -86,7 +86,13 @@ export async function runHostAgent(
 ): Promise<void> {
   const log = logger.child({ hostId: opts.hostId });
   const hostDir = dataPaths(config.dataDir).hostDir(opts.hostId);
-  const qemu = new QemuHost(hostDir);
+  const accelFacts = await hostAccel({
+    cacheFile: installed.accelProbe,
+    guestDisk: installed.guestDisk,
+    forced: config.accel === 'auto' ? undefined : config.accel,
+  });
+  log.info(accelFacts, 'accelerator');
+  const qemu = new QemuHost(hostDir, accelFacts.accel);
   const patchLevelStore = patchLevelFile(hostDir);
   const patchLevel = patchLevelStore.read;
   const inv = await openInventory(config);
@@ -95,12 +101,6 @@ export async function runHostAgent(
     await ensureIndexes(inv);
     const canaries = discardStrayCanaries(qemu);
     if (canaries.length) log.warn({ canaries }, 'discarded canary guests left by an earlier agent');
-    const accelFacts = await hostAccel({
-      cacheFile: installed.accelProbe,
-      guestDisk: installed.guestDisk,
-      forced: config.accel === 'auto' ? undefined : config.accel,
-    });
-    log.info(accelFacts, 'accelerator');
     const report = await reportHost({ hostId: opts.hostId, qemu, patchLevel, accelFacts });
     const taskQueue = hostTaskQueue(opts.hostId);
     const now = new Date();

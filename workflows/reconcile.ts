@@ -1,7 +1,7 @@
 import { ApplicationFailure, executeChild, ParentClosePolicy, startChild } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { DriftSummary } from '../activities/controller/reconcile-activities';
-import { isSimHost } from '../domain/names';
+import { isSimHost, vmIdOfDiskName } from '../domain/names';
 import { inventory, onHost } from './activity-proxies';
 import { reasonOf } from './failures';
 import { trackOperation } from './observability';
@@ -147,7 +147,7 @@ export async function fixDrift(req: { id: string }): Promise<string> {
         throw ApplicationFailure.nonRetryable('no QEMU host is up to delete the disk', 'InvalidStateError');
       op.phase('fixing', `deleting ${d.subject}`);
       // `<vm>.qcow2` or a data disk `<vm>.data<i>.qcow2`: nothing owns the VM, so all its files go.
-      await act(hostId).deleteDisk({ vmId: vmId.replace(/(\.data\d+)?\.qcow2$/, '') });
+      await act(hostId).deleteDisk({ vmId: vmIdOfDiskName(vmId) ?? vmId });
       how = `deleted ${d.subject.slice('disk/'.length)} (by an operator)`;
       break;
     }

@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { InsufficientCapacityError, NotFoundError, parseInput, ValidationError } from '../../domain/errors';
 import { enterMaintenanceSchema, exitMaintenanceSchema } from '../../domain/maintenance';
-import { placeVm, spreadChoice } from '../../domain/placement';
+import { liveMigrationRequest, placeVm, spreadChoice } from '../../domain/placement';
 import { SCAN_BATCH, type Inventory } from '../../inventory/db';
 import { recordEvent } from '../../inventory/events';
 import { setHostMaintenance } from '../../inventory/hosts';
@@ -80,16 +80,10 @@ export function createMaintenanceActivities(inv: Inventory) {
       if (vm.state !== 'running') return { gone: `now ${vm.state}` };
       const hosts = await recentPlacementHosts(inv);
       const source = hosts.find((h) => h.id === vm.host);
-      const request = {
-        memoryMiB: vm.memoryMiB,
-        vcpus: vm.vcpus,
-        excludeHosts: [...req.exclude, ...(vm.host ? [vm.host] : [])],
-        cluster: source?.cluster,
-        // The evacuation live-migrates: same checks as planMigration's.
-        cpuModel: vmCpuModel(vm),
-        accel: source?.accel ?? 'tcg',
-      };
-      const decision = placeVm(hosts, request);
+      if (!source) throw new NotFoundError('host', req.from);
+      // The evacuation live-migrates: the same target checks as planMigration's.
+      const request = liveMigrationRequest({ ...vm, cpuModel: vmCpuModel(vm) }, source);
+      const decision = placeVm(hosts, { ...request, excludeHosts: [...req.exclude, source.id] });
       // During a rolling patch, hosts already patched rank first: the VM then moves only once.
       if (req.preferPatchLevel) {
         const level = new Map(hosts.map((h) => [h.id, h.patchLevel]));

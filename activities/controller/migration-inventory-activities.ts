@@ -1,7 +1,13 @@
 import type { GuestConfig } from '../../domain/guest';
 import { InsufficientCapacityError, parseInput, PreCheckError, ValidationError } from '../../domain/errors';
 import { migrationRequestSchema, type MigrationPolicy } from '../../domain/migration';
-import { filters, placeVm, type PlacementHost, type PlacementRequest } from '../../domain/placement';
+import {
+  filters,
+  liveMigrationRequest,
+  placeVm,
+  type PlacementHost,
+  type PlacementRequest,
+} from '../../domain/placement';
 import type { Inventory } from '../../inventory/db';
 import { recordEvent } from '../../inventory/events';
 import { recentPlacementHosts } from '../../inventory/placement-view';
@@ -71,17 +77,7 @@ export function createMigrationInventoryActivities(inv: Inventory) {
       const source = hosts.find((h) => h.id === vm.host);
       if (!source)
         throw new PreCheckError('SourceMismatchError', `vm ${vm._id}'s host ${vm.host} is not registered`);
-      const placement: PlacementRequest = {
-        memoryMiB: vm.memoryMiB,
-        vcpus: vm.vcpus,
-        // The destination must understand the source's migration stream, present the VM's CPU
-        // model and run it with the same accelerator.
-        minQemuVersion: source.qemuVersion,
-        cpuModel: vmCpuModel(vm),
-        accel: source.accel ?? 'tcg',
-        excludeHosts: [source.id],
-        cluster: source.cluster,
-      };
+      const placement = liveMigrationRequest({ ...vm, cpuModel: vmCpuModel(vm) }, source);
       let target: string;
       if (req.to) {
         const t = hosts.find((h) => h.id === req.to);

@@ -1,6 +1,7 @@
+import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { vmIdOfDiskFile } from '../../hypervisor/vm-files';
 import { NotFoundError } from '../../domain/errors';
+import { vmIdOfDiskName } from '../../domain/names';
 import { heartbeatFresh } from '../../domain/liveness';
 import type { Inventory } from '../../inventory/db';
 import { recordDrift, resolveUnseen, type DriftFinding } from '../../inventory/drift';
@@ -121,7 +122,7 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
       // commits a disk path: the files named for its id are its own, data disks included.
       const claimed = new Set(vms.map((v) => v._id));
       for (const disk of req.disks) {
-        const vmId = vmIdOfDiskFile(disk);
+        const vmId = vmIdOfDiskName(path.basename(disk));
         if (owned.has(disk) || (vmId !== undefined && claimed.has(vmId))) continue;
         findings.push({
           kind: 'orphan-disk',

@@ -18,14 +18,9 @@ import {
 } from '../../hypervisor/block-backup';
 import { imageInfo, sha256File } from '../../hypervisor/qemu-img';
 import { withFrozenFilesystems } from '../../hypervisor/guest-agent';
-import {
-  dataBackupFile,
-  dataDiskIndices,
-  insideDir,
-  MAX_DATA_DISKS,
-  vmFiles,
-} from '../../hypervisor/vm-files';
+import { dataDiskIndices, diskFileOf, insideDir, vmFiles } from '../../hypervisor/vm-files';
 import type { BackupConsistency } from '../../inventory/schemas';
+import { MAX_DATA_DISKS } from '../../domain/guest';
 import type { QemuHost } from '../../hypervisor/qemu-host';
 import type {
   BackupFileFacts,
@@ -69,7 +64,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
     fs.rmSync(backupFile, { force: true });
     fs.rmSync(varsCopyOf(backupFile), { force: true });
     for (const index of dataDiskIndices(MAX_DATA_DISKS))
-      fs.rmSync(dataBackupFile(backupFile, index), { force: true });
+      fs.rmSync(diskFileOf(backupFile, index), { force: true });
   };
 
   /**
@@ -87,27 +82,23 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
     }
   }
 
+  /** Size and SHA-256 of each file of a backup (the root's, then each data disk's), once checked. */
   async function facts(file: string, dataIndices: number[], startedAt: number): Promise<BackupFileFacts> {
-    return heartbeating('checking', () => checkAndHash(file, dataIndices, startedAt));
-  }
-
-  async function checkAndHash(
-    file: string,
-    dataIndices: number[],
-    startedAt: number,
-  ): Promise<BackupFileFacts> {
     const copyMs = Date.now() - startedAt;
     const checked = async (f: string) => {
       // Both only read the file: run them side by side.
       const [, sha256] = await Promise.all([qemuImgCheck(f), sha256File(f)]);
       return { sizeBytes: fs.statSync(f).size, sha256 };
     };
-    const root = await checked(file);
-    const dataDisks: DataDiskBackup[] = [];
-    for (const index of dataIndices) {
-      const f = dataBackupFile(file, index);
-      dataDisks.push({ index, path: f, ...(await checked(f)) });
-    }
+    const { root, dataDisks } = await heartbeating('checking', async () => {
+      const root = await checked(file);
+      const dataDisks: DataDiskBackup[] = [];
+      for (const index of dataIndices) {
+        const f = diskFileOf(file, index);
+        dataDisks.push({ index, path: f, ...(await checked(f)) });
+      }
+      return { root, dataDisks };
+    });
     return {
       ...root,
       durationMs: Date.now() - startedAt,
@@ -164,9 +155,7 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       if (!qemu.find(req.vmId)) return { parentExists: fs.existsSync(parent), bitmaps: [] };
       const qmp = await qemu.monitor(req.vmId);
       // Each data disk's incremental rests on the same disk's file in the parent backup.
-      const parentFiles = (await listDiskNodes(qmp)).map((d) =>
-        d.index === 0 ? parent : dataBackupFile(parent, d.index),
-      );
+      const parentFiles = (await listDiskNodes(qmp)).map((d) => diskFileOf(parent, d.index));
       return { parentExists: parentFiles.every((f) => fs.existsSync(f)), bitmaps: await listBitmaps(qmp) };
     },
 
@@ -188,8 +177,8 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       const disks = (await listDiskNodes(qmp)).map((d) => ({
         ...d,
         jobId: d.index === 0 ? id : `${id}d${d.index}`,
-        targetPath: d.index === 0 ? target : dataBackupFile(target, d.index),
-        parentPath: parent === null ? undefined : d.index === 0 ? parent : dataBackupFile(parent, d.index),
+        targetPath: diskFileOf(target, d.index),
+        parentPath: parent === null ? undefined : diskFileOf(parent, d.index),
       }));
       const dataIndices = disks.filter((d) => d.index > 0).map((d) => d.index);
       const jobIds = disks.map((d) => d.jobId);
@@ -275,16 +264,13 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       const started = Date.now();
       const target = insideRepo(req.targetPath);
       const files = vmFiles(datastoreDir, req.vmId);
-      const dataIndices = dataDiskIndices(MAX_DATA_DISKS).filter((i) => fs.existsSync(files.dataDisk(i)));
+      const dataIndices = dataDiskIndices(MAX_DATA_DISKS).filter((i) => fs.existsSync(files.diskOf(i)));
       fs.mkdirSync(path.dirname(target), { recursive: true });
       removeBackupFiles(target);
       await heartbeating('copying', async () => {
-        for (const [disk, copy] of [
-          [files.disk, target],
-          ...dataIndices.map((i) => [files.dataDisk(i), dataBackupFile(target, i)]),
-        ]) {
-          await flattenImage(disk, copy);
-          await replaceBitmaps(disk, req.bitmap);
+        for (const i of [0, ...dataIndices]) {
+          await flattenImage(files.diskOf(i), diskFileOf(target, i));
+          await replaceBitmaps(files.diskOf(i), req.bitmap);
         }
       });
       copyVars(req.vmId, target);
@@ -299,9 +285,9 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
         await verifyFile(file, req.sha256, parent);
         for (const d of req.dataDisks ?? [])
           await verifyFile(
-            dataBackupFile(file, d.index),
+            diskFileOf(file, d.index),
             d.sha256,
-            parent === null ? null : dataBackupFile(parent, d.index),
+            parent === null ? null : diskFileOf(parent, d.index),
           );
       });
     },
@@ -329,9 +315,8 @@ export function createBackupActivities({ hostId, qemu, datastoreDir, backupsDir 
       }
       fs.mkdirSync(datastoreDir, { recursive: true });
       await heartbeating('restoring', async () => {
-        await restoreFile(req.vmId, source, files.disk);
-        for (const index of dataIndices)
-          await restoreFile(req.vmId, dataBackupFile(source, index), files.dataDisk(index));
+        for (const i of [0, ...dataIndices])
+          await restoreFile(req.vmId, diskFileOf(source, i), files.diskOf(i));
       });
       fs.rmSync(files.vars, { force: true });
       if (fs.existsSync(varsCopyOf(source))) fs.copyFileSync(varsCopyOf(source), files.vars);
@@ -349,5 +334,3 @@ async function replaceBitmaps(disk: string, bitmap: string): Promise<void> {
   }
   await run('qemu-img', ['bitmap', '--add', disk, bitmap]);
 }
-
-export type BackupActivities = ReturnType<typeof createBackupActivities>;

@@ -1,4 +1,3 @@
-import type { Accel } from '../../domain/cpu';
 import fs from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import {
@@ -24,7 +23,7 @@ import {
 } from '../../hypervisor/qemu-img';
 import { formatBytes } from '../../domain/bytes';
 import type { GuestSpec, QemuHost } from '../../hypervisor/qemu-host';
-import { dataDiskIndices, insideDir, MAX_DATA_DISKS, vmFiles } from '../../hypervisor/vm-files';
+import { dataDiskIndices, insideDir, vmFiles } from '../../hypervisor/vm-files';
 import type {
   GuestStartRequest,
   PrepareDiskRequest,
@@ -43,8 +42,6 @@ export interface GuestActivityDeps {
   datastoreDir: string;
   /** The image repository as this host mounts it: a VM's disk may rest only on an image there. */
   imagesDir: string;
-  /** The accelerator this host's probe found (hypervisor/accel-probe.ts); TCG when not given. */
-  accel?: Accel;
 }
 
 /**
@@ -54,7 +51,6 @@ export interface GuestActivityDeps {
 export function guestSpecOf(
   datastoreDir: string,
   req: GuestStartRequest,
-  accel: Accel = 'tcg',
 ): { spec: GuestSpec; guest: GuestConfig } {
   const files = vmFiles(datastoreDir, req.vmId);
   const guest = parseInput(guestConfigSchema, req.guest, 'guest');
@@ -68,10 +64,9 @@ export function guestSpecOf(
     memoryMiB: req.memoryMiB,
     vcpus: req.vcpus,
     firmware: guest.firmware,
-    disks: [files.disk, ...dataDiskIndices(guest.dataDisks.length).map(files.dataDisk)],
+    disks: [0, ...dataDiskIndices(guest.dataDisks.length)].map(files.diskOf),
     seedPath: files.seed,
     varsPath: guest.firmware === 'uefi' ? files.vars : undefined,
-    accel,
     cpuModel: guest.cpuModel,
   };
   return { spec, guest };
@@ -91,8 +86,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** VM lifecycle on this host: disks on the shared datastore and QEMU processes. */
-export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, accel }: GuestActivityDeps) {
+export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }: GuestActivityDeps) {
   const diskPathOf = (vmId: string) => vmFiles(datastoreDir, vmId).disk;
+
+  /** For the calls that ask a running guest something: a valid id, and QEMU running it here. */
+  function requireRunningHere(vmId: string): void {
+    vmFiles(datastoreDir, vmId);
+    if (!qemu.find(vmId))
+      throw ApplicationFailure.nonRetryable(`${vmId} does not run on ${hostId}`, 'InvalidStateError');
+  }
 
   /**
    * Makes a VM's empty data disks. A retry finds the ones it made: a file already there must be
@@ -101,7 +103,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
   async function createDataDisks(vmId: string, sizes: number[]): Promise<void> {
     const files = vmFiles(datastoreDir, vmId);
     for (const [i, sizeBytes] of sizes.entries()) {
-      const file = files.dataDisk(i + 1);
+      const file = files.diskOf(i + 1);
       if (fs.existsSync(file)) {
         const info = await imageInfo(file);
         if (info.backingFile === undefined && info.virtualSizeBytes === sizeBytes) continue;
@@ -155,7 +157,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
      * its settings changed since the last start). A retry finds the guest it already started.
      */
     async startGuest(req: GuestStartRequest) {
-      const { spec, guest } = guestSpecOf(datastoreDir, req, accel);
+      const { spec, guest } = guestSpecOf(datastoreDir, req);
       const running = qemu.find(req.vmId);
       if (running) return { pid: running.pid, hostId };
       await writeSeed(spec.seedPath, {
@@ -234,7 +236,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
     ): Promise<{ previousBytes: number; sizeBytes: number; online: boolean }> {
       const files = vmFiles(datastoreDir, req.vmId);
       const index = req.disk ?? 0;
-      const disk = index === 0 ? files.disk : files.dataDisk(index);
+      const disk = files.diskOf(index);
       parseInput(diskBytesSchema, req.sizeBytes, 'sizeBytes');
       if (!fs.existsSync(disk))
         throw new ValidationError('disk', `vm ${req.vmId} has no disk ${index} on this datastore`);
@@ -256,9 +258,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
 
     /** Hostname, OS and addresses as the guest's agent reports them. */
     async guestInfo(req: { vmId: string }): Promise<GuestInfo> {
-      vmFiles(datastoreDir, req.vmId);
-      if (!qemu.find(req.vmId))
-        throw ApplicationFailure.nonRetryable(`${req.vmId} does not run on ${hostId}`, 'InvalidStateError');
+      requireRunningHere(req.vmId);
       return readGuestInfo(qemu.files(req.vmId).agentSocket).catch((err: Error) => {
         throw ApplicationFailure.nonRetryable(
           `the guest agent of ${req.vmId} did not answer: ${err.message}`,
@@ -272,9 +272,7 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
      * it travels in a Temporal payload.
      */
     async screenshot(req: VmRequest): Promise<Screenshot> {
-      vmFiles(datastoreDir, req.vmId);
-      if (!qemu.find(req.vmId))
-        throw ApplicationFailure.nonRetryable(`${req.vmId} does not run on ${hostId}`, 'InvalidStateError');
+      requireRunningHere(req.vmId);
       const png = await qemu.screendump(req.vmId);
       if (png.length > SCREENSHOT_MAX_BYTES)
         throw ApplicationFailure.nonRetryable(
@@ -301,19 +299,18 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir, a
           'InvalidStateError',
         );
       }
-      const existed = fs.existsSync(diskPath);
+      const disks = [diskPath, ...files.allDataDisks()].filter((f) => fs.existsSync(f));
       // A guest on another host (a migration's other end, an unrecorded copy) holds its lock.
-      for (const file of [diskPath, ...dataDiskIndices(MAX_DATA_DISKS).map(files.dataDisk)])
-        if (fs.existsSync(file) && (await imageInUse(file)))
+      for (const file of disks)
+        if (await imageInUse(file))
           throw ApplicationFailure.nonRetryable(
             `disk ${file} of ${req.vmId} is in use by a running guest on another host`,
             'InvalidStateError',
           );
-      fs.rmSync(diskPath, { force: true });
-      for (const index of dataDiskIndices(MAX_DATA_DISKS)) fs.rmSync(files.dataDisk(index), { force: true });
+      for (const file of disks) fs.rmSync(file, { force: true });
       fs.rmSync(files.vars, { force: true });
       removeSeed(files.seed);
-      return { deleted: existed };
+      return { deleted: disks.includes(diskPath) };
     },
 
     /** Whether the guest runs here, as QEMU reports it. */
@@ -344,5 +341,3 @@ async function waitUntilGone(
   }
   return true;
 }
-
-export type GuestActivities = ReturnType<typeof createGuestActivities>;

@@ -59,9 +59,7 @@ export async function reportHost(
 }
 
 /** Activities that run on one host, scheduled on its task queue `host/<hostId>`. */
-export function createHostActivities(hostDeps: HostActivityDeps): HostContract {
-  // Every guest this host starts (VMs, migration destinations, canaries) runs with its accelerator.
-  const deps = { ...hostDeps, accel: hostDeps.accelFacts.accel };
+export function createHostActivities(deps: HostActivityDeps): HostContract {
   return {
     async reportHost(): Promise<HostReport> {
       return reportHost(deps);

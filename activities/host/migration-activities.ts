@@ -1,4 +1,3 @@
-import type { Accel } from '../../domain/cpu';
 import fs from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { decideConvergence, newTracker } from '../../domain/convergence';
@@ -28,8 +27,6 @@ export interface MigrationActivityDeps {
   datastoreDir: string;
   migrationAddress: string;
   migrationPorts: { first: number; last: number };
-  /** The destination runs the guest with this host's accelerator (pre-checks made it the source's). */
-  accel?: Accel;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -41,7 +38,6 @@ export function createMigrationActivities({
   datastoreDir,
   migrationAddress,
   migrationPorts,
-  accel,
 }: MigrationActivityDeps) {
   const monitor = (vmId: string) => qemu.monitor(vmId);
 
@@ -53,7 +49,7 @@ export function createMigrationActivities({
      */
     async prepareIncoming(req: GuestStartRequest & { policy: MigrationPolicy }): Promise<IncomingEndpoint> {
       // The destination attaches the same disk, seed and UEFI variables the source runs with.
-      const { spec } = guestSpecOf(datastoreDir, req, accel);
+      const { spec } = guestSpecOf(datastoreDir, req);
       const existing = qemu.find(req.vmId);
       if (existing) {
         const status = await (await monitor(req.vmId)).command('query-status').catch(() => undefined);
@@ -271,5 +267,3 @@ export function createMigrationActivities({
     },
   };
 }
-
-export type MigrationActivities = ReturnType<typeof createMigrationActivities>;

@@ -1,4 +1,3 @@
-import type { Accel } from '../../domain/cpu';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,8 +20,6 @@ export interface PatchActivityDeps {
   /** Asks the agent to stop; its supervisor starts it again (a hypervisor-service restart). */
   requestRestart: () => void;
   guestDisk: string;
-  /** The canary boots as this host's guests do. */
-  accel?: Accel;
 }
 
 const PATCHES_DIR = path.join(repoRoot, 'patches');
@@ -148,15 +145,7 @@ export function createPatchActivities(deps: PatchActivityDeps) {
       try {
         await createOverlay(deps.guestDisk, 'qcow2', disk);
         await writeSeed(seedPath, { instanceId: vmId, hostname: vmId, sshKeys: [] });
-        await deps.qemu.start({
-          vmId,
-          memoryMiB: 128,
-          vcpus: 1,
-          firmware: 'bios',
-          disks: [disk],
-          seedPath,
-          accel: deps.accel,
-        });
+        await deps.qemu.start({ vmId, memoryMiB: 128, vcpus: 1, firmware: 'bios', disks: [disk], seedPath });
         await waitForGuestAlive(deps.qemu, vmId, {
           guestAgent: true,
           timeoutMs: req.timeoutMs,

@@ -2,7 +2,6 @@ import type { HostFacts } from '../host-facts';
 import { defaultTimingModel, type TimingModel } from './timing-model';
 import { VirtualClock } from './virtual-clock';
 
-/** QEMU's run states, as far as the simulation models them. */
 /** What a simulated host reports as its machine: what its agent registers and its reports repeat. */
 export function simHostFacts(hostId: string, memoryMiB: number): HostFacts {
   return {
@@ -19,6 +18,7 @@ export function simHostFacts(hostId: string, memoryMiB: number): HostFacts {
   };
 }
 
+/** QEMU's run states, as far as the simulation models them. */
 export type SimGuestStatus = 'running' | 'paused' | 'inmigrate' | 'postmigrate';
 
 export interface SimGuest {

@@ -106,7 +106,7 @@ describe('data disks', () => {
     expect(incDoc!.dataDisks![0].sizeBytes).toBeLessThan(4 * MiB);
 
     await (await vms.stop({ vmId: 'files' })).result();
-    expect(guestBytesSha256(files.dataDisk(1))).toBe(second);
+    expect(guestBytesSha256(files.diskOf(1))).toBe(second);
 
     // Each restore's data disk holds exactly what the guest had written at that backup.
     for (const [backup, vmId, sha] of [
@@ -116,7 +116,7 @@ describe('data disks', () => {
       const restored = await (
         await backups.restore({ backupId: backup.backupId, vmId, userData: '' })
       ).result();
-      expect(guestBytesSha256(vmFiles(datastore, vmId).dataDisk(1))).toBe(sha);
+      expect(guestBytesSha256(vmFiles(datastore, vmId).diskOf(1))).toBe(sha);
       expect(await stack.inventory.vms.findOne({ _id: vmId })).toMatchObject({
         state: 'running',
         guest: { dataDisks: [16 * MiB] },
@@ -137,7 +137,7 @@ describe('data disks', () => {
 
     // Deleting a VM deletes its data disks with it.
     await (await vms.delete({ vmId: 'files-inc' })).result();
-    expect(fs.existsSync(vmFiles(datastore, 'files-inc').dataDisk(1))).toBe(false);
+    expect(fs.existsSync(vmFiles(datastore, 'files-inc').diskOf(1))).toBe(false);
   });
 
   test('bad data disk requests are refused by field before anything is created', async () => {
