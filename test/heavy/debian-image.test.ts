@@ -70,6 +70,10 @@ describe('a Debian 12 cloud image, imported as an operator would', () => {
       return text.includes(sshKey) && text;
     });
     expect(keys).toContain(sshKey);
+    // The next steps move and back up a settled system: cloud-init has finished its first boot.
+    await until('cloud-init to finish', async () =>
+      readGuestFile(agentOf('host-a', 'deb-1'), '/var/lib/cloud/instance/boot-finished'),
+    );
   });
 
   test('a live migration is verified through the guest agent on the target', async () => {
