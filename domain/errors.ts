@@ -115,4 +115,5 @@ export const nonRetryableErrorTypes = [
   'BackupFailedError',
   'BackupCorruptError',
   'RestoreMismatchError',
+  'MigrationUnfinishedError',
 ];

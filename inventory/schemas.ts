@@ -71,6 +71,15 @@ export const hostSchema = z.object({
 export type HostDoc = z.infer<typeof hostSchema>;
 export type HostState = HostDoc['state'];
 
+export const migrationIntentSchema = z.object({
+  target: idSchema,
+  workflowId: z.string(),
+  runId: z.string(),
+  phase: z.enum(['transferring', 'verified']),
+  since: z.date(),
+});
+export type MigrationIntent = z.infer<typeof migrationIntentSchema>;
+
 export const vmStates = ['creating', 'running', 'stopped', 'crashed', 'deleting'] as const;
 export const vmSchema = z.object({
   ...stamped,
@@ -89,6 +98,13 @@ export const vmSchema = z.object({
   createdByRun: z.string().optional(),
   /** Restart the VM when its guest dies or its host is lost (domain/ha.ts). */
   ha: z.object({ enabled: z.boolean(), priority: z.number().int().nonnegative() }).optional(),
+  /**
+   * A live migration that owns the VM: written with the target's claim, before anything moves,
+   * and cleared only by the migration's own commit or rollback record. HA, the reconciler and
+   * drift fixes leave a VM with an intent alone; `verified` means the guest runs on the target
+   * and the migration only moves forward from there.
+   */
+  migration: migrationIntentSchema.nullable().optional(),
 });
 export type VmDoc = z.infer<typeof vmSchema>;
 export type VmState = VmDoc['state'];
@@ -257,6 +273,7 @@ export const driftKinds = [
   'orphan-disk',
   'leaked-reservation',
   'backup-missing',
+  'unfinished-migration',
 ] as const;
 export type DriftKind = (typeof driftKinds)[number];
 

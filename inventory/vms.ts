@@ -61,7 +61,7 @@ export async function claimVmIdForRun(
 export async function updateVm(
   inv: Inventory,
   vmId: string,
-  set: Partial<Pick<VmDoc, 'state' | 'host' | 'diskPath' | 'stateReason'>>,
+  set: Partial<Pick<VmDoc, 'state' | 'host' | 'diskPath' | 'stateReason' | 'migration'>>,
 ): Promise<void> {
   const res = await inv.vms.updateOne(
     { _id: vmId },

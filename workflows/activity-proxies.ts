@@ -19,6 +19,11 @@ export interface HostCallOptions {
   scheduleToStartTimeout?: Duration;
   /** Attempts in all (default 3); a timed-out pick-up counts as one, so a dead agent costs attempts × scheduleToStart. */
   attempts?: number;
+  /**
+   * For steps that must not give up (a verified migration's commit): no pick-up deadline and
+   * unlimited attempts, one every 30 s at most, so a lost agent only delays them.
+   */
+  untilDone?: boolean;
 }
 
 /**
@@ -35,8 +40,12 @@ export function onHost(hostId: string, opts: HostCallOptions = {}): HostContract
           startToCloseTimeout: opts.startToCloseTimeout ?? '1 minute',
           heartbeatTimeout: opts.heartbeatTimeout,
         }),
-    scheduleToStartTimeout: opts.scheduleToStartTimeout ?? '1 minute',
-    retry: { maximumAttempts: opts.attempts ?? 3, nonRetryableErrorTypes },
+    ...(opts.untilDone
+      ? { retry: { maximumInterval: '30 seconds', nonRetryableErrorTypes } }
+      : {
+          scheduleToStartTimeout: opts.scheduleToStartTimeout ?? '1 minute',
+          retry: { maximumAttempts: opts.attempts ?? 3, nonRetryableErrorTypes },
+        }),
   });
   return sim ? routedToSimHost(activities, hostId) : activities;
 }

@@ -31,8 +31,11 @@ export interface HaRestartResult {
   failed: { vmId: string; reason: string }[];
 }
 
-/** How long a VM busy with another operation (a migration off the lost host, say) is waited for. */
-const BUSY_WAIT_ATTEMPTS = 30;
+/**
+ * How long a VM busy with another operation is waited for, in 10 s turns: a migration off the
+ * lost host needs up to 15 min to give up on resuming its source there.
+ */
+const BUSY_WAIT_ATTEMPTS = 120;
 
 /**
  * The loss of a host (`host/<hostId>`): confirm it, fence it, and only once the fence is

@@ -1,4 +1,13 @@
-import { ApplicationFailure, CancellationScope, isCancellation, setHandler } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  patched,
+  proxyActivities,
+  setHandler,
+} from '@temporalio/workflow';
+import type { ControllerActivities } from '../activities/controller/controller-activities';
+import { nonRetryableErrorTypes } from '../domain/errors';
 import type { DriveResult, IncomingEndpoint } from '../activities/host/contract';
 import type { MigrationPlan } from '../activities/controller/migration-inventory-activities';
 import {
@@ -21,7 +30,17 @@ import { trackOperation } from './observability';
 const MiB = 1024 * 1024;
 
 /** Phases in which abort can still put everything back as it was. */
-const ABORTABLE: MigrationPhase[] = ['pre-checks', 'preparing-target', 'transferring', 'verifying'];
+const ABORTABLE: MigrationPhase[] = ['pre-checks', 'preparing-target', 'transferring'];
+
+/** Marks the intent verified before the forward-only steps (runs begun earlier skip it). */
+const MARK_VERIFIED = 'migration-intent-verified';
+
+/** The inventory steps after verification: unlimited attempts, so a database outage only delays them. */
+const forward = proxyActivities<Pick<ControllerActivities, 'recordMigrationVerified' | 'commitMigration'>>({
+  startToCloseTimeout: '30 seconds',
+  // No maximumAttempts: unlimited.
+  retry: { maximumInterval: '30 seconds', nonRetryableErrorTypes },
+});
 
 function describeStats(d: DriveResult): string {
   const s = d.stats;
@@ -148,7 +167,6 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
   }
   const p = plan;
   const startedAt = Date.now();
-  let verified: { seq: number | null; via?: 'guest-agent' | 'console' } = { seq: null };
   try {
     await abortable.run(async () => {
       setPhase('preparing-target', `starting an incoming QEMU for ${p.vmId} on ${p.target}`);
@@ -186,55 +204,82 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
         const postCopy = drive.stats.status.startsWith('postcopy');
         setPhase(postCopy ? 'post-copy' : 'transferring', describeStats(drive), { stats: drive.stats });
       }
-      setPhase('verifying', `waiting for a fresh heartbeat from ${p.vmId} on ${p.target}`, {
-        stats: lastDrive.stats,
-      });
-      verified = await onHost(p.target, {
-        startToCloseTimeout: `${p.policy.verifyTimeoutSec + 30} seconds`,
-        heartbeatTimeout: '10 seconds',
-      }).verifyGuestAlive({
-        vmId: p.vmId,
-        afterSeq: lastDrive.sourceHeartbeatSeq,
-        timeoutMs: p.policy.verifyTimeoutSec * 1000,
-        guestAgent: p.guest?.guestAgent,
-      });
     });
   } catch (err) {
     const reason = abortReason ?? reasonOf(err);
     const wasPostCopy =
       (phase as MigrationPhase) === 'post-copy' || (lastDrive?.stats.status.startsWith('postcopy') ?? false);
-    await CancellationScope.nonCancellable(() => rollBackMigration(p, reason, wasPostCopy, setPhase));
-    if (abortReason)
-      throw ApplicationFailure.nonRetryable(
-        `migration of ${p.vmId} aborted: ${abortReason}`,
-        'MigrationAborted',
-      );
-    if (isCancellation(err)) throw err;
+    // The stream may have completed while the abort or failure was on its way: the target then
+    // already runs the guest and has written the shared disk, so going back is no longer safe.
+    const outcome = await CancellationScope.nonCancellable(() =>
+      rollBackMigration(p, reason, wasPostCopy, setPhase, { keepIfCompleted: true }),
+    );
+    if (outcome !== 'completed-anyway') {
+      if (abortReason)
+        throw ApplicationFailure.nonRetryable(
+          `migration of ${p.vmId} aborted: ${abortReason}`,
+          'MigrationAborted',
+        );
+      if (isCancellation(err)) throw err;
+      throw operatorFailure(err);
+    }
+  }
+
+  // QEMU reported `completed`: the guest runs on the target. Abort is refused from here, and a
+  // cancellation of the workflow waits: only a failed verification puts the source back.
+  let verified: { seq: number | null; via?: 'guest-agent' | 'console' } = { seq: null };
+  try {
+    verified = await CancellationScope.nonCancellable(() => {
+      setPhase('verifying', `waiting for a fresh heartbeat from ${p.vmId} on ${p.target}`, {
+        stats: lastDrive?.stats,
+      });
+      return onHost(p.target, {
+        startToCloseTimeout: `${p.policy.verifyTimeoutSec + 30} seconds`,
+        heartbeatTimeout: '10 seconds',
+      }).verifyGuestAlive({
+        vmId: p.vmId,
+        afterSeq: lastDrive?.sourceHeartbeatSeq ?? null,
+        timeoutMs: p.policy.verifyTimeoutSec * 1000,
+        guestAgent: p.guest?.guestAgent,
+      });
+    });
+  } catch (err) {
+    await CancellationScope.nonCancellable(() =>
+      rollBackMigration(p, reasonOf(err), false, setPhase, { keepIfCompleted: false }),
+    );
     throw operatorFailure(err);
   }
 
   // Verified: from here on the migration only moves forward, even if the workflow is cancelled.
+  // The intent is marked verified first, so HA and the reconciler know the guest runs on the
+  // target even if this worker is lost now. Adoption and the commit retry without limit (a lost
+  // agent or database only delays them); the paused source is quit on a bounded budget, since a
+  // leftover paused QEMU cannot run the guest and the reconciler reports it later.
   return CancellationScope.nonCancellable(async () => {
-    setPhase('committing', `quitting the source on ${p.source} and recording ${p.target} as the owner`);
-    await Promise.all([
-      onHost(p.source).quitMigratedSource({ vmId: p.vmId }),
-      onHost(p.target).adoptIncomingGuest({ vmId: p.vmId }),
+    setPhase('committing', `recording ${p.target} as the owner and quitting the source on ${p.source}`);
+    if (patched(MARK_VERIFIED)) await forward.recordMigrationVerified({ plan: p });
+    const [quit] = await Promise.all([
+      onHost(p.source)
+        .quitMigratedSource({ vmId: p.vmId })
+        .catch((err: unknown) => ({ quit: false, error: reasonOf(err) })),
+      onHost(p.target, { untilDone: true }).adoptIncomingGuest({ vmId: p.vmId }),
     ]);
-    const stats = lastDrive!.stats;
+    const stats = lastDrive?.stats;
     const result: MigrationResult = {
       vmId: p.vmId,
       source: p.source,
       target: p.target,
       totalTimeMs: Date.now() - startedAt,
-      downtimeMs: stats.downtimeMs,
-      transferredBytes: stats.transferredBytes,
-      iterations: stats.iteration,
+      downtimeMs: stats?.downtimeMs ?? null,
+      transferredBytes: stats?.transferredBytes ?? 0,
+      iterations: stats?.iteration ?? 0,
       verifiedBy: verified.via ?? 'console',
       verifiedHeartbeatSeq: verified.seq,
       timelineMs: { ...timeline, done: Date.now() - workflowStart },
     };
-    await inventory.commitMigration({ plan: p, details: { ...result } });
-    setPhase('done', `${p.vmId} runs on ${p.target} (downtime ${stats.downtimeMs ?? '?'} ms)`, { stats });
+    const sourceLeft = 'error' in quit ? { sourceLeftPaused: quit.error } : {};
+    await forward.commitMigration({ plan: p, details: { ...result, ...sourceLeft } });
+    setPhase('done', `${p.vmId} runs on ${p.target} (downtime ${stats?.downtimeMs ?? '?'} ms)`, { stats });
     return result;
   });
 }
@@ -242,14 +287,17 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
 /**
  * Puts everything back: the destination is killed and confirmed gone before the source is
  * resumed, so the guest never runs twice. If the destination cannot be confirmed dead, the
- * source is left as it is and the VM is flagged for an operator.
+ * source is left as it is and the VM is flagged for an operator. With `keepIfCompleted`, a
+ * destination that already runs the guest (the stream completed as the abort or failure landed)
+ * is kept, and the caller goes forward instead.
  */
 async function rollBackMigration(
   plan: MigrationPlan,
   reason: string,
   wasPostCopy: boolean,
   setPhase: (p: MigrationPhase, m: string) => void,
-): Promise<void> {
+  opts: { keepIfCompleted: boolean },
+): Promise<'rolled-back' | 'failed' | 'completed-anyway'> {
   if (wasPostCopy) {
     // After the switch-over the guest's memory lives partly on each host: neither side can run alone.
     setPhase('failed', `post-copy failed: ${reason}`);
@@ -259,19 +307,39 @@ async function rollBackMigration(
       outcome: 'failed',
       vmState: 'crashed',
     });
-    return;
+    return 'failed';
   }
   setPhase('rolling-back', `rolling back: ${reason}`);
   const target = onHost(plan.target, { scheduleToStartTimeout: '1 minute' });
   try {
-    await target.killIncoming({ vmId: plan.vmId });
+    const killed = await target.killIncoming({ vmId: plan.vmId, keepIfCompleted: opts.keepIfCompleted });
+    if (killed.completed) {
+      setPhase('verifying', `the transfer had completed before "${reason}" took effect: going forward`);
+      return 'completed-anyway';
+    }
   } catch (err) {
     const why = `destination on ${plan.target} could not be confirmed dead (${reasonOf(err)}); source left untouched`;
-    setPhase('failed', why);
-    await inventory.recordMigrationNotCommitted({ plan, reason: `${reason}; ${why}`, outcome: 'failed' });
-    return;
+    return failed(plan, `${reason}; ${why}`, why, setPhase);
   }
-  await onHost(plan.source, { scheduleToStartTimeout: '5 minutes' }).resumeSource({ vmId: plan.vmId });
+  try {
+    await onHost(plan.source, { scheduleToStartTimeout: '5 minutes' }).resumeSource({ vmId: plan.vmId });
+  } catch (err) {
+    const why = `the source on ${plan.source} could not be resumed (${reasonOf(err)}); the destination is gone`;
+    return failed(plan, `${reason}; ${why}`, why, setPhase);
+  }
   await inventory.recordMigrationNotCommitted({ plan, reason, outcome: 'rolled-back' });
   setPhase('rolled-back', `${plan.vmId} keeps running on ${plan.source}: ${reason}`);
+  return 'rolled-back';
+}
+
+/** The rollback could not finish: the VM waits for an operator, its migration intent cleared. */
+async function failed(
+  plan: MigrationPlan,
+  reason: string,
+  why: string,
+  setPhase: (p: MigrationPhase, m: string) => void,
+): Promise<'failed'> {
+  setPhase('failed', why);
+  await inventory.recordMigrationNotCommitted({ plan, reason, outcome: 'failed' });
+  return 'failed';
 }

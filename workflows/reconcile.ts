@@ -1,7 +1,7 @@
-import { ApplicationFailure, executeChild, ParentClosePolicy, startChild } from '@temporalio/workflow';
+import { executeChild, ParentClosePolicy, startChild } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { DriftSummary } from '../activities/controller/reconcile-activities';
-import { isSimHost, vmIdOfDiskName } from '../domain/names';
+import { isSimHost } from '../domain/names';
 import { inventory, onHost } from './activity-proxies';
 import { reasonOf } from './failures';
 import { trackOperation } from './observability';
@@ -15,9 +15,6 @@ import { startVm } from './start-vm';
  */
 const ask = (hostId: string) =>
   onHost(hostId, { scheduleToStartTimeout: '10 seconds', startToCloseTimeout: '10 seconds', attempts: 1 });
-
-/** An operator's fix is worth the usual retries. */
-const act = (hostId: string) => onHost(hostId, { scheduleToStartTimeout: '30 seconds' });
 
 /**
  * Compares one host (`reconcile/<hostId>`) with the inventory: the QEMU processes its agent
@@ -117,47 +114,4 @@ async function startHaRestarts(op: ReturnType<typeof trackOperation>): Promise<s
     }
   }
   return started;
-}
-
-/**
- * Applies the fix an operator chose for an open drift (`drift/<id>`): stops an orphan QEMU or
- * the unrecorded copy of a duplicated VM, or deletes a disk nobody owns.
- */
-export async function fixDrift(req: { id: string }): Promise<string> {
-  const d = await inventory.readDrift(req);
-  const op = trackOperation({ operation: 'fix-drift', hosts: d.hostId ? [d.hostId] : [] });
-  if (d.state !== 'open') {
-    throw ApplicationFailure.nonRetryable(
-      `drift ${d._id} is ${d.state}: nothing to fix`,
-      'InvalidStateError',
-    );
-  }
-  const vmId = d.subject.split('/').pop()!;
-  let how: string;
-  switch (d.kind) {
-    case 'orphan-process':
-    case 'duplicate-vm':
-      op.phase('fixing', `stopping the unrecorded QEMU of ${vmId} on ${d.hostId}`);
-      await act(d.hostId!).destroyGuest({ vmId });
-      how = `stopped the QEMU of ${vmId} on ${d.hostId} (by an operator)`;
-      break;
-    case 'orphan-disk': {
-      const hostId = (await inventory.reconcilableHosts()).find((h) => !isSimHost(h));
-      if (!hostId)
-        throw ApplicationFailure.nonRetryable('no QEMU host is up to delete the disk', 'InvalidStateError');
-      op.phase('fixing', `deleting ${d.subject}`);
-      // `<vm>.qcow2` or a data disk `<vm>.data<i>.qcow2`: nothing owns the VM, so all its files go.
-      await act(hostId).deleteDisk({ vmId: vmIdOfDiskName(vmId) ?? vmId });
-      how = `deleted ${d.subject.slice('disk/'.length)} (by an operator)`;
-      break;
-    }
-    default:
-      throw ApplicationFailure.nonRetryable(
-        `drift of kind ${d.kind} is fixed automatically`,
-        'InvalidStateError',
-      );
-  }
-  await inventory.markDriftFixed({ id: d._id, how });
-  op.phase('done', how);
-  return how;
 }

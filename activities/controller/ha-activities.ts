@@ -174,6 +174,8 @@ export function createHaActivities(inv: Inventory, config: Config) {
       const vms = await inv.vms.find({ host: req.hostId, state: { $in: ['running', 'crashed'] } }).toArray();
       const candidates: HaCandidate[] = [];
       for (const vm of vms) {
+        // A verified migration's guest runs on its target: the migration commits it there.
+        if (vm.migration?.phase === 'verified' && vm.migration.target !== req.hostId) continue;
         if (vm.state === 'running')
           await updateVm(inv, vm._id, { state: 'crashed', stateReason: `host ${req.hostId} was fenced` });
         if (isHa(vm))

@@ -9,6 +9,7 @@ import {
   type PlacementRequest,
 } from '../../domain/placement';
 import type { Inventory } from '../../inventory/db';
+import type { MigrationIntent } from '../../inventory/schemas';
 import { recordEvent } from '../../inventory/events';
 import { recentPlacementHosts } from '../../inventory/placement-view';
 import { claimCapacity, releaseClaims } from '../../inventory/reservations';
@@ -59,6 +60,15 @@ function checkTarget(
   if (short.length > 0) throw new InsufficientCapacityError(`vm ${vmId}`, { [target.id]: short });
 }
 
+/** A VM still owned by a migration run that ended without committing or rolling back. */
+function unfinishedMigration(vmId: string, intent: MigrationIntent): PreCheckError {
+  return new PreCheckError(
+    'MigrationUnfinishedError',
+    `vm ${vmId} is owned by migration run ${intent.runId} to ${intent.target} (${intent.phase} since ${intent.since.toISOString()}); ` +
+      'see `virtflow audit list` for how it ended',
+  );
+}
+
 /** Controller-side steps of a live migration: pre-checks, reservation, commit, rollback record. */
 export function createMigrationInventoryActivities(inv: Inventory) {
   return {
@@ -72,6 +82,7 @@ export function createMigrationInventoryActivities(inv: Inventory) {
           `vm ${vm._id} is ${vm.state}; only a running VM can be live-migrated`,
         );
       }
+      if (vm.migration) throw unfinishedMigration(vm._id, vm.migration);
       // A view up to a second old is enough to plan: the target's claim re-checks its capacity.
       const hosts = await recentPlacementHosts(inv);
       const source = hosts.find((h) => h.id === vm.host);
@@ -105,7 +116,11 @@ export function createMigrationInventoryActivities(inv: Inventory) {
       };
     },
 
-    /** Holds the VM's memory and vCPUs on the target for as long as the migration runs. */
+    /**
+     * Holds the VM's memory and vCPUs on the target for as long as the migration runs, and
+     * records the migration's intent on the VM before anything moves: from here until the
+     * commit or the rollback record, the VM belongs to this run.
+     */
     async reserveMigrationTarget(plan: MigrationPlan): Promise<string> {
       const r = await claimCapacity(inv, {
         hostId: plan.target,
@@ -114,16 +129,31 @@ export function createMigrationInventoryActivities(inv: Inventory) {
         vcpus: plan.vcpus,
         owner: reservationOwner(),
       });
+      const run = currentRun();
+      const vm = await getVm(inv, plan.vmId);
+      if (vm.migration && vm.migration.runId !== run.runId) throw unfinishedMigration(vm._id, vm.migration);
+      if (!vm.migration)
+        await updateVm(inv, plan.vmId, {
+          migration: { target: plan.target, ...run, phase: 'transferring', since: new Date() },
+        });
       return r._id;
     },
 
-    /** The destination is verified and the source gone: the VM now belongs to the target. */
+    /** The guest answered on the target: from now on the migration only moves forward. */
+    async recordMigrationVerified(req: { plan: MigrationPlan }): Promise<void> {
+      const vm = await getVm(inv, req.plan.vmId);
+      if (vm.migration?.runId !== currentRun().runId) return;
+      await updateVm(inv, vm._id, { migration: { ...vm.migration, phase: 'verified' } });
+    },
+
+    /** The destination is verified and adopted: the VM now belongs to the target. */
     async commitMigration(req: { plan: MigrationPlan; details: Record<string, unknown> }): Promise<void> {
       const { plan } = req;
       await updateVm(inv, plan.vmId, {
         host: plan.target,
         state: 'running',
         stateReason: `migrated from ${plan.source}`,
+        migration: null,
       });
       await releaseClaims(inv, reservationOwner(), plan.reservationId);
       await recordEvent(inv, {
@@ -145,7 +175,13 @@ export function createMigrationInventoryActivities(inv: Inventory) {
     }): Promise<void> {
       const { plan } = req;
       await releaseClaims(inv, reservationOwner(), plan.reservationId);
-      if (req.vmState) await updateVm(inv, plan.vmId, { state: req.vmState, stateReason: req.reason });
+      const vm = await inv.vms.findOne({ _id: plan.vmId });
+      const ours = vm?.migration?.runId === currentRun().runId;
+      if (req.vmState || ours)
+        await updateVm(inv, plan.vmId, {
+          ...(req.vmState ? { state: req.vmState, stateReason: req.reason } : {}),
+          ...(ours ? { migration: null } : {}),
+        });
       await recordEvent(inv, {
         operation: 'live-migration',
         subject: `vm/${plan.vmId}`,

@@ -1,13 +1,15 @@
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { NotFoundError } from '../../domain/errors';
+import { InvalidStateError, NotFoundError } from '../../domain/errors';
 import { vmIdOfDiskName } from '../../domain/names';
 import { heartbeatFresh } from '../../domain/liveness';
 import type { Inventory } from '../../inventory/db';
 import { recordDrift, resolveUnseen, type DriftFinding } from '../../inventory/drift';
 import { releaseReservation } from '../../inventory/reservations';
-import type { DriftDoc, DriftKind } from '../../inventory/schemas';
-import { setVmState } from '../../inventory/vms';
+import { recordEvent } from '../../inventory/events';
+import type { DriftDoc, DriftKind, MigrationIntent, VmDoc } from '../../inventory/schemas';
+import { setVmState, updateVm } from '../../inventory/vms';
+import { currentRun } from './run-context';
 import type { HostReport } from '../host/contract';
 
 export interface DriftSummary {
@@ -17,11 +19,25 @@ export interface DriftSummary {
   haRestart?: string[];
 }
 
-const HOST_KINDS: DriftKind[] = ['vm-not-running', 'orphan-process', 'duplicate-vm'];
+const HOST_KINDS: DriftKind[] = ['vm-not-running', 'orphan-process', 'duplicate-vm', 'unfinished-migration'];
 const FLEET_KINDS: DriftKind[] = ['orphan-disk', 'leaked-reservation', 'backup-missing'];
 
 /** Guests the platform starts on its own for a moment: a patch's canary. */
 const isTransient = (vmId: string) => vmId.startsWith('canary-');
+
+/** A VM whose migration run ended without its commit or rollback record: an operator settles it. */
+function unfinishedMigration(vm: VmDoc, hostId: string, sourceStatus: string | undefined): DriftFinding {
+  const m = vm.migration!;
+  return {
+    kind: 'unfinished-migration',
+    hostId,
+    subject: `vm/${vm._id}`,
+    message:
+      `vm ${vm._id}'s migration from ${hostId} to ${m.target} (run ${m.runId}) ended ${m.phase} without settling; ` +
+      `QEMU on ${hostId} reports ${sourceStatus ?? 'no process'}. Nothing touches the VM until \`virtflow audit fix\` ` +
+      'records it where exactly one copy runs',
+  };
+}
 
 /**
  * The reconciler's controller side: compares what hosts report with the inventory, records each
@@ -64,6 +80,12 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
       const recorded = await inv.vms.find({ host: hostId }).toArray();
       const haRestart: string[] = [];
       for (const vm of recorded) {
+        if (vm.migration) {
+          // Owned by its migration; only a run that ended without settling is a finding.
+          if (!(await running(vm.migration.workflowId, vm.migration.runId)))
+            findings.push(unfinishedMigration(vm, hostId, guests.get(vm._id)?.status));
+          continue;
+        }
         if (vm.state !== 'running' || guests.has(vm._id)) continue;
         if (await running(`vm/${vm._id}`)) continue;
         const reason = `no QEMU process for it on ${hostId} (found by the reconciler)`;
@@ -79,7 +101,8 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
       }
       for (const g of guests.values()) {
         const vm = await inv.vms.findOne({ _id: g.vmId });
-        if (vm?.host === hostId) continue;
+        // A migration's destination is its own; an unsettled one is reported on the source.
+        if (vm?.host === hostId || vm?.migration?.target === hostId) continue;
         if (vm && (await running(`vm/${vm._id}`))) continue;
         if (vm?.host && vm.state === 'running') {
           findings.push({
@@ -181,6 +204,95 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
       const d = await inv.drift.findOne({ _id: req.id });
       if (!d) throw new NotFoundError('drift', req.id);
       return d;
+    },
+
+    /**
+     * Derives an open finding again at fix time, from the inventory as it is now and the host's
+     * answer (`hostStatus`, QEMU's run state of the VM there). Returns why it no longer holds, or
+     * undefined when the fix is still due.
+     */
+    async driftGone(req: { id: string; hostStatus?: string }): Promise<string | undefined> {
+      const d = await inv.drift.findOne({ _id: req.id });
+      if (!d) throw new NotFoundError('drift', req.id);
+      if (d.kind === 'orphan-process' || d.kind === 'duplicate-vm') {
+        if (req.hostStatus === 'absent') return `no QEMU of it runs on ${d.hostId} any more`;
+        const vmId = d.subject.split('/').pop()!;
+        const vm = await inv.vms.findOne({ _id: vmId });
+        if (vm?.host === d.hostId) return `vm ${vmId} is recorded on ${d.hostId} now`;
+        if (vm?.migration?.target === d.hostId) return `vm ${vmId} is migrating to ${d.hostId}`;
+        if (d.kind === 'duplicate-vm' && vm?.state !== 'running')
+          return `vm ${vmId} is ${vm?.state ?? 'gone'} now, not running elsewhere: an operator decides which copy to keep`;
+      }
+      if (d.kind === 'orphan-disk') {
+        const disk = d.subject.slice('disk/'.length);
+        const vmId = vmIdOfDiskName(path.basename(disk));
+        const owner = await inv.vms.findOne(vmId ? { _id: vmId } : { diskPath: disk });
+        if (owner) return `vm ${owner._id} owns ${disk} now`;
+      }
+      return undefined;
+    },
+
+    async markDriftResolved(req: { id: string; why: string }): Promise<void> {
+      await inv.drift.updateOne(
+        { _id: req.id },
+        { $set: { state: 'resolved', fix: `not needed: ${req.why}`, updatedAt: new Date() } },
+      );
+    },
+
+    /** The migration that owns a VM, with the VM's recorded (source) host. */
+    async readMigrationIntent(req: { vmId: string }): Promise<(MigrationIntent & { source: string }) | null> {
+      const vm = await inv.vms.findOne({ _id: req.vmId });
+      return vm?.migration && vm.host ? { ...vm.migration, source: vm.host } : null;
+    },
+
+    /**
+     * Records a VM whose migration ended unsettled where exactly one copy runs, as both hosts
+     * just reported. Refused while the migration's run is open, when the intent changed since
+     * it was read, or when both copies run.
+     */
+    async settleMigrationIntent(req: {
+      vmId: string;
+      runId: string;
+      sourceRunning: boolean;
+      targetRunning: boolean;
+    }): Promise<string> {
+      const vm = await inv.vms.findOne({ _id: req.vmId });
+      const m = vm?.migration;
+      if (!vm || !m || m.runId !== req.runId)
+        throw new InvalidStateError(`vm ${req.vmId}'s migration intent changed since it was read`);
+      if (await running(m.workflowId, m.runId))
+        throw new InvalidStateError(
+          `migration run ${m.runId} of vm ${vm._id} is still open: it settles itself`,
+        );
+      if (req.sourceRunning && req.targetRunning)
+        throw new InvalidStateError(
+          `vm ${vm._id} runs on both ${vm.host} and ${m.target}: stop one copy by hand (\`virtflow audit fix\` will not choose)`,
+        );
+      let how: string;
+      if (req.targetRunning) {
+        await updateVm(inv, vm._id, {
+          host: m.target,
+          state: 'running',
+          stateReason: `migrated from ${vm.host} (settled by an operator)`,
+          migration: null,
+        });
+        how = `recorded vm ${vm._id} on ${m.target}, where its guest runs`;
+      } else if (req.sourceRunning) {
+        await updateVm(inv, vm._id, { migration: null });
+        how = `kept vm ${vm._id} on ${vm.host}, where its guest runs`;
+      } else {
+        const reason = `its migration to ${m.target} ended unsettled and neither host runs it`;
+        await updateVm(inv, vm._id, { state: 'crashed', stateReason: reason, migration: null });
+        how = `recorded vm ${vm._id} crashed on ${vm.host}: ${reason}`;
+      }
+      await recordEvent(inv, {
+        operation: 'fix-drift',
+        subject: `vm/${vm._id}`,
+        outcome: 'completed',
+        message: how,
+        ...currentRun(),
+      });
+      return how;
     },
 
     async markDriftFixed(req: { id: string; how: string }): Promise<void> {

@@ -152,6 +152,12 @@ export function createVmInventoryActivities(inv: Inventory, config: Pick<Config,
         );
       }
       if (!vm.host) throw new InvalidStateError(`vm ${req.vmId} has no host`);
+      // Only the run that owns `vm/<id>` gets here: an intent left behind is a migration that
+      // ended without settling, and where the guest runs is for `audit fix` to find out first.
+      if (vm.migration)
+        throw new InvalidStateError(
+          `cannot ${req.operation} vm ${req.vmId}: its migration to ${vm.migration.target} (run ${vm.migration.runId}) ended unsettled; see \`virtflow audit list\``,
+        );
       return vm;
     },
 

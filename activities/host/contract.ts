@@ -47,7 +47,10 @@ export interface HostContract {
   forceCompleteMigration: (req: { vmId: string; mode: 'post-copy' | 'pause' }) => Promise<void>;
   verifyGuestAlive: (req: VerifyAliveRequest) => Promise<GuestAliveProof & { seq: number | null }>;
   adoptIncomingGuest: (req: VmRequest) => Promise<void>;
-  killIncoming: (req: VmRequest) => Promise<{ killed: boolean }>;
+  /** With `keepIfCompleted`, a destination that already runs the guest is kept and reported. */
+  killIncoming: (
+    req: VmRequest & { keepIfCompleted?: boolean },
+  ) => Promise<{ killed: boolean; completed?: boolean }>;
   resumeSource: (req: VmRequest) => Promise<{ status: string }>;
   quitMigratedSource: (req: VmRequest) => Promise<{ quit: boolean }>;
 

@@ -317,10 +317,10 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
     async guestStatus(req: VmRequest): Promise<{ running: boolean; status: string; pid: number | null }> {
       const guest = qemu.find(req.vmId);
       if (!guest) return { running: false, status: 'absent', pid: null };
-      const status = await (
-        await qemu.monitor(req.vmId)
-      )
-        .command('query-status', 2000)
+      // A QEMU whose monitor another client holds still exists: its state is then `unknown`.
+      const status = await qemu
+        .monitor(req.vmId)
+        .then((qmp) => qmp.command('query-status', 2000))
         .catch(() => undefined);
       return { running: status?.running ?? false, status: status?.status ?? 'unknown', pid: guest.pid };
     },

@@ -221,8 +221,19 @@ export function createMigrationActivities({
       qemu.updateSpec(req.vmId, { incoming: false });
     },
 
-    /** Target, on rollback: the destination process is killed and confirmed gone. */
-    async killIncoming(req: { vmId: string }): Promise<{ killed: boolean }> {
+    /**
+     * Target, on rollback: the destination process is killed and confirmed gone. With
+     * `keepIfCompleted`, a destination that has loaded the whole stream (it left `inmigrate`:
+     * the guest runs here now) is kept instead, and the workflow goes forward.
+     */
+    async killIncoming(req: {
+      vmId: string;
+      keepIfCompleted?: boolean;
+    }): Promise<{ killed: boolean; completed?: boolean }> {
+      if (req.keepIfCompleted && qemu.find(req.vmId)) {
+        const { status } = await (await monitor(req.vmId)).command('query-status');
+        if (status === 'running' || status === 'paused') return { killed: false, completed: true };
+      }
       // Confirmed by the process itself being gone: only then may the source resume.
       return qemu.killConfirmed(req.vmId).catch((err: Error) => {
         throw new Error(`destination QEMU on ${hostId} did not die: ${err.message}`);

@@ -300,6 +300,7 @@ export function createSimHostActivities({
     async killIncoming(req: Routed<'killIncoming'>) {
       const host = await fleet.host(req.hostId);
       const guest = guestOn(host, req.vmId);
+      if (guest?.status === 'running' && req.keepIfCompleted) return { killed: false, completed: true };
       if (guest?.status === 'running')
         invalidState(`refusing to kill ${req.vmId} on ${host.hostId}: it runs there`);
       return { killed: host.guests.delete(req.vmId) };

@@ -48,6 +48,7 @@ describe('live migration between real QEMU hosts', () => {
       expect(await stack.inventory.vms.findOne({ _id: 'mover' })).toMatchObject({
         host: to,
         state: 'running',
+        migration: null,
       });
       expect(await guestsReportedBy(to)).toEqual(['mover']);
       expect(await guestsReportedBy(from)).toEqual([]);
@@ -77,6 +78,12 @@ describe('live migration between real QEMU hosts', () => {
       'mover',
       (p) => p.phase === 'transferring' && (p.stats?.transferredBytes ?? 0) > 0,
     );
+    // The migration owns the VM while it runs: its intent is on the VM before anything moved.
+    expect((await stack.inventory.vms.findOne({ _id: 'mover' }))?.migration).toMatchObject({
+      target,
+      workflowId: 'vm/mover',
+      phase: 'transferring',
+    });
     expect(await ops.abortMigration('mover', 'operator changed their mind')).toMatch(/aborting/);
     const err = (await op.result().catch((e: unknown) => e)) as Failure;
     expect(err.cause?.type).toBe('MigrationAborted');
@@ -87,6 +94,7 @@ describe('live migration between real QEMU hosts', () => {
     expect(await stack.inventory.vms.findOne({ _id: 'mover' })).toMatchObject({
       host: source,
       state: 'running',
+      migration: null,
     });
     expect(await stack.inventory.reservations.countDocuments({ state: 'active' })).toBe(0);
     const last = await stack.inventory.events.find({ subject: 'vm/mover' }).sort({ at: -1 }).limit(1).next();

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { auditOperations } from '../../client/audit-operations';
@@ -153,5 +154,66 @@ describe('the reconciler finds drift between the inventory and the hosts', () =>
     expect(drift?.fix).toBe(`virtflow audit fix ${found[0].id}`);
     await audit.fix(found[0].id);
     expect(fs.existsSync(orphan)).toBe(false);
+  });
+
+  test('a fix derives its finding again first: an orphan that became a VM of its own is left alone', async () => {
+    const qemu = qemuOn(stack.config, 'host-b');
+    const late = await startBareGuest(qemu, 'late');
+    try {
+      await pass();
+      const id = driftId({ kind: 'orphan-process', hostId: 'host-b', subject: 'host/host-b/qemu/late' });
+      expect(await stack.inventory.drift.findOne({ _id: id })).toMatchObject({ state: 'open' });
+      // Between the pass and the fix, the process became a recorded VM (a create that committed).
+      await insertCreatingVm(stack.inventory, {
+        _id: 'late',
+        image: GUEST_IMAGE,
+        memoryMiB: 128,
+        vcpus: 1,
+        labels: {},
+        guest: { firmware: 'bios', guestAgent: false, sshKeys: [], dataDisks: [], cpuModel: 'qemu64' },
+      });
+      await stack.inventory.vms.updateOne({ _id: 'late' }, { $set: { state: 'running', host: 'host-b' } });
+      expect(await audit.fix(id)).toBe('nothing done: vm late is recorded on host-b now');
+      expect(qemu.find('late')?.pid).toBe(late.pid);
+      expect(await stack.inventory.drift.findOne({ _id: id })).toMatchObject({ state: 'resolved' });
+    } finally {
+      await stack.inventory.vms.deleteOne({ _id: 'late' });
+      await qemu.killConfirmed('late');
+      fs.rmSync(path.join(qemu.runDir, 'late.qcow2'), { force: true });
+    }
+  });
+
+  test('a migration that ended unsettled owns its VM until an operator settles it where its one copy runs', async () => {
+    // As a migration run killed for good after recording its intent leaves it.
+    const runId = randomUUID();
+    await stack.inventory.vms.updateOne(
+      { _id: 'db' },
+      {
+        $set: {
+          migration: { target: 'host-a', workflowId: 'vm/db', runId, phase: 'verified', since: new Date() },
+        },
+      },
+    );
+    const r = await pass();
+    const id = driftId({ kind: 'unfinished-migration', hostId: 'host-b', subject: 'vm/db' });
+    expect(r.hosts['host-b']).toMatchObject({
+      found: [{ id, kind: 'unfinished-migration', state: 'open' }],
+    });
+    // Nothing else touches it meanwhile: not marked crashed, and operations are refused.
+    expect(await stack.inventory.vms.findOne({ _id: 'db' })).toMatchObject({
+      state: 'running',
+      host: 'host-b',
+    });
+    const stop = await vms.stop({ vmId: 'db' });
+    await expect(stop.result()).rejects.toThrow();
+    expect(describeError(await stop.result().catch((e: unknown) => e))).toMatch(
+      /its migration to host-a \(run .*\) ended unsettled/,
+    );
+
+    expect(await audit.fix(id)).toBe('kept vm db on host-b, where its guest runs');
+    const db = await stack.inventory.vms.findOne({ _id: 'db' });
+    expect(db?.migration).toBeNull();
+    expect(db).toMatchObject({ state: 'running', host: 'host-b' });
+    expect(qemuOn(stack.config, 'host-b').find('db')).toBeDefined();
   });
 });

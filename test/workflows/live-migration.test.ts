@@ -59,6 +59,7 @@ function happyPath(over: { controller?: ControllerMocks; source?: HostMocks; tar
       controller: {
         planMigration: async () => plan,
         reserveMigrationTarget: async () => 'claim-1',
+        recordMigrationVerified: async () => undefined,
         commitMigration: async () => undefined,
         recordMigrationNotCommitted: async (req: { outcome: string; vmState?: string; reason: string }) => {
           Object.assign(recorded, req);
@@ -221,5 +222,88 @@ describe('liveMigration workflow branches (mocked activities)', () => {
       await handle.result();
     });
     expect(env.calls).toContain('controller:commitMigration');
+  });
+
+  test('abort is refused once QEMU reports completed: the target already wrote the shared disk', async () => {
+    const releaseVerify = deferred();
+    const { mocks } = happyPath({
+      target: {
+        verifyGuestAlive: async () => {
+          await releaseVerify.promise;
+          return { seq: null, via: 'guest-agent' };
+        },
+      },
+    });
+    await env.run(mocks, async () => {
+      const handle = await start('abort-verifying');
+      await until('verifying', async () => (await handle.query(progressQuery)).phase === 'verifying');
+      expect(await refusal(sendControl(() => handle.executeUpdate(abortMigration, { args: [{}] })))).toBe(
+        'cannot abort in phase verifying',
+      );
+      releaseVerify.resolve();
+      expect((await handle.result()).target).toBe('host-b');
+    });
+    expect(env.calls).not.toContain('host-a:resumeSource');
+    expect(env.calls).not.toContain('host-b:killIncoming');
+  });
+
+  test('an abort that lands as the stream completes keeps the running target and goes forward', async () => {
+    let round = 0;
+    let killRequest: { keepIfCompleted?: boolean } | undefined;
+    const { mocks } = happyPath({
+      source: {
+        driveMigration: async () => {
+          round++;
+          await new Promise((r) => setTimeout(r, 50));
+          return drive('in-progress')();
+        },
+      },
+      target: {
+        // The target had loaded the whole stream when the abort reached it.
+        killIncoming: async (req: { keepIfCompleted?: boolean }) => {
+          killRequest = req;
+          return { killed: false, completed: true };
+        },
+      },
+    });
+    const result = await env.run(mocks, async () => {
+      const handle = await start('abort-too-late');
+      await until('transferring', async () => round >= 2);
+      await sendControl(() => handle.executeUpdate(abortMigration, { args: [{ reason: 'too late' }] }));
+      return handle.result();
+    });
+    expect(killRequest).toMatchObject({ keepIfCompleted: true });
+    expect(result.target).toBe('host-b');
+    expect(env.calls).not.toContain('host-a:resumeSource');
+    expect(env.calls.indexOf('host-b:killIncoming')).toBeLessThan(
+      env.calls.indexOf('host-b:verifyGuestAlive'),
+    );
+    expect(env.calls).toContain('controller:commitMigration');
+  });
+
+  test('once verified, the commit outlasts database errors and a source that cannot be quit', async () => {
+    let commitAttempts = 0;
+    let details: Record<string, unknown> = {};
+    const { mocks } = happyPath({
+      controller: {
+        commitMigration: async (req: { details: Record<string, unknown> }) => {
+          if (++commitAttempts <= 2) throw new Error('connection to the database lost');
+          details = req.details;
+        },
+      },
+      source: {
+        quitMigratedSource: async () => {
+          throw ApplicationFailure.nonRetryable('agent of host-a is gone');
+        },
+      },
+    });
+    const result = await env.run(mocks, async () => (await start('commit-forward')).result());
+    expect(result.target).toBe('host-b');
+    expect(commitAttempts).toBe(3);
+    expect(details.sourceLeftPaused).toMatch(/agent of host-a is gone/);
+    expect(env.calls.indexOf('controller:recordMigrationVerified')).toBeLessThan(
+      env.calls.indexOf('host-b:adoptIncomingGuest'),
+    );
+    expect(env.calls).not.toContain('host-a:resumeSource');
   });
 });
