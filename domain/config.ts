@@ -29,6 +29,14 @@ const configSchema = z.object({
   VIRTFLOW_FERRETDB_PORT: port.default(27017),
   /** Where `npm start` keeps its services' state and logs (Temporal's SQLite file, FerretDB's data). */
   VIRTFLOW_STACK_DIR: z.string().default(installDir),
+  /**
+   * The controller's fence configuration (a JSON file, domain/fence.ts): how each host is fenced
+   * before HA restarts its VMs elsewhere. Unset: no host can be fenced, so HA restarts nothing.
+   */
+  VIRTFLOW_FENCE_CONFIG: z
+    .string()
+    .refine((p) => path.isAbsolute(p), 'must be an absolute path')
+    .optional(),
   /** The image repository refuses images whose virtual size is larger (GiB; default 2 TiB). */
   VIRTFLOW_IMAGE_MAX_VIRTUAL_GIB: z.coerce
     .number()
@@ -47,8 +55,21 @@ const configSchema = z.object({
   VIRTFLOW_CPU_BASELINE: cpuModelSchema.default(DEFAULT_CPU_BASELINE),
   /** A host agent's accelerator: `auto` probes whether KVM really boots a guest here. */
   VIRTFLOW_ACCEL: z.enum(['auto', 'kvm', 'tcg'], { error: 'must be auto, kvm or tcg' }).default('auto'),
+  /** How long an agent that stopped cleanly (state `down`) may stay away before HA counts its host lost. */
+  VIRTFLOW_HA_DOWN_GRACE_SEC: z.coerce.number().int().min(0).max(86_400).default(60),
+  /**
+   * HA fences on its own only while at most this share of a cluster's hosts looks lost at once;
+   * beyond it the controller is more likely the one cut off, and an operator decides.
+   */
+  VIRTFLOW_HA_MAX_LOST_FRACTION: z.coerce.number().min(0).max(1).default(0.5),
   VIRTFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
+
+/** When HA may act on a host's loss by itself (domain/liveness.ts). */
+export interface HaPolicy {
+  downGraceMs: number;
+  maxLostFraction: number;
+}
 
 export interface Config {
   temporal: {
@@ -65,6 +86,9 @@ export interface Config {
   consoleLogMaxBytes: number;
   cpuBaseline: CpuModel;
   accel: 'auto' | Accel;
+  ha: HaPolicy;
+  /** VIRTFLOW_FENCE_CONFIG: read by the controller at every fence. */
+  fenceConfigPath?: string;
   logLevel: z.infer<typeof configSchema>['VIRTFLOW_LOG_LEVEL'];
 }
 
@@ -101,6 +125,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     consoleLogMaxBytes: e.VIRTFLOW_CONSOLE_LOG_MAX_KIB * 1024,
     cpuBaseline: e.VIRTFLOW_CPU_BASELINE,
     accel: e.VIRTFLOW_ACCEL,
+    fenceConfigPath: e.VIRTFLOW_FENCE_CONFIG,
+    ha: {
+      downGraceMs: e.VIRTFLOW_HA_DOWN_GRACE_SEC * 1000,
+      maxLostFraction: e.VIRTFLOW_HA_MAX_LOST_FRACTION,
+    },
     logLevel: e.VIRTFLOW_LOG_LEVEL,
   };
 }

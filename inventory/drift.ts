@@ -10,6 +10,8 @@ export interface DriftFinding {
   message: string;
   /** Set when a safe fix-up was applied: what it did. */
   fixed?: string;
+  /** What an operator does about an open finding, when it is not `virtflow audit fix <id>`. */
+  fix?: string;
 }
 
 /** The same drift always gets the same id: `<kind>-<hash of host and subject>`. */
@@ -31,7 +33,7 @@ export async function recordDrift(inv: Inventory, f: DriftFinding): Promise<Drif
   const now = new Date();
   const existing = await inv.drift.findOne({ _id });
   const state = f.fixed ? 'fixed' : 'open';
-  const fix = f.fixed ?? `virtflow audit fix ${_id}`;
+  const fix = f.fixed ?? f.fix ?? `virtflow audit fix ${_id}`;
   if (existing && existing.state === 'open' && state === 'open') {
     await inv.drift.updateOne({ _id }, { $set: { lastSeenAt: now, message: f.message, updatedAt: now } });
     return { ...existing, lastSeenAt: now, message: f.message };

@@ -4,14 +4,7 @@ import type { Inventory } from './db';
 
 export type HostRegistration = Pick<
   HostDoc,
-  | 'facts'
-  | 'allocatable'
-  | 'patchLevel'
-  | 'agent'
-  | 'migrationPorts'
-  | 'migrationAddress'
-  | 'cluster'
-  | 'fence'
+  'facts' | 'allocatable' | 'patchLevel' | 'agent' | 'migrationPorts' | 'migrationAddress' | 'cluster'
 >;
 
 /**
@@ -26,6 +19,8 @@ export async function registerHost(inv: Inventory, hostId: string, reg: HostRegi
     { _id: hostId },
     {
       $set: { ...reg, state: 'up', needsOperator: '', fencedAt: null, updatedAt: now },
+      // Agents once registered their own fence command; fences are the controller's now.
+      $unset: { fence: '' },
       $setOnInsert: {
         createdAt: now,
         maintenance: false,

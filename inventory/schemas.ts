@@ -274,6 +274,7 @@ export const driftKinds = [
   'leaked-reservation',
   'backup-missing',
   'unfinished-migration',
+  'mass-host-loss',
 ] as const;
 export type DriftKind = (typeof driftKinds)[number];
 

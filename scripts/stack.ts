@@ -20,7 +20,13 @@ import { importImage } from '../inventory/images';
 import { setVmState } from '../inventory/vms';
 import { startFerretDb } from './services/ferretdb';
 import { startTemporalDevServer } from './services/temporal-dev-server';
-import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from './services/entry-points';
+import {
+  hostAgentArgs,
+  localFenceConfig,
+  localHosts,
+  spawnEntryPoint,
+  Supervised,
+} from './services/entry-points';
 import { ManagedProcess } from './services/processes';
 import { killStrayGuests } from './services/stray-guests';
 
@@ -171,6 +177,7 @@ async function main(): Promise<void> {
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_UI_URL: temporal.uiUrl,
       MONGODB_URI: ferret.uri,
+      VIRTFLOW_FENCE_CONFIG: localFenceConfig(stateDir),
     };
     const config = loadConfig(env);
     stackConfig = config;

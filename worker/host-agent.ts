@@ -29,9 +29,6 @@ export interface HostAgentOptions {
   allocatableMemoryMiB?: number;
   /** vCPUs placement may hand out per physical CPU (Nova's cpu_allocation_ratio). */
   cpuAllocationRatio: number;
-  /** The shell command that fences this host (see hostSchema.fence); none means HA cannot act. */
-  fenceCommand?: string;
-  fenceTimeoutSec?: number;
 }
 
 /** The host's patch level lives in its directory so a patch (and a restart) can change it. */
@@ -122,9 +119,6 @@ export async function runHostAgent(
       },
       migrationPorts: opts.migrationPorts,
       migrationAddress: opts.migrationAddress,
-      fence: opts.fenceCommand
-        ? { command: opts.fenceCommand, timeoutSec: opts.fenceTimeoutSec ?? 60 }
-        : undefined,
     });
     if (report.guests.length > 0) {
       await recordEvent(inv, {
@@ -216,8 +210,6 @@ if (require.main === module) {
     .option('--facts-interval <seconds>', 'how often facts are sampled into metrics', positiveInt, 10)
     .option('--memory <MiB>', 'memory placement may allocate (default: all of it)', positiveInt)
     .option('--cpu-ratio <n>', 'vCPUs placement may allocate per physical CPU', positiveInt, 8)
-    .option('--fence <command>', 'shell command that fences this host before HA restarts its VMs elsewhere')
-    .option('--fence-timeout <seconds>', 'how long the fence command may take', positiveInt, 60)
     .parse();
   const o = program.opts<{
     host: string;
@@ -227,8 +219,6 @@ if (require.main === module) {
     factsInterval: number;
     memory?: number;
     cpuRatio: number;
-    fence?: string;
-    fenceTimeout: number;
   }>();
   const abort = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());
@@ -242,8 +232,6 @@ if (require.main === module) {
       factsIntervalMs: o.factsInterval * 1000,
       allocatableMemoryMiB: o.memory,
       cpuAllocationRatio: o.cpuRatio,
-      fenceCommand: o.fence,
-      fenceTimeoutSec: o.fenceTimeout,
     },
     abort.signal,
   ).then(

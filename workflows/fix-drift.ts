@@ -86,7 +86,7 @@ async function applyFix(d: DriftDoc, vmId: string, op: Operation): Promise<strin
       break;
     }
     default:
-      refuse(`drift of kind ${d.kind} is fixed automatically`);
+      refuse(`drift of kind ${d.kind} is not fixed by \`audit fix\`: ${d.fix}`);
   }
   await inventory.markDriftFixed({ id: d._id, how });
   op.phase('done', how);

@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   executeChild,
+  patched,
   proxyActivities,
   sleep,
 } from '@temporalio/workflow';
@@ -31,6 +32,16 @@ export interface HaRestartResult {
   failed: { vmId: string; reason: string }[];
 }
 
+/** Runs begun before the probe fenced on the database's word alone. */
+const PROBE_BEFORE_FENCE = 'probe-agent-before-fence';
+
+/** The probe: picked up and answered within seconds, once, or the agent is taken as gone. */
+const PROBE = {
+  scheduleToStartTimeout: '10 seconds',
+  startToCloseTimeout: '10 seconds',
+  attempts: 1,
+} as const;
+
 /**
  * How long a VM busy with another operation is waited for, in 10 s turns: a migration off the
  * lost host needs up to 15 min to give up on resuming its source there.
@@ -57,6 +68,23 @@ export async function haRestart(req: FenceRequest): Promise<HaRestartResult> {
   if (!loss.lost) {
     op.phase('done', loss.reason);
     return result;
+  }
+  // Liveness comes through the database: before anything is fenced, ask the agent itself,
+  // on its own task queue. One that answers is alive, however late its heartbeat record is.
+  if (!req.force && patched(PROBE_BEFORE_FENCE)) {
+    op.phase('probing', `asking ${hostId}'s agent directly before fencing it`);
+    const answered = await onHost(hostId, PROBE)
+      .reportHost()
+      .then(
+        () => true,
+        () => false,
+      );
+    if (answered) {
+      result.reason = `its agent answered on its task queue (${loss.reason} in the database)`;
+      await inventory.recordFenceAverted({ hostId, reason: result.reason });
+      op.phase('done', `not fenced: ${result.reason}`);
+      return result;
+    }
   }
   op.phase('fencing', `fencing ${hostId} (${loss.reason}) before anything restarts elsewhere`);
   try {

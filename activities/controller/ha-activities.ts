@@ -1,30 +1,19 @@
-import { spawn } from 'node:child_process';
 import { dataPaths, type Config } from '../../domain/config';
-import {
-  InvalidStateError,
-  NotFoundError,
-  parseInput,
-  ValidationError,
-  VirtflowError,
-} from '../../domain/errors';
+import { InvalidStateError, NotFoundError, parseInput, ValidationError } from '../../domain/errors';
+import { fenceFor, loadFenceConfig } from '../../domain/fence';
 import { setHaRequestSchema, type SetHaRequest } from '../../domain/ha';
-import { lossReason } from '../../domain/liveness';
+import { lossReason, massLoss } from '../../domain/liveness';
 import { placeVm, type PlacementDecision } from '../../domain/placement';
 import type { Inventory } from '../../inventory/db';
+import { recordDrift, resolveUnseen } from '../../inventory/drift';
 import { recordEvent } from '../../inventory/events';
 import { markHostUnreachable } from '../../inventory/hosts';
 import { placementHosts } from '../../inventory/placement-view';
 import { releaseClaims } from '../../inventory/reservations';
 import type { EventDoc, HostDoc, VmDoc } from '../../inventory/schemas';
 import { getVm, updateVm, vmCpuModel } from '../../inventory/vms';
+import { FenceFailedError, runFence } from './fence-drivers';
 import { currentRun, reservationOwner } from './run-context';
-
-/** The fence action failed or could not confirm the host runs nothing: nothing may restart. */
-export class FenceFailedError extends VirtflowError {
-  constructor(message: string) {
-    super('FenceFailedError', message);
-  }
-}
 
 export interface HaCandidate {
   vmId: string;
@@ -34,41 +23,6 @@ export interface HaCandidate {
 }
 
 const isHa = (vm: VmDoc) => vm.ha?.enabled === true;
-
-/** Runs a host's fence command and returns its output; throws unless it exited 0 in time. */
-function runFence(host: HostDoc, hostDir: string): Promise<string> {
-  const fence = host.fence!;
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', fence.command], {
-      env: {
-        ...process.env,
-        VIRTFLOW_FENCE_HOST: host._id,
-        VIRTFLOW_FENCE_HOST_DIR: hostDir,
-        VIRTFLOW_FENCE_AGENT_PID: String(host.agent.pid),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const keep = (b: Buffer) => (output = (output + b.toString()).slice(-4000));
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    const timer = setTimeout(() => child.kill('SIGKILL'), fence.timeoutSec * 1000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new FenceFailedError(`fence of ${host._id} could not run: ${err.message}`));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const said = output.trim() || 'no output';
-      if (code === 0) resolve(said);
-      else if (signal)
-        reject(
-          new FenceFailedError(`fence of ${host._id} did not finish within ${fence.timeoutSec} s: ${said}`),
-        );
-      else reject(new FenceFailedError(`fence of ${host._id} exited ${code}: ${said}`));
-    });
-  });
-}
 
 /**
  * Controller side of host liveness and HA restart. Only the `host/<hostId>` workflow writes a
@@ -84,21 +38,73 @@ export function createHaActivities(inv: Inventory, config: Config) {
     return h;
   }
 
+  async function markLost(h: HostDoc, reason: string): Promise<{ lost: boolean; reason: string }> {
+    await markHostUnreachable(inv, h._id);
+    await audit({
+      operation: 'ha-restart',
+      subject: `host/${h._id}`,
+      outcome: 'info',
+      message: `host ${h._id} is unreachable: ${reason}`,
+    });
+    return { lost: true, reason };
+  }
+
+  /** Why HA must not fence hosts of this cluster by itself now, if it must not. */
+  function clusterLoss(cluster: HostDoc[], isLost: (h: HostDoc) => boolean): string | undefined {
+    const members = cluster.filter((h) => !h.maintenance);
+    return massLoss(
+      { lost: members.filter(isLost).length, total: members.length, name: cluster[0]?.cluster ?? '?' },
+      config.ha.maxLostFraction,
+    );
+  }
+
+  /**
+   * Clusters mostly lost at once, each reported as drift (resolved by itself once the hosts
+   * answer again): HA fences none of their hosts by itself.
+   */
+  async function refuseMassLoss(hosts: HostDoc[], isLost: (h: HostDoc) => boolean): Promise<Set<string>> {
+    const refused = new Set<string>();
+    const seen: string[] = [];
+    for (const name of new Set(hosts.map((h) => h.cluster))) {
+      const why = clusterLoss(
+        hosts.filter((h) => h.cluster === name),
+        isLost,
+      );
+      if (!why) continue;
+      refused.add(name);
+      const doc = await recordDrift(inv, {
+        kind: 'mass-host-loss',
+        hostId: null,
+        subject: `cluster/${name}`,
+        message: why,
+        fix: 'check the hosts; then `virtflow host fence <host> --force` for each one really lost',
+      });
+      seen.push(doc._id);
+    }
+    await resolveUnseen(inv, { hostId: null, kinds: ['mass-host-loss'] }, seen);
+    return refused;
+  }
+
   return {
     /**
      * Hosts whose loss HA must handle now: lost, not waiting for an operator, with an HA VM
-     * recorded running there. A lost host with nothing to restart is only marked unreachable.
+     * recorded running there, in a cluster not mostly lost at once (that is reported as drift
+     * instead, and left to an operator). A lost host with nothing to restart is only marked
+     * unreachable.
      */
     async lostHosts(): Promise<string[]> {
       const now = Date.now();
-      const lost = (await inv.hosts.find({}).toArray()).filter((h) => lossReason(h, now) !== undefined);
+      const hosts = await inv.hosts.find({}).toArray();
+      const isLost = (h: HostDoc) => lossReason(h, now, config.ha.downGraceMs) !== undefined;
+      const lost = hosts.filter(isLost);
+      const refused = await refuseMassLoss(hosts, isLost);
       if (lost.length === 0) return [];
       const protectedOn = new Set(
         (await inv.vms.find({ state: 'running', 'ha.enabled': true }).toArray()).map((v) => v.host),
       );
       const act: string[] = [];
       for (const h of lost) {
-        if (protectedOn.has(h._id) && !h.needsOperator) act.push(h._id);
+        if (protectedOn.has(h._id) && !h.needsOperator && !refused.has(h.cluster)) act.push(h._id);
         else if (h.state === 'up') {
           await markHostUnreachable(inv, h._id);
         }
@@ -107,29 +113,44 @@ export function createHaActivities(inv: Inventory, config: Config) {
     },
 
     /**
-     * Re-checks the loss inside the host's workflow (the agent may have come back since) and
-     * marks the host unreachable. An operator's `force` fences a host whose agent still answers,
-     * or one left in maintenance (otherwise never considered lost).
+     * Re-checks the loss inside the host's workflow (the agent may have come back since, or
+     * most of its cluster may look lost with it) and marks the host unreachable. An operator's
+     * `force` fences a host whose agent still answers, or one left in maintenance (otherwise
+     * never considered lost), whatever the rest of its cluster looks like.
      */
     async confirmHostLost(req: {
       hostId: string;
       force: boolean;
     }): Promise<{ lost: boolean; reason: string }> {
       const h = await readHost(req.hostId);
-      const reason = lossReason(h) ?? (req.force ? 'an operator asked to fence it' : undefined);
+      if (req.force) {
+        const reason = lossReason(h, Date.now(), config.ha.downGraceMs) ?? 'an operator asked to fence it';
+        return markLost(h, reason);
+      }
+      const now = Date.now();
+      const reason = lossReason(h, now, config.ha.downGraceMs);
       if (!reason)
         return {
           lost: false,
           reason: `${h._id} answers again (heartbeat ${h.agent.heartbeatAt.toISOString()})`,
         };
-      await markHostUnreachable(inv, h._id);
+      const cluster = await inv.hosts.find({ cluster: h.cluster }).toArray();
+      const mass = clusterLoss(cluster, (x) => lossReason(x, now, config.ha.downGraceMs) !== undefined);
+      if (mass) return { lost: false, reason: mass };
+      return markLost(h, reason);
+    },
+
+    /**
+     * The agent answered on its own task queue although its database heartbeat is late: the
+     * host is alive, only its liveness record is not. Nothing is fenced.
+     */
+    async recordFenceAverted(req: { hostId: string; reason: string }): Promise<void> {
       await audit({
         operation: 'ha-restart',
-        subject: `host/${h._id}`,
+        subject: `host/${req.hostId}`,
         outcome: 'info',
-        message: `host ${h._id} is unreachable: ${reason}`,
+        message: `host ${req.hostId} not fenced: ${req.reason}`,
       });
-      return { lost: true, reason };
     },
 
     /**
@@ -138,8 +159,21 @@ export function createHaActivities(inv: Inventory, config: Config) {
      */
     async fenceHost(req: { hostId: string }): Promise<string> {
       const h = await readHost(req.hostId);
-      if (!h.fence) throw new FenceFailedError(`host ${h._id} has no fence action (agent option --fence)`);
-      const said = await runFence(h, dataPaths(config.dataDir).hostDir(h._id));
+      let driver;
+      try {
+        driver = fenceFor(loadFenceConfig(config.fenceConfigPath), h._id);
+      } catch (err) {
+        throw new FenceFailedError((err as Error).message);
+      }
+      if (!driver)
+        throw new FenceFailedError(
+          `host ${h._id} has no fence configured on the controller (VIRTFLOW_FENCE_CONFIG)`,
+        );
+      const said = await runFence(driver, {
+        hostId: h._id,
+        hostDir: dataPaths(config.dataDir).hostDir(h._id),
+        agentPid: h.agent.pid,
+      });
       await inv.hosts.updateOne(
         { _id: h._id },
         { $set: { fencedAt: new Date(), needsOperator: '', updatedAt: new Date() }, $inc: { revision: 1 } },

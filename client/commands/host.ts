@@ -4,6 +4,7 @@ import { hostOperations } from '../host-operations';
 import { numberArg } from './args';
 import { listHosts } from '../../inventory/hosts';
 import { listVms } from '../../inventory/vms';
+import { describeFence, fenceFor, loadFenceConfig } from '../../domain/fence';
 import { liveness, lossReason } from '../../domain/liveness';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
@@ -96,14 +97,12 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
         id: doc._id,
         state: doc.state,
         liveness: liveness(doc, Date.now()),
-        'lost-because': lossReason(doc) ?? '',
+        'lost-because': lossReason(doc, Date.now(), ctx.config.ha.downGraceMs) ?? '',
         'needs-operator': doc.needsOperator || '',
         maintenance: doc.maintenanceState,
         'agent-heartbeat': doc.agent.heartbeatAt,
         'facts-interval-s': doc.agent.factsIntervalMs / 1000,
-        fence: doc.fence
-          ? `${doc.fence.command} (timeout ${doc.fence.timeoutSec} s)`
-          : 'none: HA cannot fence it',
+        fence: fenceShown(ctx.config.fenceConfigPath, doc._id),
         'fenced-at': doc.fencedAt ?? '',
         vms: vms.map((v) => `${v._id} ${v.state}${v.ha?.enabled ? ` ha p${v.ha.priority}` : ''}`),
       };
@@ -222,4 +221,15 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
         ),
       );
     });
+}
+
+/** The host's fence as this machine's controller configuration has it, secrets never shown. */
+function fenceShown(file: string | undefined, hostId: string): string {
+  if (!file) return 'unknown here: configured on the controller (VIRTFLOW_FENCE_CONFIG)';
+  try {
+    const f = fenceFor(loadFenceConfig(file), hostId);
+    return f ? describeFence(f) : 'none: HA cannot fence it';
+  } catch (err) {
+    return (err as Error).message;
+  }
 }

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../../domain/config';
 import { ManagedProcess } from './processes';
@@ -28,22 +29,9 @@ export const localHosts = ['host-a', 'host-b', 'host-c'].map((hostId, i) => ({
   migrationPorts: `${49200 + i * 20}-${49219 + i * 20}`,
 }));
 
-/** The local stack's fence action: kills a host's agent and guests, and confirms they are gone. */
-export const LOCAL_FENCE_COMMAND = `bash ${path.join(repoRoot, 'scripts', 'fence-local-host')}`;
-
 /** Arguments that start a local host agent. */
 export function hostAgentArgs(host: (typeof localHosts)[number], extra: string[] = []): string[] {
-  return [
-    '--host',
-    host.hostId,
-    '--migration-ports',
-    host.migrationPorts,
-    '--cluster',
-    'local',
-    '--fence',
-    LOCAL_FENCE_COMMAND,
-    ...extra,
-  ];
+  return ['--host', host.hostId, '--migration-ports', host.migrationPorts, '--cluster', 'local', ...extra];
 }
 
 /**
@@ -81,4 +69,18 @@ export class Supervised {
     this.stopping = true;
     await this.current.stop();
   }
+}
+
+/**
+ * The local stack's fence configuration: every local host is fenced by scripts/fence-local-host
+ * (its agent and guests killed and confirmed gone). Written into `dir` unless there is one
+ * already (an operator may have edited it); an operator's own VIRTFLOW_FENCE_CONFIG takes precedence.
+ */
+export function localFenceConfig(dir: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (env.VIRTFLOW_FENCE_CONFIG) return env.VIRTFLOW_FENCE_CONFIG;
+  const file = path.join(dir, 'fence.json');
+  if (fs.existsSync(file)) return file;
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(file, JSON.stringify({ default: { driver: 'local-stack' } }, null, 2) + '\n');
+  return file;
 }

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { cli, freshHeartbeat, hostsRunning, importGuestImage, qemuOn } from '../helpers/guests';
 import { FAST_FACTS, haSteps } from '../helpers/ha';
@@ -40,11 +41,27 @@ describe('HA: a dead guest restarts in place; a failed fence restarts nothing', 
   });
 
   test('a lost host whose fence fails: nothing restarts and the host needs an operator', async () => {
-    const agent = await stack.startAgent('host-c', [
-      ...FAST_FACTS,
-      '--fence',
-      'echo "power controller did not answer" >&2; exit 1',
-    ]);
+    // host-c's fence, configured on the controller: its BMC password is a reference to the
+    // controller's environment, resolved only when the fence runs, and never shown.
+    process.env.VF_TEST_BMC_PASSWORD = 's3cret-pw';
+    fs.writeFileSync(
+      stack.config.fenceConfigPath!,
+      JSON.stringify({
+        default: { driver: 'local-stack' },
+        hosts: {
+          'host-c': {
+            driver: 'command',
+            argv: [
+              'bash',
+              '-c',
+              'echo "power controller $BMC did not answer to password $IPMI_PASSWORD (db: ${MONGODB_URI:-unset})" >&2; exit 1',
+            ],
+            env: { BMC: 'bmc-c', IPMI_PASSWORD: { fromEnv: 'VF_TEST_BMC_PASSWORD' } },
+          },
+        },
+      }),
+    );
+    const agent = await stack.startAgent('host-c', FAST_FACTS);
     expect(await stack.inventory.hosts.findOne({ _id: 'host-c' })).toMatchObject({
       needsOperator: '',
       fencedAt: null,
@@ -60,7 +77,11 @@ describe('HA: a dead guest restarts in place; a failed fence restarts nothing', 
       expect(described.status.name).toBe('FAILED');
 
       const host = await stack.inventory.hosts.findOne({ _id: 'host-c' });
-      expect(host?.needsOperator).toMatch(/fence failed: .*power controller did not answer/);
+      // The fence ran without the controller's environment, and its secret stayed hidden.
+      expect(host?.needsOperator).toMatch(
+        /fence failed: .*power controller bmc-c did not answer to password \*\*\* \(db: unset\)/,
+      );
+      expect(JSON.stringify(await handle.fetchHistory())).not.toContain('s3cret-pw');
       // The guest was left alone: still the same process, still recorded where it runs.
       expect(qemuOn(stack.config, 'host-c').find('keep')?.pid).toBe(guestPid);
       expect(hostsRunning(stack.config, 'keep')).toEqual(['host-c']);

@@ -9,7 +9,13 @@ import { openInventory, type Inventory } from '../../inventory/db';
 import { createController, type ControllerOptions } from '../../worker/controller';
 import { startSimAgent, type SimAgentOptions } from '../../worker/sim-agent';
 import { bundleControllerWorkflows } from '../../worker/workflow-modules';
-import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from '../../scripts/services/entry-points';
+import {
+  hostAgentArgs,
+  localFenceConfig,
+  localHosts,
+  spawnEntryPoint,
+  Supervised,
+} from '../../scripts/services/entry-points';
 import type { ManagedProcess } from '../../scripts/services/processes';
 import { HISTORY_DIRS, recordHistories, recordingHistories } from './histories';
 import { ensureTestNamespace } from './test-namespace';
@@ -28,7 +34,10 @@ export function quietRuntime(): void {
  * The environment of one test file: its own database and data directory on the shared
  * Temporal server and FerretDB, so files never see each other's hosts or VMs.
  */
-export function fileConfig(name: string): { config: Config; env: NodeJS.ProcessEnv } {
+export function fileConfig(
+  name: string,
+  overrides: NodeJS.ProcessEnv = {},
+): { config: Config; env: NodeJS.ProcessEnv } {
   const runDir = process.env.VIRTFLOW_TEST_RUN_DIR;
   if (!runDir) throw new Error('VIRTFLOW_TEST_RUN_DIR is unset: run the tests with `npm test`');
   const env = {
@@ -36,7 +45,11 @@ export function fileConfig(name: string): { config: Config; env: NodeJS.ProcessE
     VIRTFLOW_DB: `vf-${name}`,
     TEMPORAL_NAMESPACE: `vf-${name}`,
     VIRTFLOW_DATA_DIR: path.join(runDir, name),
+    // The local stack's fences; a test that needs another fence rewrites this file.
+    VIRTFLOW_FENCE_CONFIG: path.join(runDir, name, 'fence.json'),
+    ...overrides,
   };
+  if (!overrides.VIRTFLOW_FENCE_CONFIG) localFenceConfig(path.join(runDir, name), {});
   return { config: loadConfig(env), env };
 }
 
@@ -71,13 +84,14 @@ export class TestStack {
     readonly inventory: Inventory,
   ) {}
 
-  static async create(name: string): Promise<TestStack> {
+  /** `env` overrides the file's environment: its own database server, say. */
+  static async create(name: string, env: NodeJS.ProcessEnv = {}): Promise<TestStack> {
     quietRuntime();
-    const { config, env } = fileConfig(name);
+    const { config, env: fileEnv } = fileConfig(name, env);
     await ensureTestNamespace(config);
     const inventory = await openInventory(config);
     await inventory.db.dropDatabase();
-    return new TestStack(name, config, env, await connectClient(config), inventory);
+    return new TestStack(name, config, fileEnv, await connectClient(config), inventory);
   }
 
   /** The controller as its own process, for tests that kill it. */

@@ -1,4 +1,4 @@
-import { liveness, lossReason, MISSED_FACT_INTERVALS } from '../../domain/liveness';
+import { liveness, lossReason, massLoss, MISSED_FACT_INTERVALS } from '../../domain/liveness';
 
 const now = Date.parse('2026-12-02T12:00:00Z');
 
@@ -28,9 +28,22 @@ describe('host liveness', () => {
     );
   });
 
-  test('a stopped agent makes its host lost at once, unless the host is in maintenance', () => {
-    expect(lossReason(host({ state: 'down' }), now)).toBe('its agent stopped (last heartbeat 1 s ago)');
+  test('a stopped agent gets a grace to come back (a restart outside maintenance), none in maintenance', () => {
+    expect(lossReason(host({ state: 'down', ageMs: 60_000 }), now)).toBeUndefined();
+    expect(lossReason(host({ state: 'down', ageMs: 61_000 }), now)).toBe(
+      'its agent stopped 61 s ago and did not come back within 60 s',
+    );
+    expect(lossReason(host({ state: 'down', ageMs: 11_000 }), now, 10_000)).toMatch(/within 10 s$/);
     expect(lossReason(host({ state: 'down', maintenance: true, ageMs: 600_000 }), now)).toBeUndefined();
+  });
+
+  test('HA fences by itself only while at most the allowed share of a cluster looks lost', () => {
+    expect(massLoss({ lost: 1, total: 2, name: 'default' }, 0.5)).toBeUndefined();
+    expect(massLoss({ lost: 2, total: 3, name: 'default' }, 0.5)).toMatch(
+      /^2 of 3 hosts of cluster default look lost at once \(more than 50%\): the controller may be the one cut off/,
+    );
+    expect(massLoss({ lost: 3, total: 3, name: 'edge' }, 1)).toBeUndefined();
+    expect(massLoss({ lost: 1, total: 1, name: 'solo' }, 0.5)).toMatch(/1 of 1 hosts/);
   });
 
   test('shows the operator what needs them first', () => {

@@ -16,7 +16,7 @@ const vmDoc = (vmId: string) => ({
 });
 
 /** host-c is lost and holds three HA VMs; host-a takes every restart. Tests override steps. */
-function mocks(over: { controller?: ControllerMocks; target?: HostMocks } = {}) {
+function mocks(over: { controller?: ControllerMocks; target?: HostMocks; lost?: HostMocks } = {}) {
   const marked: string[] = [];
   const failedRestarts: string[] = [];
   return {
@@ -41,6 +41,7 @@ function mocks(over: { controller?: ControllerMocks; target?: HostMocks } = {}) 
         recordHaRestartFailed: async (req: { vmId: string }) => {
           failedRestarts.push(req.vmId);
         },
+        recordFenceAverted: async () => undefined,
         ...over.controller,
       } as ControllerMocks,
       hosts: {
@@ -49,6 +50,13 @@ function mocks(over: { controller?: ControllerMocks; target?: HostMocks } = {}) 
           waitForGuestBoot: async () => ({ heartbeatSeq: 1 }),
           destroyGuest: async () => undefined,
           ...over.target,
+        } as HostMocks,
+        // The lost host's agent cannot report its host when the controller probes it.
+        'host-c': {
+          reportHost: async () => {
+            throw ApplicationFailure.nonRetryable('QMP of every guest timed out', 'QmpError');
+          },
+          ...over.lost,
         } as HostMocks,
       },
     },
@@ -95,6 +103,18 @@ describe('haRestart workflow branches (mocked activities)', () => {
     expect(env.calls).not.toContain('controller:fenceHost');
   });
 
+  test('an agent that still reports its host on its own task queue is not fenced, however late its heartbeat', async () => {
+    const m = mocks({ lost: { reportHost: async () => ({ hostId: 'host-c', guests: [] }) } });
+    const result = await env.run(m.activities, lose);
+    expect(result).toMatchObject({
+      outcome: 'recovered',
+      restarted: [],
+      reason: 'its agent answered on its task queue (its agent missed 3 fact intervals in the database)',
+    });
+    expect(env.calls).toContain('controller:recordFenceAverted');
+    expect(env.calls).not.toContain('controller:fenceHost');
+  });
+
   test('after the fence, VMs restart in waves by priority; one that cannot boot is cleaned up and reported', async () => {
     const started: string[] = [];
     const m = mocks({
@@ -124,5 +144,6 @@ describe('haRestart workflow branches (mocked activities)', () => {
     expect(order.slice(0, 2)).toEqual(['host-a:startGuest', 'controller:commitHaRestart']);
     expect(env.callsTo('host-a')).toContain('destroyGuest');
     expect(env.calls.indexOf('controller:fenceHost')).toBeLessThan(env.calls.indexOf('host-a:startGuest'));
+    expect(env.calls.indexOf('host-c:reportHost')).toBeLessThan(env.calls.indexOf('controller:fenceHost'));
   });
 });
