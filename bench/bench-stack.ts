@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import { connectClient } from '../client/temporal';
 import { loadConfig, type Config } from '../domain/config';
 import { openInventory, type Inventory } from '../inventory/db';
-import { hostAgentArgs, localHosts, spawnEntryPoint } from '../scripts/services/entry-points';
+import { hostAgentArgs, localFenceConfig, localHosts, spawnEntryPoint } from '../scripts/services/entry-points';
 import { startFerretDb } from '../scripts/services/ferretdb';
 import { findFreePort, type ManagedProcess } from '../scripts/services/processes';
 import { startTemporalDevServer } from '../scripts/services/temporal-dev-server';
@@ -42,6 +42,7 @@ export async function startBenchStack(
     TEMPORAL_ADDRESS: temporal.address,
     MONGODB_URI: ferret.uri,
     VIRTFLOW_DATA_DIR: path.join(dir, 'data'),
+    VIRTFLOW_FENCE_CONFIG: localFenceConfig(dir),
     VIRTFLOW_LOG_LEVEL: 'warn',
   };
   const config = loadConfig(env);
