@@ -3,7 +3,12 @@ import type { Client } from '@temporalio/client';
 import { connectClient } from '../client/temporal';
 import { loadConfig, type Config } from '../domain/config';
 import { openInventory, type Inventory } from '../inventory/db';
-import { hostAgentArgs, localFenceConfig, localHosts, spawnEntryPoint } from '../scripts/services/entry-points';
+import {
+  hostAgentArgs,
+  localFenceConfig,
+  localHosts,
+  spawnEntryPoint,
+} from '../scripts/services/entry-points';
 import { startFerretDb } from '../scripts/services/ferretdb';
 import { findFreePort, type ManagedProcess } from '../scripts/services/processes';
 import { startTemporalDevServer } from '../scripts/services/temporal-dev-server';
