@@ -1,4 +1,4 @@
-import { condition, executeChild, log, setHandler, sleep } from '@temporalio/workflow';
+import { condition, executeChild, log, ParentClosePolicy, setHandler, sleep } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { EnterMaintenanceRequest } from '../domain/maintenance';
 import { workflowIds } from '../domain/names';
@@ -104,6 +104,8 @@ export async function evacuateHost(
         await executeChild(liveMigration, {
           workflowId: workflowIds.vm(vmId),
           args: [{ vmId, to: target, policy: request.migration }],
+          // Terminating the maintenance must not cut a migration off: it is asked to cancel, and rolls back.
+          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
           staticSummary: `Evacuate VM ${vmId} from ${request.hostId} to ${target}`,
         });
         moved.push({ vmId, to: target });
@@ -168,6 +170,7 @@ export async function evacuateHost(
           await executeChild(stopVm, {
             workflowId: workflowIds.vm(f.vmId),
             args: [{ vmId: f.vmId, gracefulTimeoutSec: 30 }],
+            parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
           });
           stopped.push(f.vmId);
         }

@@ -1,4 +1,4 @@
-import { executeChild } from '@temporalio/workflow';
+import { executeChild, ParentClosePolicy } from '@temporalio/workflow';
 import type { ExitMaintenanceRequest } from '../domain/maintenance';
 import { workflowIds } from '../domain/names';
 import { inventory } from './activity-proxies';
@@ -23,6 +23,8 @@ export async function returnToService(op: Operation, request: ExitMaintenanceReq
         await executeChild(liveMigration, {
           workflowId: workflowIds.vm(vmId),
           args: [{ vmId, to: request.hostId }],
+          // Terminating the exit must not cut a migration off: it is asked to cancel, and rolls back.
+          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
           staticSummary: `Return VM ${vmId} to ${request.hostId}`,
         });
         returned.push(vmId);

@@ -1,4 +1,6 @@
 import { ActivityFailure, ApplicationFailure, CancelledFailure, TemporalFailure } from '@temporalio/workflow';
+import type { z } from 'zod';
+import { parseInput, VirtflowError } from '../domain/errors';
 
 /** The ApplicationFailure an activity raised, unwrapped from Temporal's ActivityFailure. */
 function applicationCause(err: unknown): ApplicationFailure | undefined {
@@ -30,4 +32,18 @@ export function operatorFailure(err: unknown): TemporalFailure {
   if (err instanceof CancelledFailure) return err;
   const app = applicationCause(err);
   return ApplicationFailure.nonRetryable(reasonOf(err), app?.type ?? 'OperationFailed');
+}
+
+/**
+ * A workflow's own check of its input, with the schema the client used: any Temporal client can
+ * start a workflow with anything. A bad field fails the run (not just its task) with the
+ * field and the reason, before the first step.
+ */
+export function parseWorkflowInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  try {
+    return parseInput(schema, input, '');
+  } catch (err) {
+    if (err instanceof VirtflowError) throw ApplicationFailure.nonRetryable(err.message, err.type);
+    throw err;
+  }
 }

@@ -1,4 +1,4 @@
-import { ApplicationFailure, executeChild, patched } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, ParentClosePolicy, patched } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { DriftDoc } from '../inventory/schemas';
 import { isSimHost, vmIdOfDiskName } from '../domain/names';
@@ -33,7 +33,11 @@ export async function fixDrift(req: { id: string }): Promise<string> {
   const vmId = vmOfDrift(d);
   if (patched(FIX_AS_VM) && vmId) {
     try {
-      return await executeChild(fixVmDrift, { workflowId: `vm/${vmId}`, args: [{ id: d._id }] });
+      return await executeChild(fixVmDrift, {
+        workflowId: `vm/${vmId}`,
+        args: [{ id: d._id }],
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      });
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError)
         refuse(`vm ${vmId} is busy with another operation; fix drift ${d._id} once it has finished`);

@@ -2,15 +2,16 @@ import {
   ApplicationFailure,
   CancellationScope,
   executeChild,
+  ParentClosePolicy,
   patched,
   proxyActivities,
   sleep,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ControllerActivities } from '../activities/controller/controller-activities';
-import { restartWaves, type FenceRequest } from '../domain/ha';
+import { fenceRequestSchema, restartWaves, type FenceRequest } from '../domain/ha';
 import { inventory, onHost } from './activity-proxies';
-import { operatorFailure, reasonOf } from './failures';
+import { operatorFailure, parseWorkflowInput, reasonOf } from './failures';
 import { placeAndClaim } from './place-and-claim';
 import { trackOperation } from './observability';
 
@@ -53,7 +54,8 @@ const BUSY_WAIT_ATTEMPTS = 120;
  * confirmed restart its HA VMs on other hosts, highest priority first. A fence that fails
  * leaves every VM where it was and the host waiting for an operator: a VM never runs twice.
  */
-export async function haRestart(req: FenceRequest): Promise<HaRestartResult> {
+export async function haRestart(input: FenceRequest): Promise<HaRestartResult> {
+  const req = parseWorkflowInput(fenceRequestSchema, input);
   const { hostId } = req;
   const op = trackOperation({ operation: 'ha-restart', hosts: [hostId] });
   op.phase('confirming', `checking that ${hostId} is really lost`);
@@ -132,7 +134,13 @@ export async function haRestart(req: FenceRequest): Promise<HaRestartResult> {
 async function restartChild(vmId: string, from: string): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return (await executeChild(haRestartVm, { workflowId: `vm/${vmId}`, args: [{ vmId, from }] })).host;
+      // A terminated host workflow must not cut a restart off: it is asked to cancel, and cleans up.
+      const child = await executeChild(haRestartVm, {
+        workflowId: `vm/${vmId}`,
+        args: [{ vmId, from }],
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      });
+      return child.host;
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError) || attempt >= BUSY_WAIT_ATTEMPTS) throw err;
       await sleep('10 seconds');

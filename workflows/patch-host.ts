@@ -1,9 +1,14 @@
-import { ApplicationFailure, CancellationScope, getExternalWorkflowHandle } from '@temporalio/workflow';
-import { PREFLIGHT_SKIP, type PatchHostRequest } from '../domain/patch';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  getExternalWorkflowHandle,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { patchHostSchema, PREFLIGHT_SKIP, type PatchHostRequest } from '../domain/patch';
 import { inventory, onHost } from './activity-proxies';
 import { evacuateHost } from './enter-maintenance';
 import { returnToService } from './exit-maintenance';
-import { isFailureOfType, operatorFailure, reasonOf } from './failures';
+import { isFailureOfType, operatorFailure, parseWorkflowInput, reasonOf } from './failures';
 import { trackOperation } from './observability';
 import { hostPatchEnded, type HostPatchReport } from './rollout-control';
 
@@ -25,14 +30,15 @@ export interface PatchHostResult {
  * visibly blocked with the step's output: it never returns to service unpatched-but-unknown.
  * Started by a rollout, it signals its outcome to the rollout's current run (`reportTo`).
  */
-export async function patchHost(request: PatchHostRequest): Promise<PatchHostResult> {
+export async function patchHost(input: PatchHostRequest): Promise<PatchHostResult> {
+  const request = parseWorkflowInput(patchHostSchema, input);
   const report = async (r: Omit<HostPatchReport, 'hostId' | 'attempt'>) => {
     if (!request.reportTo) return;
     const { workflowId, attempt } = request.reportTo;
     // Even a cancelled patch reports; a rollout that has ended meanwhile is nobody to tell.
     await CancellationScope.nonCancellable(() =>
       getExternalWorkflowHandle(workflowId)
-        .signal(hostPatchEnded, { ...r, hostId: request.hostId, attempt })
+        .signal(hostPatchEnded, { ...r, hostId: request.hostId, attempt, runId: workflowInfo().runId })
         .catch(() => undefined),
     );
   };

@@ -29,7 +29,11 @@ export async function reconcileHost(req: { hostId: string }): Promise<DriftSumma
   for (const vmId of summary.haRestart ?? []) {
     op.phase('ha-restart', `restarting HA vm ${vmId} on ${req.hostId}`);
     try {
-      await executeChild(startVm, { workflowId: `vm/${vmId}`, args: [{ vmId }] });
+      await executeChild(startVm, {
+        workflowId: `vm/${vmId}`,
+        args: [{ vmId }],
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      });
     } catch (err) {
       // Another operation took the VM first, or the start failed: the next pass sees it again.
       op.phase(

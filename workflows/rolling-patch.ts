@@ -2,6 +2,7 @@ import {
   condition,
   continueAsNew,
   ParentClosePolicy,
+  patched,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -25,6 +26,21 @@ import {
   type HostPatchReport,
   type RolloutProgress,
 } from './rollout-control';
+
+/** Runs begun before patch reports carried the reporting run's id accept any run's report. */
+const REPORTS_CARRY_RUN_ID = 'patch-report-run-id';
+
+const OUTCOMES: HostPatchReport['outcome'][] = ['patched', 'skipped', 'failed'];
+
+/** A well-formed report; a signal's payload is whatever its sender chose. */
+function isPatchReport(r: HostPatchReport): boolean {
+  return (
+    typeof r === 'object' &&
+    Number.isInteger(r.attempt) &&
+    OUTCOMES.includes(r.outcome) &&
+    (r.reason === undefined || typeof r.reason === 'string')
+  );
+}
 
 interface HostEntry {
   hostId: string;
@@ -180,9 +196,22 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
 
   // Each host's `host/<id>` run reports its end by signal, and a run started before a
   // continue-as-new reports to the run after it: the window never has to drain.
+  // Anyone can signal a workflow: a report counts only for one of this rollout's hosts, for
+  // its current attempt, and from the very run the rollout started for it (runs begun before
+  // reports carried their run id only check the host and attempt).
+  const checkReporter = patched(REPORTS_CARRY_RUN_ID);
+  const early = new Map<string, HostPatchReport>();
+  const accept = (h: HostEntry, r: HostPatchReport) => {
+    if (h.state !== 'patching' || r.attempt !== h.attempts) return;
+    if (checkReporter && r.runId !== h.runId) return;
+    h.ended ??= { hostId: h.hostId, attempt: r.attempt, outcome: r.outcome, reason: r.reason };
+  };
   setHandler(hostPatchEnded, (r) => {
-    const h = entry(r.hostId);
-    if (h?.state === 'patching' && r.attempt === h.attempts) h.ended ??= r;
+    const h = entry(r?.hostId);
+    if (!h || !isPatchReport(r)) return;
+    // A child may report before its start has reached this run: kept until its run id is known.
+    if (checkReporter && h.state === 'patching' && h.runId === undefined) early.set(h.hostId, r);
+    else accept(h, r);
   });
   let starting = 0;
   /** Patches one host, with retries; `resumed` follows a run an earlier run of the rollout started. */
@@ -213,6 +242,9 @@ export async function rollingPatch(request: RolloutRequest, carried?: Carried): 
             staticSummary: `Patch ${h.hostId} with ${spec.patch} (rollout ${spec.name})`,
           });
           h.runId = child.firstExecutionRunId;
+          const reported = early.get(h.hostId);
+          early.delete(h.hostId);
+          if (reported) accept(h, reported);
           // Within this run the child's own end also counts: one terminated by hand never reports.
           child.result().then(
             (r) => ended({ outcome: r.outcome, reason: r.reason }),

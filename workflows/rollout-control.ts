@@ -28,5 +28,7 @@ export interface HostPatchReport {
   attempt: number;
   outcome: 'patched' | 'skipped' | 'failed';
   reason?: string;
+  /** The reporting `patchHost` run: only the run the rollout started for this attempt counts. */
+  runId?: string;
 }
 export const hostPatchEnded = defineSignal<[HostPatchReport]>('hostPatchEnded');

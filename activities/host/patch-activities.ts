@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -11,6 +10,7 @@ import type { QemuHost } from '../../hypervisor/qemu-host';
 import { waitForGuestAlive } from '../../hypervisor/guest-liveness';
 import { removeSeed, writeSeed } from '../../hypervisor/nocloud-seed';
 import type { StepResult } from './contract';
+import { runPatchStepLocked } from './patch-steps';
 
 export interface PatchActivityDeps {
   hostId: string;
@@ -34,40 +34,6 @@ export function readPatchDefinition(name: string): PatchDefinition {
   if (!fs.existsSync(file))
     throw ApplicationFailure.nonRetryable(`no patch named "${name}" in the catalogue`, 'ValidationError');
   return patchDefinitionSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
-}
-
-/** Runs one executable of a patch with a timeout, its whole process group killed on expiry. */
-function runStep(
-  file: string,
-  env: NodeJS.ProcessEnv,
-  timeoutMs: number,
-  signal: AbortSignal,
-): Promise<StepResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, [], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const keep = (d: Buffer) => (output = (output + d.toString()).slice(-4096));
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    let timedOut = false;
-    const kill = () => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, timeoutMs);
-    signal.addEventListener('abort', kill);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ exitCode: code, timedOut, output: output.trim() });
-    });
-  });
 }
 
 /** A canary guest's id starts so: it is throw-away and never in the inventory. */
@@ -113,20 +79,23 @@ export function createPatchActivities(deps: PatchActivityDeps) {
       const exe = req.step === 'apply' ? 'apply' : def[req.step];
       if (!exe) return { exitCode: 0, timedOut: false, output: `no ${req.step} step` };
       const ctx = Context.current();
-      const beat = setInterval(() => ctx.heartbeat(req.step), 2000);
-      try {
-        const result = await runStep(
-          path.join(PATCHES_DIR, req.name, exe),
-          { ...process.env, VIRTFLOW_HOST_ID: deps.hostId, VIRTFLOW_PATCH_LEVEL: deps.patchLevel() },
-          def.timeoutSec * 1000,
-          ctx.cancellationSignal,
-        );
-        if (req.step === 'apply' && result.exitCode === 0 && !result.timedOut)
-          deps.setPatchLevel(def.version);
-        return result;
-      } finally {
-        clearInterval(beat);
-      }
+      const { workflowExecution, activityId } = ctx.info;
+      let lastBeat = 0;
+      const result = await runPatchStepLocked(path.join(deps.qemu.runDir, 'patch-steps'), {
+        // The same across this activity's retries: a retry adopts the run its first attempt began.
+        owner: `${workflowExecution?.workflowId}/${workflowExecution?.runId}/${activityId}`,
+        file: path.join(PATCHES_DIR, req.name, exe),
+        env: { ...process.env, VIRTFLOW_HOST_ID: deps.hostId, VIRTFLOW_PATCH_LEVEL: deps.patchLevel() },
+        timeoutMs: def.timeoutSec * 1000,
+        signal: ctx.cancellationSignal,
+        onWait: () => {
+          if (Date.now() - lastBeat < 2000) return;
+          lastBeat = Date.now();
+          ctx.heartbeat(req.step);
+        },
+      });
+      if (req.step === 'apply' && result.exitCode === 0 && !result.timedOut) deps.setPatchLevel(def.version);
+      return result;
     },
 
     /** Restarts this host's hypervisor service (the agent); guests keep running and are re-adopted. */

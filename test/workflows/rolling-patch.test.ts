@@ -6,11 +6,13 @@ import { PREFLIGHT_SKIP } from '../../domain/patch';
 import { rolloutRequestSchema, type RolloutRequest } from '../../domain/rollout';
 import {
   abortRollout,
+  hostPatchEnded,
   pauseRollout,
   resumeRollout,
   retryHost,
   rolloutProgress,
   skipHost,
+  type HostPatchReport,
 } from '../../workflows/rollout-control';
 import type { rollingPatch } from '../../workflows/rolling-patch';
 import { deferred } from '../helpers/deferred';
@@ -90,6 +92,32 @@ describe('rollingPatch workflow branches (mocked activities)', () => {
         expect(done.hosts[1].reason).toBe('skipped by an operator');
       },
     );
+  });
+
+  test("a report not from the host's own patch run is ignored: anyone can signal a rollout", async () => {
+    const hosts = hostIds(2);
+    const release = deferred();
+    const hold = new Map([[hosts[0], release.promise]]);
+    await env.run({ controller: controller(hosts), hosts: { [hosts[0]]: agent({ hold }) } }, async () => {
+      const handle = await start({ name: 'forged', hosts, canaryHosts: 1 });
+      await until(
+        'the canary in flight',
+        async () => (await handle.query(rolloutProgress)).phase === 'canary',
+      );
+      const forged = [
+        { hostId: hosts[0], attempt: 1, outcome: 'patched', runId: 'not-its-run' },
+        { hostId: hosts[0], attempt: 1, outcome: 'patched' },
+        { hostId: 'sim-h999', attempt: 1, outcome: 'failed' },
+        { hostId: hosts[0], attempt: 1, outcome: 'owned' },
+      ];
+      for (const r of forged) await handle.signal(hostPatchEnded, r as HostPatchReport);
+      // Still waiting for its real run, which the test holds.
+      const progress = await handle.query(rolloutProgress);
+      expect(progress.hosts.find((h) => h.hostId === hosts[0])?.state).toBe('patching');
+      release.resolve();
+      const ended = await handle.result();
+      expect(ended.hosts.map((h) => h.state)).toEqual(['skipped', 'skipped']);
+    });
   });
 
   test('pause waits for the hosts in flight; abort starts nothing new and lets them finish', async () => {
