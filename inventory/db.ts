@@ -12,6 +12,7 @@ import type {
   MetricsDoc,
   ReservationDoc,
   VmDoc,
+  VmWriteDoc,
 } from './schemas';
 
 /**
@@ -24,6 +25,8 @@ export interface Inventory {
   db: Db;
   hosts: Collection<HostDoc>;
   vms: Collection<VmDoc>;
+  /** Claims of VM revisions: who writes revision n+1 of a VM (inventory/vms.ts). */
+  vmWrites: Collection<VmWriteDoc>;
   images: Collection<ImageDoc>;
   reservations: Collection<ReservationDoc>;
   leases: Collection<LeaseDoc>;
@@ -60,6 +63,7 @@ export async function openInventory(config: Config): Promise<Inventory> {
     db,
     hosts: db.collection<HostDoc>('hosts'),
     vms: db.collection<VmDoc>('vms'),
+    vmWrites: db.collection<VmWriteDoc>('vmWrites'),
     images: db.collection<ImageDoc>('images'),
     reservations: db.collection<ReservationDoc>('reservations'),
     leases: db.collection<LeaseDoc>('leases'),
@@ -76,6 +80,7 @@ export async function openInventory(config: Config): Promise<Inventory> {
 export async function ensureIndexes(inv: Inventory): Promise<void> {
   await inv.vms.createIndex({ host: 1 });
   await inv.vms.createIndex({ state: 1 });
+  await inv.vmWrites.createIndex({ vmId: 1, revision: 1 });
   await inv.images.createIndex({ sha256: 1 });
   await inv.reservations.createIndex({ hostId: 1, state: 1 });
   await inv.reservations.createIndex({ hostId: 1, seq: -1 });

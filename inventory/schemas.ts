@@ -107,6 +107,14 @@ export const vmSchema = z.object({
   migration: migrationIntentSchema.nullable().optional(),
 });
 export type VmDoc = z.infer<typeof vmSchema>;
+
+/** The claim of one VM revision: its unique `_id` (`<vmId>@<revision>`) lets one writer win it. */
+export interface VmWriteDoc {
+  _id: string;
+  vmId: string;
+  revision: number;
+  at: Date;
+}
 export type VmState = VmDoc['state'];
 
 export const imageSchema = z.object({

@@ -1,4 +1,4 @@
-import { executeChild, ParentClosePolicy, startChild } from '@temporalio/workflow';
+import { executeChild, ParentClosePolicy, patched, startChild } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { DriftSummary } from '../activities/controller/reconcile-activities';
 import { isSimHost } from '../domain/names';
@@ -16,6 +16,9 @@ import { startVm } from './start-vm';
 const ask = (hostId: string) =>
   onHost(hostId, { scheduleToStartTimeout: '10 seconds', startToCloseTimeout: '10 seconds', attempts: 1 });
 
+/** Runs begun before VM revisions were read first judged every VM on the report alone. */
+const REVISIONS_BEFORE_REPORT = 'reconcile-revisions-before-report';
+
 /**
  * Compares one host (`reconcile/<hostId>`) with the inventory: the QEMU processes its agent
  * finds against the VMs recorded on it. Safe fix-ups apply; a running guest is never killed.
@@ -23,8 +26,12 @@ const ask = (hostId: string) =>
 export async function reconcileHost(req: { hostId: string }): Promise<DriftSummary> {
   const op = trackOperation({ operation: 'reconcile', hosts: [req.hostId] });
   op.phase('inspecting', `asking ${req.hostId} what it runs`);
+  // The VMs' revisions before the question: one that changes while the host answers is not judged on it.
+  const before = patched(REVISIONS_BEFORE_REPORT)
+    ? await inventory.vmRevisionsOn({ hostId: req.hostId })
+    : undefined;
   const report = await ask(req.hostId).reportHost();
-  const summary = await inventory.reconcileHostReport({ hostId: req.hostId, report });
+  const summary = await inventory.reconcileHostReport({ hostId: req.hostId, report, before });
   // The host is healthy (its agent just answered): an HA VM whose guest died restarts there.
   for (const vmId of summary.haRestart ?? []) {
     op.phase('ha-restart', `restarting HA vm ${vmId} on ${req.hostId}`);

@@ -210,8 +210,17 @@ export function createHaActivities(inv: Inventory, config: Config) {
       for (const vm of vms) {
         // A verified migration's guest runs on its target: the migration commits it there.
         if (vm.migration?.phase === 'verified' && vm.migration.target !== req.hostId) continue;
-        if (vm.state === 'running')
-          await updateVm(inv, vm._id, { state: 'crashed', stateReason: `host ${req.hostId} was fenced` });
+        // Only as read: a VM that changed meanwhile (a migration committed it elsewhere) is not this host's.
+        if (
+          vm.state === 'running' &&
+          !(await updateVm(
+            inv,
+            vm._id,
+            { state: 'crashed', stateReason: `host ${req.hostId} was fenced` },
+            { ifRevision: vm.revision },
+          ))
+        )
+          continue;
         if (isHa(vm))
           candidates.push({
             vmId: vm._id,
@@ -275,13 +284,7 @@ export function createHaActivities(inv: Inventory, config: Config) {
       const vm = await getVm(inv, req.vmId);
       if (vm.state === 'creating' || vm.state === 'deleting')
         throw new ValidationError('vmId', `vm ${vm._id} is ${vm.state}`);
-      await inv.vms.updateOne(
-        { _id: vm._id },
-        {
-          $set: { ha: { enabled: req.enabled, priority: req.priority }, updatedAt: new Date() },
-          $inc: { revision: 1 },
-        },
-      );
+      await updateVm(inv, vm._id, { ha: { enabled: req.enabled, priority: req.priority } });
       await audit({
         operation: 'set-ha',
         subject: `vm/${vm._id}`,

@@ -8,7 +8,7 @@ import { recordDrift, resolveUnseen, type DriftFinding } from '../../inventory/d
 import { releaseReservation } from '../../inventory/reservations';
 import { recordEvent } from '../../inventory/events';
 import type { DriftDoc, DriftKind, MigrationIntent, VmDoc } from '../../inventory/schemas';
-import { setVmState, updateVm } from '../../inventory/vms';
+import { updateVm } from '../../inventory/vms';
 import { currentRun } from './run-context';
 import type { HostReport } from '../host/contract';
 
@@ -73,8 +73,23 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
 
   return {
     /** One host: its QEMU processes against the VMs recorded on it. */
-    async reconcileHostReport(req: { hostId: string; report: HostReport }): Promise<DriftSummary> {
-      const { hostId, report } = req;
+    /** Each VM recorded on a host, with its revision: read before the host is asked what it runs. */
+    async vmRevisionsOn(req: { hostId: string }): Promise<Record<string, number>> {
+      const vms = await inv.vms.find({ host: req.hostId }, { projection: { revision: 1 } }).toArray();
+      return Object.fromEntries(vms.map((v) => [v._id, v.revision]));
+    },
+
+    /**
+     * One host's report against the VMs recorded on it. `before` holds their revisions from
+     * before the report was taken: a VM that changed since (a start that committed meanwhile)
+     * is judged by the next pass, not by a report older than its change.
+     */
+    async reconcileHostReport(req: {
+      hostId: string;
+      report: HostReport;
+      before?: Record<string, number>;
+    }): Promise<DriftSummary> {
+      const { hostId, report, before } = req;
       const findings: DriftFinding[] = [];
       const guests = new Map(report.guests.filter((g) => !isTransient(g.vmId)).map((g) => [g.vmId, g]));
       const recorded = await inv.vms.find({ host: hostId }).toArray();
@@ -87,9 +102,16 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
           continue;
         }
         if (vm.state !== 'running' || guests.has(vm._id)) continue;
+        if (before && before[vm._id] !== vm.revision) continue;
         if (await running(`vm/${vm._id}`)) continue;
         const reason = `no QEMU process for it on ${hostId} (found by the reconciler)`;
-        await setVmState(inv, vm._id, 'crashed', reason);
+        const marked = await updateVm(
+          inv,
+          vm._id,
+          { state: 'crashed', stateReason: reason },
+          { ifRevision: vm.revision },
+        );
+        if (!marked) continue;
         findings.push({
           kind: 'vm-not-running',
           hostId,

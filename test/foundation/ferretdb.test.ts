@@ -1,5 +1,6 @@
 import { MongoServerError } from 'mongodb';
 import { openInventory, type Inventory } from '../../inventory/db';
+import { insertCreatingVm, updateVm } from '../../inventory/vms';
 import { fileConfig } from '../helpers/test-stack';
 
 describe('FerretDB through the mongodb driver', () => {
@@ -29,5 +30,32 @@ describe('FerretDB through the mongodb driver', () => {
     expect(err).toBeInstanceOf(MongoServerError);
     expect((err as MongoServerError).code).toBe(11000);
     expect(await claims.countDocuments({ key: 'host-a/slot-1' })).toBe(1);
+  });
+
+  test('writers of one VM that read the same revision: exactly one writes it, none overwrites a change it did not see', async () => {
+    await insertCreatingVm(inv, {
+      _id: 'contended',
+      image: 'img',
+      memoryMiB: 128,
+      vcpus: 1,
+      labels: {},
+      guest: { firmware: 'bios', guestAgent: false, sshKeys: [], dataDisks: [], cpuModel: 'qemu64' },
+    });
+    // Ten writers decide on revision 1 at once, as HA and the reconciler may from one report.
+    const won = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        updateVm(inv, 'contended', { stateReason: `writer ${i}` }, { ifRevision: 1 }),
+      ),
+    );
+    expect(won.filter(Boolean)).toHaveLength(1);
+    const vm = await inv.vms.findOne({ _id: 'contended' });
+    expect(vm).toMatchObject({ revision: 2, stateReason: `writer ${won.indexOf(true)}` });
+    // Unconditional writers all land, one revision each.
+    await Promise.all(
+      Array.from({ length: 5 }, (_, i) => updateVm(inv, 'contended', { stateReason: `after ${i}` })),
+    );
+    expect((await inv.vms.findOne({ _id: 'contended' }))?.revision).toBe(7);
+    expect(await updateVm(inv, 'contended', { state: 'crashed' }, { ifRevision: 2 })).toBe(false);
+    expect((await inv.vms.findOne({ _id: 'contended' }))?.state).toBe('creating');
   });
 });

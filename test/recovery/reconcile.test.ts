@@ -10,7 +10,9 @@ import { CONTROLLER_TASK_QUEUE } from '../../domain/names';
 import { createOverlay } from '../../hypervisor/qemu-img';
 import { driftId } from '../../inventory/drift';
 import { claimCapacity } from '../../inventory/reservations';
-import { insertCreatingVm } from '../../inventory/vms';
+import { insertCreatingVm, updateVm } from '../../inventory/vms';
+import { createReconcileActivities } from '../../activities/controller/reconcile-activities';
+import type { HostReport } from '../../activities/host/contract';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { GUEST_IMAGE, importGuestImage, qemuOn, startBareGuest } from '../helpers/guests';
 
@@ -215,5 +217,26 @@ describe('the reconciler finds drift between the inventory and the hosts', () =>
     expect(db?.migration).toBeNull();
     expect(db).toMatchObject({ state: 'running', host: 'host-b' });
     expect(qemuOn(stack.config, 'host-b').find('db')).toBeDefined();
+  });
+
+  test('a host report taken before a start committed never marks the started VM crashed', async () => {
+    const reconciler = createReconcileActivities(stack.inventory, async () => stack.client);
+    // What host-b answered while db was not running there yet; db's start commits after that.
+    const staleReport = { guests: [] } as unknown as HostReport;
+    const before = await reconciler.vmRevisionsOn({ hostId: 'host-b' });
+    await updateVm(stack.inventory, 'db', { state: 'running', stateReason: 'started' });
+    const r = await reconciler.reconcileHostReport({ hostId: 'host-b', report: staleReport, before });
+    expect(r.found).toEqual([]);
+    expect(await stack.inventory.vms.findOne({ _id: 'db' })).toMatchObject({ state: 'running' });
+    // The same report, with revisions read after the start: then db really looks dead.
+    const after = await reconciler.vmRevisionsOn({ hostId: 'host-b' });
+    const judged = await reconciler.reconcileHostReport({
+      hostId: 'host-b',
+      report: staleReport,
+      before: after,
+    });
+    expect(judged.found).toEqual([expect.objectContaining({ kind: 'vm-not-running', subject: 'vm/db' })]);
+    await updateVm(stack.inventory, 'db', { state: 'running', stateReason: '' });
+    await pass();
   });
 });
