@@ -1,7 +1,13 @@
 import path from 'node:path';
 import { loadConfig, type Config } from '../domain/config';
 import { startFerretDb } from '../scripts/services/ferretdb';
-import { hostAgentArgs, localHosts, spawnEntryPoint, Supervised } from '../scripts/services/entry-points';
+import {
+  hostAgentArgs,
+  localFenceConfig,
+  localHosts,
+  spawnEntryPoint,
+  Supervised,
+} from '../scripts/services/entry-points';
 import { findFreePort, type ManagedProcess } from '../scripts/services/processes';
 import { startTemporalDevServer } from '../scripts/services/temporal-dev-server';
 
@@ -14,6 +20,9 @@ export const killTargets = [
   'ferretdb',
 ] as const;
 export type KillTarget = (typeof killTargets)[number];
+
+/** How often the run's agents heartbeat: a host is lost after three missed. */
+export const FACTS_INTERVAL_SEC = 2;
 
 /**
  * The local stack a chaos run owns: its own Temporal dev server and FerretDB (on free ports,
@@ -43,6 +52,7 @@ export class ChaosStack {
       MONGODB_URI: `mongodb://127.0.0.1:${ports.ferret}/`,
       VIRTFLOW_DB: 'virtflow-chaos',
       VIRTFLOW_DATA_DIR: path.join(runDir, 'data'),
+      VIRTFLOW_FENCE_CONFIG: localFenceConfig(runDir, {}),
       VIRTFLOW_LOG_LEVEL: 'warn',
     };
     const workers = new Map<KillTarget, Supervised>();
@@ -59,7 +69,7 @@ export class ChaosStack {
           spawnEntryPoint(
             `agent-${host.hostId}`,
             'worker/host-agent.ts',
-            hostAgentArgs(host, ['--facts-interval', '2', '--memory', '2048']),
+            hostAgentArgs(host, ['--facts-interval', String(FACTS_INTERVAL_SEC), '--memory', '2048']),
             { logDir: runDir, env },
           ),
         ),
@@ -90,6 +100,13 @@ export class ChaosStack {
           ? this.ferret
           : this.workers.get(target)!.process;
     proc.child.kill('SIGKILL');
+    await proc.waitForExit();
+  }
+
+  /** SIGTERM to a supervised worker: a clean stop (an agent marks its host down), then its supervisor restarts it. */
+  async stopCleanly(target: KillTarget): Promise<void> {
+    const proc = this.workers.get(target)!.process;
+    proc.child.kill('SIGTERM');
     await proc.waitForExit();
   }
 

@@ -55,7 +55,8 @@ export async function settle(client: Client, inv: Inventory): Promise<void> {
 /**
  * The promises a chaos run checks once everything has settled: the reconciler finds no drift;
  * every VM the run created exists once, runs only where the inventory says, and a running one
- * heartbeats; nothing holds a reservation or a lease.
+ * heartbeats; nothing holds a reservation or a lease; no host was fenced; no migration is left
+ * unsettled.
  */
 export async function checkInvariants(
   client: Client,
@@ -124,5 +125,14 @@ export async function checkInvariants(
     violations.push(`reservation ${r._id} (${r.vmId} on ${r.hostId}) is still held by ${r.owner}`);
   for (const l of await inv.leases.find({}).toArray())
     violations.push(`lease ${l._id} is still held by ${l.owner}`);
+  // No host was healthy enough to keep its agent yet fenced (no host ever really fails here),
+  // and every migration settled: committed or rolled back, none left owning its VM.
+  for (const e of await inv.events.find({ operation: 'fence-host' }).toArray())
+    violations.push(`a healthy host was fenced: ${e.message}`);
+  for (const vm of docs)
+    if (vm.migration)
+      violations.push(
+        `vm ${vm._id} is still owned by migration run ${vm.migration.runId} (${vm.migration.phase})`,
+      );
   return { drift, violations };
 }

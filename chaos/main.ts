@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { printTable } from '../client/output';
 import { killTargets } from './chaos-stack';
+import { faultClasses } from './faults';
 import { opKinds } from './operations';
 import { runChaos, type ChaosReport } from './run-chaos';
 
@@ -45,6 +46,15 @@ export function printChaosReport(r: ChaosReport): void {
   printTable(
     killTargets.map((target) => ({ target, kills: r.kills.filter((k) => k.target === target).length })),
     ['target', 'kills'],
+  );
+  console.log('\naimed faults (each held if no promise below is broken)');
+  printTable(
+    faultClasses.map((fault) => ({
+      fault,
+      injected: r.faults[fault].injected,
+      'what was hit': r.faults[fault].hits.slice(0, 3).join('; ') || '-',
+    })),
+    ['fault', 'injected', 'what was hit'],
   );
   console.log(`\ndrift found after settling: ${r.drift.length}`);
   for (const d of r.drift) console.log(`  ${d.kind} ${d.subject}: ${d.message}`);

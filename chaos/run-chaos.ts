@@ -8,7 +8,8 @@ import { localQemuHost } from '../hypervisor/local-qemu-host';
 import { importImage } from '../inventory/images';
 import { localHosts } from '../scripts/services/entry-points';
 import { openInventory } from '../inventory/db';
-import { ChaosStack, killTargets, type KillTarget } from './chaos-stack';
+import { ChaosStack, FACTS_INTERVAL_SEC, killTargets, type KillTarget } from './chaos-stack';
+import { faultClasses, faultInjector, noFaults, type FaultClass, type FaultRecord } from './faults';
 import { checkInvariants, settle, type Verdict } from './invariants';
 import { chaosOperations, type ChaosModel, type OpRecord } from './operations';
 
@@ -21,6 +22,8 @@ export interface ChaosOptions {
   killEverySec?: [number, number];
   /** Keep the run directory (logs, databases) for inspection. */
   keep?: boolean;
+  /** Inject the aimed faults of chaos/faults.ts besides the random kills (default on). */
+  faults?: boolean;
   log?: (line: string) => void;
 }
 
@@ -29,6 +32,8 @@ export interface ChaosReport extends Verdict {
   runDir: string;
   ops: OpRecord[];
   kills: { target: KillTarget; atSec: number }[];
+  /** Per aimed fault class: how often it hit its moment, and what it hit. */
+  faults: Record<FaultClass, FaultRecord>;
   ok: boolean;
 }
 
@@ -62,6 +67,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     runDir,
     ops: [],
     kills: [],
+    faults: noFaults(),
     drift: [],
     violations: [],
     ok: false,
@@ -119,10 +125,35 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       }
     };
 
+    // The aimed faults: the two that need no moment first (so even a short run has them),
+    // then the others in a seeded order, each waiting for its moment, round after round.
+    const faults = faultInjector({
+      stack,
+      client: () => client,
+      config: stack.config,
+      inv,
+      lossIntervalMs: 3 * FACTS_INTERVAL_SEC * 1000,
+      rng,
+      log,
+    });
+    report.faults = faults.records;
+    const aimer = async () => {
+      let order: FaultClass[] = ['db-outage', 'agent-restart'];
+      while (running && opts.faults !== false) {
+        if (order.length === 0) order = shuffled([...faultClasses], rng);
+        await faults.inject[order.shift()!]();
+        const until = Date.now() + (5 + rng() * 10) * 1000;
+        while (running && Date.now() < until) await sleep(200);
+      }
+    };
+
     const killing = killer();
+    const aiming = aimer();
     await Promise.all(Array.from({ length: opts.concurrency ?? 2 }, lane));
     running = false;
     await killing;
+    await aiming;
+    await stack.restart('ferretdb');
     log('operations done; waiting for the stack to settle');
     await settle(client, inv);
     const verdict = await checkInvariants(client, stack.config, inv, model);

@@ -16,6 +16,11 @@ import { startVm } from './start-vm';
 const ask = (hostId: string) =>
   onHost(hostId, { scheduleToStartTimeout: '10 seconds', startToCloseTimeout: '10 seconds', attempts: 1 });
 
+/** Runs begun before the catalogue was walked in pages sent every backup path at once. */
+const BACKUPS_BY_PAGE = 'reconcile-backups-by-page';
+/** Backups per page: a page's paths and answers stay far below Temporal's 2 MB payload limit. */
+const BACKUP_PAGE = 500;
+
 /** Runs begun before VM revisions were read first judged every VM on the report alone. */
 const REVISIONS_BEFORE_REPORT = 'reconcile-revisions-before-report';
 
@@ -90,9 +95,24 @@ export async function reconcileFleet(): Promise<FleetReconcileResult> {
   let fleet: FleetReconcileResult['fleet'];
   try {
     const disks = inspector ? await ask(inspector).listDatastore() : [];
-    const paths = inspector ? await inventory.catalogedBackupFiles() : [];
-    const backupFiles = inspector && paths.length ? await ask(inspector).inspectFiles({ paths }) : [];
-    fleet = await inventory.reconcileFleetRecords({ disks, backupFiles });
+    if (patched(BACKUPS_BY_PAGE)) {
+      // The catalogue in pages: no payload or history event grows with the fleet's backups.
+      const backupFound: DriftSummary['found'] = [];
+      for (let after: string | undefined, more = Boolean(inspector); more;) {
+        const page = await inventory.catalogedBackupPage({ after, limit: BACKUP_PAGE });
+        if (page.paths.length) {
+          const files = await ask(inspector!).inspectFiles({ paths: page.paths });
+          backupFound.push(...(await inventory.checkBackupFiles({ after, limit: BACKUP_PAGE, files })));
+        }
+        after = page.next;
+        more = after !== undefined;
+      }
+      fleet = await inventory.reconcileFleetRecords({ disks, backupFiles: [], backupFound });
+    } else {
+      const paths = inspector ? await inventory.catalogedBackupFiles() : [];
+      const backupFiles = inspector && paths.length ? await ask(inspector).inspectFiles({ paths }) : [];
+      fleet = await inventory.reconcileFleetRecords({ disks, backupFiles });
+    }
   } catch (err) {
     fleet = { error: reasonOf(err) };
   }

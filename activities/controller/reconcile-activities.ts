@@ -7,7 +7,7 @@ import type { Inventory } from '../../inventory/db';
 import { recordDrift, resolveUnseen, type DriftFinding } from '../../inventory/drift';
 import { releaseReservation } from '../../inventory/reservations';
 import { recordEvent } from '../../inventory/events';
-import type { DriftDoc, DriftKind, MigrationIntent, VmDoc } from '../../inventory/schemas';
+import type { BackupDoc, DriftDoc, DriftKind, MigrationIntent, VmDoc } from '../../inventory/schemas';
 import { updateVm } from '../../inventory/vms';
 import { currentRun } from './run-context';
 import type { HostReport } from '../host/contract';
@@ -57,14 +57,57 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
     }
   }
 
-  async function record(findings: DriftFinding[], scope: { hostId: string | null; kinds: DriftKind[] }) {
+  /** Good backups by id, `limit` after `after`: one page of a pass's walk through the catalogue. */
+  function backupPage(req: { after?: string; limit: number }): Promise<BackupDoc[]> {
+    return inv.backups
+      .find({ state: 'good', ...(req.after ? { _id: { $gt: req.after } } : {}) })
+      .sort({ _id: 1 })
+      .limit(req.limit)
+      .toArray();
+  }
+
+  /** Backups whose files are gone or changed, as a host found them; each one is marked missing. */
+  async function backupFindings(
+    checked: { path: string; exists: boolean; sizeBytes: number }[],
+    catalogued: BackupDoc[],
+  ): Promise<DriftFinding[]> {
+    const files = new Map(checked.map((f) => [f.path, f]));
+    const findings: DriftFinding[] = [];
+    for (const b of catalogued) {
+      // The root file, then each data disk's: the first one gone or changed is reported.
+      const wanted = [{ path: b.path, sizeBytes: b.sizeBytes }, ...(b.dataDisks ?? [])];
+      const problem = wanted.flatMap((want) => {
+        const f = files.get(want.path);
+        if (!f) return [];
+        if (!f.exists) return [`file ${want.path} is gone`];
+        if (want.sizeBytes !== undefined && f.sizeBytes !== want.sizeBytes)
+          return [`file ${want.path} is ${f.sizeBytes} bytes, catalogued ${want.sizeBytes}`];
+        return [];
+      })[0];
+      if (!problem) continue;
+      await inv.backups.updateOne({ _id: b._id }, { $set: { state: 'missing', updatedAt: new Date() } });
+      findings.push({
+        kind: 'backup-missing',
+        hostId: null,
+        subject: `backup/${b._id}`,
+        message: `backup ${b._id} of vm ${b.vmId}: ${problem}`,
+        fixed: 'no longer offered for restore',
+      });
+    }
+    return findings;
+  }
+
+  async function record(
+    findings: DriftFinding[],
+    scope: { hostId: string | null; kinds: DriftKind[] },
+    alsoSeen: { id: string }[] = [],
+  ) {
     const docs: DriftDoc[] = [];
     for (const f of findings) docs.push(await recordDrift(inv, f));
-    const resolved = await resolveUnseen(
-      inv,
-      scope,
-      docs.map((d) => d._id),
-    );
+    const resolved = await resolveUnseen(inv, scope, [
+      ...docs.map((d) => d._id),
+      ...alsoSeen.map((d) => d.id),
+    ]);
     return {
       found: docs.map((d) => ({ id: d._id, kind: d.kind, subject: d.subject, state: d.state })),
       resolved,
@@ -147,6 +190,33 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
       return { ...(await record(findings, { hostId, kinds: HOST_KINDS })), haRestart };
     },
 
+    /**
+     * One page of the catalogue's good backups (by id, after `after`), with the paths a host
+     * checks: a pass walks the catalogue in pages, so no payload grows with the fleet's backups.
+     */
+    async catalogedBackupPage(req: {
+      after?: string;
+      limit: number;
+    }): Promise<{ paths: string[]; next?: string }> {
+      const page = await backupPage(req);
+      return {
+        paths: page.flatMap((b) => [b.path, ...(b.dataDisks ?? []).map((d) => d.path)]),
+        next: page.length === req.limit ? page[page.length - 1]._id : undefined,
+      };
+    },
+
+    /** Checks one page of backup files as a host found them; gone or changed ones are findings. */
+    async checkBackupFiles(req: {
+      after?: string;
+      limit: number;
+      files: { path: string; exists: boolean; sizeBytes: number }[];
+    }): Promise<DriftSummary['found']> {
+      const findings = await backupFindings(req.files, await backupPage(req));
+      const docs: DriftDoc[] = [];
+      for (const f of findings) docs.push(await recordDrift(inv, f));
+      return docs.map((d) => ({ id: d._id, kind: d.kind, subject: d.subject, state: d.state }));
+    },
+
     /** Paths of the backups the catalogue offers, for a host to check they are still there. */
     async catalogedBackupFiles(): Promise<string[]> {
       return (await inv.backups.find({ state: 'good' }).toArray()).flatMap((b) => [
@@ -159,6 +229,8 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
     async reconcileFleetRecords(req: {
       disks: string[];
       backupFiles: { path: string; exists: boolean; sizeBytes: number }[];
+      /** Backup findings of this pass already recorded page by page (checkBackupFiles). */
+      backupFound?: DriftSummary['found'];
     }): Promise<DriftSummary> {
       const findings: DriftFinding[] = [];
       const vms = await inv.vms.find({}).toArray();
@@ -188,29 +260,11 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
           fixed: 'released',
         });
       }
-      const files = new Map(req.backupFiles.map((f) => [f.path, f]));
-      for (const b of await inv.backups.find({ state: 'good' }).toArray()) {
-        // The root file, then each data disk's: the first one gone or changed is reported.
-        const wanted = [{ path: b.path, sizeBytes: b.sizeBytes }, ...(b.dataDisks ?? [])];
-        const problem = wanted.flatMap((want) => {
-          const f = files.get(want.path);
-          if (!f) return [];
-          if (!f.exists) return [`file ${want.path} is gone`];
-          if (want.sizeBytes !== undefined && f.sizeBytes !== want.sizeBytes)
-            return [`file ${want.path} is ${f.sizeBytes} bytes, catalogued ${want.sizeBytes}`];
-          return [];
-        })[0];
-        if (!problem) continue;
-        await inv.backups.updateOne({ _id: b._id }, { $set: { state: 'missing', updatedAt: new Date() } });
-        findings.push({
-          kind: 'backup-missing',
-          hostId: null,
-          subject: `backup/${b._id}`,
-          message: `backup ${b._id} of vm ${b.vmId}: ${problem}`,
-          fixed: 'no longer offered for restore',
-        });
-      }
-      return record(findings, { hostId: null, kinds: FLEET_KINDS });
+      const catalogued = req.backupFiles.length ? await inv.backups.find({ state: 'good' }).toArray() : [];
+      findings.push(...(await backupFindings(req.backupFiles, catalogued)));
+      const paged = req.backupFound ?? [];
+      const summary = await record(findings, { hostId: null, kinds: FLEET_KINDS }, paged);
+      return { ...summary, found: [...summary.found, ...paged] };
     },
 
     /** Hosts whose agents answer: the ones a pass asks what they run. */

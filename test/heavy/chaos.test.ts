@@ -25,5 +25,10 @@ describe('chaos: processes killed at random moments lose nothing', () => {
     expect(report.ops.filter((o) => o.kind === 'rollout').map((o) => o.outcome)).toEqual(['completed']);
     // Kills come in rounds over every target; a run of this length sees at least one full round.
     expect(new Set(report.kills.map((k) => k.target))).toEqual(new Set(killTargets));
+    // The aimed faults that need no particular moment hit in every run: a database outage
+    // longer than the loss interval and an agent restart outside maintenance, and nothing was
+    // fenced (a violation otherwise).
+    expect(report.faults['db-outage'].injected).toBeGreaterThanOrEqual(1);
+    expect(report.faults['agent-restart'].injected).toBeGreaterThanOrEqual(1);
   }, 1_800_000);
 });
