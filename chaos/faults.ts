@@ -56,10 +56,16 @@ async function inPhase(client: Client, operation: string, phases: string[]) {
   return found;
 }
 
-/** Polls until an operation reaches one of the phases, for at most `withinMs`. */
-async function catchInPhase(client: Client, operation: string, phases: string[], withinMs: number) {
+/** Polls until an operation reaches one of the phases, for at most `withinMs` or until the run ends. */
+async function catchInPhase(
+  client: Client,
+  operation: string,
+  phases: string[],
+  withinMs: number,
+  running: () => boolean,
+) {
   const deadline = Date.now() + withinMs;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && running()) {
     const found = await inPhase(client, operation, phases);
     if (found.length > 0) return found[0];
     await sleep(100);
@@ -75,6 +81,8 @@ export function faultInjector(deps: {
   /** The loss interval of the run's agents (facts interval × 3). */
   lossIntervalMs: number;
   rng: () => number;
+  /** False once the operations are done: a fault still waiting for its moment gives up. */
+  running: () => boolean;
   log: (line: string) => void;
 }) {
   const { stack, log } = deps;
@@ -99,13 +107,19 @@ export function faultInjector(deps: {
       hit('agent-restart', `${host}'s agent stopped cleanly, restarted by its supervisor`);
     },
     async 'kill-at-commit'() {
-      const w = await catchInPhase(deps.client(), 'live-migration', ['verifying', 'committing'], 60_000);
+      const w = await catchInPhase(
+        deps.client(),
+        'live-migration',
+        ['verifying', 'committing'],
+        60_000,
+        deps.running,
+      );
       if (!w) return;
       await stack.kill('controller');
       hit('kill-at-commit', `controller killed while ${w.workflowId} verified or committed`);
     },
     async 'kill-during-backup'() {
-      const w = await catchInPhase(deps.client(), 'backup-vm', ['copying'], 60_000);
+      const w = await catchInPhase(deps.client(), 'backup-vm', ['copying'], 60_000, deps.running);
       const host = w?.hosts[0];
       if (!host) return;
       await stack.kill(`agent:${host}` as KillTarget);
@@ -117,6 +131,7 @@ export function faultInjector(deps: {
         'create-vm',
         ['preparing-disk', 'starting', 'booting'],
         60_000,
+        deps.running,
       );
       if (!w) return;
       const audit = auditOperations(deps.client(), deps.config);

@@ -134,6 +134,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       inv,
       lossIntervalMs: 3 * FACTS_INTERVAL_SEC * 1000,
       rng,
+      running: () => running,
       log,
     });
     report.faults = faults.records;
