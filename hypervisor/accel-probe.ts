@@ -99,6 +99,9 @@ function runWithInput(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'ignore'] });
     const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    // A QEMU that refuses the model exits before reading its input: the write then fails with
+    // EPIPE, which unhandled would take the whole agent down (a fresh machine's first start).
+    p.stdin.on('error', () => undefined);
     p.stdin.end('quit\n');
     p.on('error', reject);
     p.on('exit', (code) => {

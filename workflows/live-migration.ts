@@ -12,6 +12,7 @@ import type { DriveResult, IncomingEndpoint } from '../activities/host/contract'
 import type { MigrationPlan } from '../activities/controller/migration-inventory-activities';
 import {
   forceCompleteSchema,
+  migrationSliceMs,
   setBandwidthSchema,
   type MigrationPhase,
   type MigrationRequest,
@@ -190,7 +191,7 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
           policy: { ...p.policy, maxBandwidthMiBps: bandwidth ?? p.policy.maxBandwidthMiBps },
           memoryMiB: p.memoryMiB,
           tracker,
-          sliceMs: 2000,
+          sliceMs: migrationSliceMs(Date.now() - startedAt),
         });
         tracker = drive.tracker;
         lastDrive = drive;

@@ -110,7 +110,8 @@ export function createMigrationActivities({
       }
       const sourceSeq = () =>
         readGuestLog(qemu.files(req.vmId).serialLog, req.vmId).lastHeartbeat?.seq ?? null;
-      const sliceEnd = Date.now() + req.sliceMs;
+      // Bounded here too: a slice must end well within the call's one-minute limit.
+      const sliceEnd = Date.now() + Math.min(Math.max(req.sliceMs, 100), 45_000);
       for (;;) {
         stats = await readMigration(qmp);
         ctx.heartbeat(stats);

@@ -1,5 +1,5 @@
 import { decideConvergence, newTracker } from '../../domain/convergence';
-import { migrationPolicySchema } from '../../domain/migration';
+import { migrationPolicySchema, migrationSliceMs } from '../../domain/migration';
 
 const GiB = 1024 ** 3;
 const policy = (over: Record<string, unknown> = {}) => migrationPolicySchema.parse(over);
@@ -80,5 +80,30 @@ describe('live-migration convergence policy', () => {
     // 1/8 GiB is the floor: a 64 MiB guest gets 10 s, not 5.
     expect(at(64, 9)).toBe('none');
     expect(at(64, 11)).toBe('give-up');
+  });
+});
+
+describe('live migration slices: a long transfer stays within the history limit', () => {
+  const slicesFor = (hours: number) => {
+    let elapsed = 0;
+    let n = 0;
+    while (elapsed < hours * 3_600_000) {
+      elapsed += migrationSliceMs(elapsed);
+      n++;
+    }
+    return n;
+  };
+
+  test('2 s slices while an operator watches it start, then longer, never over 30 s', () => {
+    expect(migrationSliceMs(0)).toBe(2_000);
+    expect(migrationSliceMs(60_000)).toBe(2_000);
+    expect(migrationSliceMs(300_000)).toBe(10_000);
+    expect(migrationSliceMs(10 * 3_600_000)).toBe(30_000);
+  });
+
+  test("a day's transfer takes under 20,000 history events (some six per slice) of Temporal's 51,200", () => {
+    // Fixed 2 s slices: 43,200 slices a day, past the limit after about 4.7 hours.
+    expect(slicesFor(24) * 6).toBeLessThan(20_000);
+    expect(slicesFor(4.7) * 6).toBeLessThan(5_000);
   });
 });

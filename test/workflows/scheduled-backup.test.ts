@@ -88,4 +88,66 @@ describe('scheduledBackup workflow branches (mocked activities)', () => {
     });
     expect(recorded.map((r) => r.vmId).sort()).toEqual(['broken', 'busy', 'good']);
   });
+
+  test('a policy over many VMs backs them up a chunk per run, continuing as new, each VM once, recorded once', async () => {
+    const vmIds = ['v1', 'v2', 'v3', 'v4', 'v5'];
+    const backedUp: string[] = [];
+    let recorded: { vmId: string; outcome: string }[] = [];
+    const activities = {
+      controller: {
+        loadBackupPolicy: async () => ({
+          spec: { maxParallel: 2, fullEvery: 7, reverifyAfterHours: 24 },
+          vmIds,
+        }),
+        planBackup: async (req: { vmId: string }) => ({
+          vmId: req.vmId,
+          host: 'host-a',
+          running: true,
+          diskPath: `/datastore/${req.vmId}.qcow2`,
+          previous: null,
+          fullReason: 'the first backup of a chain',
+        }),
+        catalogBackupStarted: async (req: { plan: { vmId: string } }) => ({
+          backupId: `${req.plan.vmId}-1`,
+          kind: 'full',
+          bitmap: 'vf-chain-1',
+          chainId: 'chain-1',
+          targetPath: `/backups/${req.plan.vmId}-1.qcow2`,
+          virtualSizeBytes: 1 << 30,
+        }),
+        catalogBackupFinished: async () => undefined,
+        backupsDueForVerification: async () => [],
+        recordPolicyRun: async (req: { results: typeof recorded }) => {
+          recorded = req.results;
+          return { paused: false };
+        },
+      },
+      hosts: {
+        'host-a': {
+          runBackup: async (req: { vmId: string }) => {
+            backedUp.push(req.vmId);
+            return { sizeBytes: 1 << 20, sha256: 'cd'.repeat(32), durationMs: 10, copyMs: 5 };
+          },
+        },
+      },
+    };
+    const run = await env.run(activities, async () => {
+      const handle = await env.client.workflow.start<typeof scheduledBackup>('scheduledBackup', {
+        taskQueue: CONTROLLER_TASK_QUEUE,
+        workflowId: 'backup-policy/many/run-1',
+        args: [{ policy: 'many', chunk: 2 }],
+      });
+      const result = await handle.result();
+      const first = await env.client.workflow
+        .getHandle(handle.workflowId, handle.firstExecutionRunId)
+        .describe();
+      expect(first.status.name).toBe('CONTINUED_AS_NEW');
+      return result;
+    });
+    expect(run.results.map((r) => r.outcome)).toEqual(Array(5).fill('completed'));
+    expect(backedUp.sort()).toEqual(vmIds);
+    expect(recorded.map((r) => r.vmId).sort()).toEqual(vmIds);
+    expect(env.calls.filter((c) => c === 'controller:loadBackupPolicy')).toHaveLength(1);
+    expect(env.calls.filter((c) => c === 'controller:recordPolicyRun')).toHaveLength(1);
+  });
 });
