@@ -5,6 +5,27 @@ import type { stopVm } from '../../workflows/stop-vm';
 import { deferred } from '../helpers/deferred';
 import { MockedActivities } from '../helpers/mocked-activities';
 
+/** The controller's steps of a first (full) backup of any VM on host-a. */
+const firstBackupSteps = {
+  planBackup: async (req: { vmId: string }) => ({
+    vmId: req.vmId,
+    host: 'host-a',
+    running: true,
+    diskPath: `/datastore/${req.vmId}.qcow2`,
+    previous: null,
+    fullReason: 'the first backup of a chain',
+  }),
+  catalogBackupStarted: async (req: { plan: { vmId: string } }) => ({
+    backupId: `${req.plan.vmId}-1`,
+    kind: 'full',
+    bitmap: 'vf-chain-1',
+    chainId: 'chain-1',
+    targetPath: `/backups/${req.plan.vmId}-1.qcow2`,
+    virtualSizeBytes: 1 << 30,
+  }),
+  catalogBackupFinished: async () => undefined,
+};
+
 describe('scheduledBackup workflow branches (mocked activities)', () => {
   const env = MockedActivities.forFile('wf-scheduled-backup');
 
@@ -29,23 +50,7 @@ describe('scheduledBackup workflow branches (mocked activities)', () => {
           return { _id: 'busy', host: 'host-a' };
         },
         recordVmOutcome: async () => undefined,
-        planBackup: async (req: { vmId: string }) => ({
-          vmId: req.vmId,
-          host: 'host-a',
-          running: true,
-          diskPath: `/datastore/${req.vmId}.qcow2`,
-          previous: null,
-          fullReason: 'the first backup of a chain',
-        }),
-        catalogBackupStarted: async (req: { plan: { vmId: string } }) => ({
-          backupId: `${req.plan.vmId}-1`,
-          kind: 'full',
-          bitmap: 'vf-chain-1',
-          chainId: 'chain-1',
-          targetPath: `/backups/${req.plan.vmId}-1.qcow2`,
-          virtualSizeBytes: 1 << 30,
-        }),
-        catalogBackupFinished: async () => undefined,
+        ...firstBackupSteps,
         catalogBackupFailed: async () => undefined,
         backupsDueForVerification: async () => [],
         recordPolicyRun: async (req: { results: typeof recorded }) => {
@@ -99,23 +104,7 @@ describe('scheduledBackup workflow branches (mocked activities)', () => {
           spec: { maxParallel: 2, fullEvery: 7, reverifyAfterHours: 24 },
           vmIds,
         }),
-        planBackup: async (req: { vmId: string }) => ({
-          vmId: req.vmId,
-          host: 'host-a',
-          running: true,
-          diskPath: `/datastore/${req.vmId}.qcow2`,
-          previous: null,
-          fullReason: 'the first backup of a chain',
-        }),
-        catalogBackupStarted: async (req: { plan: { vmId: string } }) => ({
-          backupId: `${req.plan.vmId}-1`,
-          kind: 'full',
-          bitmap: 'vf-chain-1',
-          chainId: 'chain-1',
-          targetPath: `/backups/${req.plan.vmId}-1.qcow2`,
-          virtualSizeBytes: 1 << 30,
-        }),
-        catalogBackupFinished: async () => undefined,
+        ...firstBackupSteps,
         backupsDueForVerification: async () => [],
         recordPolicyRun: async (req: { results: typeof recorded }) => {
           recorded = req.results;
