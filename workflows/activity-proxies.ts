@@ -5,6 +5,12 @@ import type { HostContract } from '../activities/host/contract';
 import { nonRetryableErrorTypes } from '../domain/errors';
 import { hostTaskQueue, isSimHost } from '../domain/names';
 
+/**
+ * The retry of a step that must not give up (a verified migration's commit): unlimited attempts
+ * (no maximumAttempts), one every 30 s at most.
+ */
+export const UNTIL_DONE_RETRY = { maximumInterval: '30 seconds', nonRetryableErrorTypes } as const;
+
 /** Inventory and pure-logic activities run on the controller's own task queue. */
 export const inventory = proxyActivities<ControllerActivities>({
   startToCloseTimeout: '30 seconds',
@@ -41,7 +47,7 @@ export function onHost(hostId: string, opts: HostCallOptions = {}): HostContract
           heartbeatTimeout: opts.heartbeatTimeout,
         }),
     ...(opts.untilDone
-      ? { retry: { maximumInterval: '30 seconds', nonRetryableErrorTypes } }
+      ? { retry: UNTIL_DONE_RETRY }
       : {
           scheduleToStartTimeout: opts.scheduleToStartTimeout ?? '1 minute',
           retry: { maximumAttempts: opts.attempts ?? 3, nonRetryableErrorTypes },

@@ -7,7 +7,6 @@ import {
   setHandler,
 } from '@temporalio/workflow';
 import type { ControllerActivities } from '../activities/controller/controller-activities';
-import { nonRetryableErrorTypes } from '../domain/errors';
 import type { DriveResult, IncomingEndpoint } from '../activities/host/contract';
 import type { MigrationPlan } from '../activities/controller/migration-inventory-activities';
 import {
@@ -18,7 +17,7 @@ import {
   type MigrationRequest,
 } from '../domain/migration';
 import type { ConvergenceTracker } from '../domain/convergence';
-import { inventory, onHost } from './activity-proxies';
+import { inventory, onHost, UNTIL_DONE_RETRY } from './activity-proxies';
 import { operatorFailure, reasonOf } from './failures';
 import {
   abortMigration,
@@ -39,8 +38,7 @@ const MARK_VERIFIED = 'migration-intent-verified';
 /** The inventory steps after verification: unlimited attempts, so a database outage only delays them. */
 const forward = proxyActivities<Pick<ControllerActivities, 'recordMigrationVerified' | 'commitMigration'>>({
   startToCloseTimeout: '30 seconds',
-  // No maximumAttempts: unlimited.
-  retry: { maximumInterval: '30 seconds', nonRetryableErrorTypes },
+  retry: UNTIL_DONE_RETRY,
 });
 
 function describeStats(d: DriveResult): string {

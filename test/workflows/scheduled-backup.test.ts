@@ -26,12 +26,32 @@ const firstBackupSteps = {
   catalogBackupFinished: async () => undefined,
 };
 
+/** The end of a policy run, with what it recorded (no backup due for re-verification). */
+type RecordedResult = { vmId: string; outcome: string; reason?: string };
+
+function recordedRun() {
+  const run: {
+    recorded: RecordedResult[];
+    steps: Record<string, (...args: never[]) => Promise<unknown>>;
+  } = {
+    recorded: [],
+    steps: {
+      backupsDueForVerification: async () => [],
+      recordPolicyRun: async (req: { results: RecordedResult[] }) => {
+        run.recorded = req.results;
+        return { paused: false };
+      },
+    },
+  };
+  return run;
+}
+
 describe('scheduledBackup workflow branches (mocked activities)', () => {
   const env = MockedActivities.forFile('wf-scheduled-backup');
 
   test('backs each VM up as its own vm/<id> run: a busy VM is reported skipped, a failure reported, never missed', async () => {
     const releaseBusy = deferred();
-    let recorded: { vmId: string; outcome: string; reason?: string }[] = [];
+    const policyRun = recordedRun();
     const activities = {
       controller: {
         loadBackupPolicy: async () => ({
@@ -52,11 +72,7 @@ describe('scheduledBackup workflow branches (mocked activities)', () => {
         recordVmOutcome: async () => undefined,
         ...firstBackupSteps,
         catalogBackupFailed: async () => undefined,
-        backupsDueForVerification: async () => [],
-        recordPolicyRun: async (req: { results: typeof recorded }) => {
-          recorded = req.results;
-          return { paused: false };
-        },
+        ...policyRun.steps,
       },
       hosts: {
         'host-a': {
@@ -91,13 +107,13 @@ describe('scheduledBackup workflow branches (mocked activities)', () => {
         reason: expect.stringMatching(/disk read error/),
       });
     });
-    expect(recorded.map((r) => r.vmId).sort()).toEqual(['broken', 'busy', 'good']);
+    expect(policyRun.recorded.map((r) => r.vmId).sort()).toEqual(['broken', 'busy', 'good']);
   });
 
   test('a policy over many VMs backs them up a chunk per run, continuing as new, each VM once, recorded once', async () => {
     const vmIds = ['v1', 'v2', 'v3', 'v4', 'v5'];
     const backedUp: string[] = [];
-    let recorded: { vmId: string; outcome: string }[] = [];
+    const policyRun = recordedRun();
     const activities = {
       controller: {
         loadBackupPolicy: async () => ({
@@ -105,11 +121,7 @@ describe('scheduledBackup workflow branches (mocked activities)', () => {
           vmIds,
         }),
         ...firstBackupSteps,
-        backupsDueForVerification: async () => [],
-        recordPolicyRun: async (req: { results: typeof recorded }) => {
-          recorded = req.results;
-          return { paused: false };
-        },
+        ...policyRun.steps,
       },
       hosts: {
         'host-a': {
@@ -135,7 +147,7 @@ describe('scheduledBackup workflow branches (mocked activities)', () => {
     });
     expect(run.results.map((r) => r.outcome)).toEqual(Array(5).fill('completed'));
     expect(backedUp.sort()).toEqual(vmIds);
-    expect(recorded.map((r) => r.vmId).sort()).toEqual(vmIds);
+    expect(policyRun.recorded.map((r) => r.vmId).sort()).toEqual(vmIds);
     expect(env.calls.filter((c) => c === 'controller:loadBackupPolicy')).toHaveLength(1);
     expect(env.calls.filter((c) => c === 'controller:recordPolicyRun')).toHaveLength(1);
   });
