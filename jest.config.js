@@ -31,6 +31,7 @@ module.exports = {
       'recovery',
       'fleet',
       'stack',
+      'networks',
     ]),
     tier('heavy', ['heavy']),
   ],

@@ -10,6 +10,7 @@ import {
   spawnEntryPoint,
 } from '../scripts/services/entry-points';
 import { startFerretDb } from '../scripts/services/ferretdb';
+import type { LabNetwork } from '../scripts/services/lab-network';
 import { findFreePort, type ManagedProcess } from '../scripts/services/processes';
 import { startTemporalDevServer } from '../scripts/services/temporal-dev-server';
 
@@ -28,7 +29,8 @@ export interface BenchStack {
 export async function startBenchStack(
   dir: string,
   hostCount: number,
-  opts: { controller?: boolean; agentArgs?: string[] } = {},
+  /** `lab`: the hosts' network namespaces (scripts/services/lab-network.ts), for networked guests. */
+  opts: { controller?: boolean; agentArgs?: string[]; lab?: LabNetwork } = {},
 ): Promise<BenchStack> {
   const children: ManagedProcess[] = [];
   const temporal = await startTemporalDevServer({
@@ -58,7 +60,7 @@ export async function startBenchStack(
     const agent = spawnEntryPoint(
       `bench-${host.hostId}`,
       'worker/host-agent.ts',
-      hostAgentArgs(host, opts.agentArgs ?? []),
+      hostAgentArgs(host, [...(opts.lab?.agentArgs(host.hostId) ?? []), ...(opts.agentArgs ?? [])]),
       { logDir: dir, env },
     );
     agents.set(host.hostId, agent);

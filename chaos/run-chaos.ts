@@ -24,6 +24,11 @@ export interface ChaosOptions {
   keep?: boolean;
   /** Inject the aimed faults of chaos/faults.ts besides the random kills (default on). */
   faults?: boolean;
+  /**
+   * The whole run's bound, in seconds: past it the run stops and reports, as a violation, what
+   * it was doing and which operations were still in flight (a hang then says where it hung).
+   */
+  deadlineSec?: number;
   log?: (line: string) => void;
 }
 
@@ -72,28 +77,31 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     violations: [],
     ok: false,
   };
-  try {
+  const model: ChaosModel = {
+    vms: new Set(),
+    backups: [],
+    busy: new Set(),
+    counter: 0,
+    rolloutDone: false,
+  };
+  let running = true;
+  let phase = 'starting';
+
+  const execute = async () => {
     await importImage(inv, dataPaths(stack.config.dataDir).images, {
       name: 'debian-busybox',
       file: installed.guestDisk,
     });
     await settle(client, inv);
     log(`stack up (Temporal UI ${stack.config.temporal.uiUrl})`);
+    phase = 'running operations';
 
-    const model: ChaosModel = {
-      vms: new Set(),
-      backups: [],
-      busy: new Set(),
-      counter: 0,
-      rolloutDone: false,
-    };
     const ops = chaosOperations(client, stack.config, inv, rng);
     const began = Date.now();
     let next = 0;
-    let running = true;
 
     const lane = async () => {
-      while (next < opts.ops) {
+      while (running && next < opts.ops) {
         const index = next++;
         const { kind, subject } = await ops.choose(model, index, opts.ops);
         log(`op ${index + 1}/${opts.ops}: ${kind} ${subject}`);
@@ -154,13 +162,33 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     running = false;
     await killing;
     await aiming;
+    phase = 'restarting FerretDB';
     await stack.restart('ferretdb');
     log('operations done; waiting for the stack to settle');
+    phase = 'settling';
     await settle(client, inv);
+    phase = 'checking the invariants';
     const verdict = await checkInvariants(client, stack.config, inv, model);
     Object.assign(report, verdict);
     const stuck = report.ops.filter((o) => o.outcome === 'stuck');
     for (const o of stuck) report.violations.push(`${o.kind} ${o.subject} did not end: ${o.reason}`);
+  };
+
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<true>((r) => {
+      if (opts.deadlineSec !== undefined) timer = setTimeout(() => r(true), opts.deadlineSec * 1000);
+    });
+    const overran = await Promise.race([execute().then(() => false), deadline]).finally(() =>
+      clearTimeout(timer),
+    );
+    if (overran) {
+      running = false;
+      report.violations.push(
+        `the run did not end within ${opts.deadlineSec} s: it was ${phase}; ` +
+          `operations in flight: ${[...model.busy].join(', ') || 'none'}`,
+      );
+    }
     report.ok = report.violations.length === 0;
     return report;
   } catch (err) {
@@ -170,15 +198,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await client.connection.close().catch(() => undefined);
     await inv.close().catch(() => undefined);
     await stack.stop();
-    powerOffLeftovers(stack);
+    powerOffLeftovers(stack.config.dataDir);
     if (!opts.keep && report.ok) fs.rmSync(runDir, { recursive: true, force: true });
   }
 }
 
-/** No guest outlives its run, whatever happened to it. */
-function powerOffLeftovers(stack: ChaosStack): void {
+/** No guest of the local hosts under `dataDir` outlives a run, whatever happened to it. */
+export function powerOffLeftovers(dataDir: string): void {
   for (const { hostId } of localHosts) {
-    const q = localQemuHost(stack.config.dataDir, hostId);
+    const q = localQemuHost(dataDir, hostId);
     for (const g of q.list()) q.kill(g.vmId);
   }
 }

@@ -6,6 +6,7 @@ import { registerRolloutCommands } from './commands/rollout';
 import { registerSimCommands } from './commands/sim';
 import { registerAuditCommands } from './commands/audit';
 import { registerImageCommands } from './commands/image';
+import { registerNetworkCommands } from './commands/network';
 import { registerVmCommands } from './commands/vm';
 import { CliContext } from './context';
 
@@ -20,6 +21,7 @@ export function buildCli(ctx: CliContext): Command {
   registerHostCommands(program, ctx);
   registerImageCommands(program, ctx);
   registerVmCommands(program, ctx);
+  registerNetworkCommands(program, ctx);
   registerBackupCommands(program, ctx);
   registerRolloutCommands(program, ctx);
   registerSimCommands(program, ctx);

@@ -9,18 +9,32 @@ import type { Config } from '../domain/config';
 import { parseInput, ResourceBusyError } from '../domain/errors';
 import { CONTROLLER_TASK_QUEUE, workflowIds } from '../domain/names';
 import {
+  addNicRequestSchema,
   createVmRequestSchema,
   deleteVmRequestSchema,
+  removeNicRequestSchema,
   resizeDiskRequestSchema,
   stopVmRequestSchema,
   vmRefSchema,
+  type AddNicRequest,
   type CreateVmRequest,
   type DeleteVmRequest,
+  type RemoveNicRequest,
   type ResizeDiskRequest,
   type StopVmRequest,
   type VmRef,
 } from '../domain/requests';
-import type { createVm, deleteVm, liveMigration, resizeDisk, setVmHa, startVm, stopVm } from '../workflows';
+import type {
+  addNic,
+  createVm,
+  deleteVm,
+  liveMigration,
+  removeNic,
+  resizeDisk,
+  setVmHa,
+  startVm,
+  stopVm,
+} from '../workflows';
 import { formatBytes } from '../domain/bytes';
 import { inspectGuest, screenshotGuest } from '../workflows/inspect-guest';
 import type { GuestInfo } from '../domain/guest';
@@ -169,6 +183,28 @@ export function vmOperations(client: Client, config: Config) {
         spec.vmId,
         [spec],
         `Grow the disk of VM ${spec.vmId} to ${formatBytes(spec.sizeBytes)}`,
+      );
+    },
+    async addNic(req: AddNicRequest) {
+      const spec = parseInput(addNicRequestSchema, req, '');
+      return startVmWorkflow<typeof addNic>(
+        client,
+        config,
+        'addNic',
+        spec.vmId,
+        [spec],
+        `Add a NIC on network ${spec.network} to VM ${spec.vmId}${spec.ip ? ` (${spec.ip})` : ''}`,
+      );
+    },
+    async removeNic(req: RemoveNicRequest) {
+      const spec = parseInput(removeNicRequestSchema, req, '');
+      return startVmWorkflow<typeof removeNic>(
+        client,
+        config,
+        'removeNic',
+        spec.vmId,
+        [spec],
+        `Remove the NIC on network ${spec.network} from VM ${spec.vmId}`,
       );
     },
     async delete(req: DeleteVmRequest) {

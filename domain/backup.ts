@@ -55,6 +55,14 @@ export const restoreRequestSchema = z.object({
   /** First-boot configuration of the new VM; by default what the VM had when it was backed up. */
   sshKeys: sshKeysSchema.optional(),
   userData: userDataSchema.optional(),
+  /**
+   * The new VM's NICs, on the networks the backed-up VM was on: `fresh` MACs and addresses (the
+   * default: the original may still run), `same-addresses` (its addresses again, refused while
+   * taken; fresh MACs), or `none`.
+   */
+  nics: z
+    .enum(['fresh', 'same-addresses', 'none'], { error: 'must be fresh, same-addresses or none' })
+    .default('fresh'),
 });
 export type RestoreRequest = z.input<typeof restoreRequestSchema>;
 

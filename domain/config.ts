@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { configFileEnv } from './config-file';
 import { cpuModelSchema, DEFAULT_CPU_BASELINE, type Accel, type CpuModel } from './cpu';
 
 /** The repository root: install outputs (.virtflow/bin, .virtflow/guest) live under it. */
@@ -62,6 +63,23 @@ const configSchema = z.object({
    * beyond it the controller is more likely the one cut off, and an operator decides.
    */
   VIRTFLOW_HA_MAX_LOST_FRACTION: z.coerce.number().min(0).max(1).default(0.5),
+  /**
+   * A worker process (controller, host agent) serves Prometheus metrics here (`host:port`): the
+   * Temporal SDK's and virtflow's (docs/metrics.md). Unset: no endpoint.
+   */
+  VIRTFLOW_METRICS_ADDRESS: z
+    .string()
+    .regex(/^[\w.-]+:\d{1,5}$/, 'must be host:port')
+    .optional(),
+  /** How often a controller recomputes the fleet gauges (hosts, capacity, drift, backup age). */
+  VIRTFLOW_FLEET_METRICS_SEC: z.coerce.number().int().min(1).max(3600).default(15),
+  /** Host facts samples (the `metrics` collection) older than this are pruned by a schedule. */
+  VIRTFLOW_METRICS_RETENTION_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365)
+    .default(72),
   VIRTFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -90,17 +108,22 @@ export interface Config {
   /** VIRTFLOW_FENCE_CONFIG: read by the controller at every fence. */
   fenceConfigPath?: string;
   logLevel: z.infer<typeof configSchema>['VIRTFLOW_LOG_LEVEL'];
+  metrics: { address?: string; fleetIntervalMs: number; retentionMs: number };
 }
 
 /**
- * Reads virtflow's configuration from the environment. The only place that does: every
+ * Reads virtflow's configuration from the environment, and from the file VIRTFLOW_CONFIG names
+ * (domain/config-file.ts). The only place that does: every
  * process (CLI, controller, host agent, local stack, tests) goes through here.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = configSchema.safeParse(env);
+  // A config file (VIRTFLOW_CONFIG) gives defaults; the environment overrides it key by key.
+  const merged = env.VIRTFLOW_CONFIG ? { ...configFileEnv(env.VIRTFLOW_CONFIG, env), ...env } : env;
+  const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new Error(`invalid configuration: ${issue.path.join('.')}: ${issue.message}`);
+    const from = env.VIRTFLOW_CONFIG ? ` (environment and ${env.VIRTFLOW_CONFIG})` : '';
+    throw new Error(`invalid configuration${from}: ${issue.path.join('.')}: ${issue.message}`);
   }
   const e = parsed.data;
   const tlsGiven = e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_KEY || e.TEMPORAL_TLS_CA;
@@ -131,6 +154,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxLostFraction: e.VIRTFLOW_HA_MAX_LOST_FRACTION,
     },
     logLevel: e.VIRTFLOW_LOG_LEVEL,
+    metrics: {
+      address: e.VIRTFLOW_METRICS_ADDRESS,
+      fleetIntervalMs: e.VIRTFLOW_FLEET_METRICS_SEC * 1000,
+      retentionMs: e.VIRTFLOW_METRICS_RETENTION_HOURS * 3600 * 1000,
+    },
   };
 }
 
@@ -138,11 +166,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export const installed = {
   temporal: path.join(installDir, 'bin', 'temporal'),
   ferretdb: path.join(installDir, 'bin', 'ferretdb'),
+  /** Opens a NIC's tap inside a host's network namespace for QEMU (tools/tap-helper). */
+  tapHelper: path.join(installDir, 'bin', 'tap-helper'),
+  /** Carries one VLAN between an uplink and a network's bridge in user space (tools/vlan-port). */
+  vlanPort: path.join(installDir, 'bin', 'vlan-port'),
   guestDisk: path.join(installDir, 'guest', 'disk.qcow2'),
+  /** The test guest's busybox, for tools the local lab runs in its namespaces (ping). */
+  busybox: path.join(installDir, 'guest', 'busybox'),
   /** The Debian 12 cloud image `npm run build:debian-image` builds (on request; test:all does). */
   debianImage: path.join(installDir, 'debian-12', 'debian-12.qcow2'),
   /** Whether KVM really runs guests on this machine, probed once (hypervisor/accel-probe.ts). */
   accelProbe: path.join(installDir, 'accel.json'),
+  /** The cluster stack's Temporal server and its SQL schema tool (`scripts/bootstrap --cluster`). */
+  temporalServer: path.join(installDir, 'bin', 'temporal-server'),
+  temporalSqlTool: path.join(installDir, 'bin', 'temporal-sql-tool'),
+  /** The Web UI server for a Temporal server other than the dev server. */
+  temporalUi: path.join(installDir, 'bin', 'temporal-ui-server'),
+  /** Its schema files, copied from the server's module (schema/postgresql/v12). */
+  temporalSchema: path.join(installDir, 'temporal-schema', 'postgresql', 'v12'),
+  /** Debian's PostgreSQL 15 server binaries. */
+  postgres: {
+    server: '/usr/lib/postgresql/15/bin/postgres',
+    initdb: '/usr/lib/postgresql/15/bin/initdb',
+    psql: '/usr/bin/psql',
+  },
+  /** Debian's Prometheus, for the metrics test and the cluster stack. */
+  prometheus: '/usr/bin/prometheus',
 };
 
 /** The layout of the data directory (DESIGN.md §4). */

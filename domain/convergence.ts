@@ -27,6 +27,13 @@ export function downtimeLimits(policy: MigrationPolicy): number[] {
   return [policy.maxDowntimeMs, ...policy.downtimeStepsMs];
 }
 
+/**
+ * The longest a transfer may run, whatever its policy and size allow (a 1 TiB VM at 600 s/GiB
+ * would be allowed a week): its slices (migrationSliceMs) must fit one workflow history, and two
+ * days of them take some 35,000 of Temporal's 51,200 events. Past it, `onTimeout` applies.
+ */
+export const MAX_TRANSFER_SEC = 48 * 3600;
+
 export function decideConvergence(
   prev: ConvergenceTracker,
   stats: Pick<MigrationStats, 'status' | 'remainingBytes' | 'iteration'>,
@@ -43,7 +50,10 @@ export function decideConvergence(
   if (stats.status !== 'active' || tracker.forced) return { tracker, action: { kind: 'none' } };
 
   const elapsedSec = (now - tracker.startedAt) / 1000;
-  const limitSec = policy.completionTimeoutSecPerGiB * Math.max(memoryMiB / 1024, 1 / 8);
+  const limitSec = Math.min(
+    policy.completionTimeoutSecPerGiB * Math.max(memoryMiB / 1024, 1 / 8),
+    MAX_TRANSFER_SEC,
+  );
   if (elapsedSec > limitSec) {
     const reason = `not complete after ${Math.round(elapsedSec)} s (limit ${Math.round(limitSec)} s for ${memoryMiB} MiB)`;
     if (policy.onTimeout === 'abort') return { tracker, action: { kind: 'give-up', reason } };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { cpuModelSchema, DEFAULT_CPU_BASELINE } from './cpu';
+import { nicConfigSchema } from './network';
 
 /**
  * How a VM's guest boots and is configured on first boot. The firmware and whether the guest
@@ -54,6 +55,8 @@ export const guestConfigSchema = z.object({
   dataDisks: dataDisksSchema.default([]),
   /** The cluster's CPU baseline when the VM was created (older VMs: qemu64). */
   cpuModel: cpuModelSchema.default(DEFAULT_CPU_BASELINE),
+  /** The VM's network cards, in the order the guest sees them (eth0, eth1, …); none before networks. */
+  nics: z.array(nicConfigSchema).max(8, 'at most 8 NICs').optional(),
 });
 export type GuestConfig = z.output<typeof guestConfigSchema>;
 

@@ -44,6 +44,8 @@ export const searchAttributes = {
   operation: defineSearchAttributeKey('VfOperation', SearchAttributeType.KEYWORD),
   cluster: defineSearchAttributeKey('VfCluster', SearchAttributeType.KEYWORD),
   phase: defineSearchAttributeKey('VfPhase', SearchAttributeType.KEYWORD),
+  /** The networks of the VM an operation is about (VMs with NICs only). */
+  networks: defineSearchAttributeKey('VfNetworks', SearchAttributeType.KEYWORD_LIST),
 };
 
 export const allSearchAttributes = Object.values(searchAttributes);

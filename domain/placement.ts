@@ -1,5 +1,6 @@
 import { DEFAULT_CPU_BASELINE, type Accel } from './cpu';
 import { heartbeatFresh } from './liveness';
+import { cannotServe, type HostNetworking } from './network';
 /**
  * Placement: which host is the most expedient for a VM. Named filters reject hosts (each
  * saying why), then weights rank the rest. Pure logic over plain data, so it runs the same in
@@ -22,6 +23,14 @@ export interface PlacementHost {
   /** The host's accelerator and the CPU models it presents (absent before the probe: TCG, qemu64). */
   accel?: Accel;
   cpuModels?: string[];
+  /** The uplinks the host carries networks on; absent when it serves no networks. */
+  network?: HostNetworking;
+}
+
+/** A network a VM has a NIC on, and the uplink that carries it between hosts. */
+export interface NetworkNeed {
+  network: string;
+  uplink?: string;
 }
 
 export interface PlacementRequest {
@@ -41,6 +50,8 @@ export interface PlacementRequest {
   cpuModel?: string;
   /** A live migration's source accelerator: the target must run guests with the same one. */
   accel?: Accel;
+  /** The VM's networks: the host must carry each of them (by name, through its uplink). */
+  networks?: NetworkNeed[];
 }
 
 export interface PlacementDecision {
@@ -94,6 +105,16 @@ export const filters: Record<string, Filter> = {
       return `runs guests with ${accel}, the VM runs with ${r.accel}: a live migration needs the same accelerator`;
     return null;
   },
+  networks: (h, r) => {
+    const needs = r.networks ?? [];
+    // One reason for a host without networking, naming every network the VM needs.
+    const why = h.network
+      ? needs.flatMap((n) => cannotServe(h.network, n) ?? [])
+      : needs.length
+        ? [cannotServe(undefined, { network: needs.map((n) => n.network).join(', ') })!]
+        : [];
+    return why.length === 0 ? null : why.join('; ');
+  },
   labels: (h, r) => {
     const wrong = Object.entries(r.labels ?? {}).filter(([k, v]) => h.labels[k] !== v);
     return wrong.length === 0 ? null : `labels do not match ${wrong.map(([k, v]) => `${k}=${v}`).join(', ')}`;
@@ -115,10 +136,10 @@ const weights: { factor: number; score: (h: PlacementHost, r: PlacementRequest) 
 /**
  * What a live migration's target must be, for a VM on `source`: in its cluster, not the source,
  * able to read the source's migration stream (a QEMU at least as new), presenting the VM's CPU
- * model and running guests with the same accelerator, with room for it.
+ * model and running guests with the same accelerator, carrying its networks, with room for it.
  */
 export function liveMigrationRequest(
-  vm: { memoryMiB: number; vcpus: number; cpuModel: string },
+  vm: { memoryMiB: number; vcpus: number; cpuModel: string; networks?: NetworkNeed[] },
   source: PlacementHost,
 ): PlacementRequest {
   return {
@@ -129,6 +150,7 @@ export function liveMigrationRequest(
     accel: source.accel ?? 'tcg',
     excludeHosts: [source.id],
     cluster: source.cluster,
+    networks: vm.networks,
   };
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nicRequestSchema, nicRequestsSchema } from './network';
 import {
   dataDisksSchema,
   diskBytesSchema,
@@ -44,6 +45,8 @@ export const createVmRequestSchema = z.object({
   diskSizeBytes: diskBytesSchema.optional(),
   /** Empty data disks to add, by size (vdb, vdc, …). */
   dataDisks: dataDisksSchema.default([]),
+  /** Network cards, one per network, with the address each wants (or the pool's next free one). */
+  nics: nicRequestsSchema.optional(),
   /** First-boot configuration: SSH keys for the default user and the operator's user-data. */
   ...guestCustomisationSchema.shape,
 });
@@ -51,6 +54,19 @@ export type CreateVmRequest = z.input<typeof createVmRequestSchema>;
 export type CreateVmSpec = z.output<typeof createVmRequestSchema>;
 /** A create request once its image is known: the guest boots as the image says. */
 export type ProvisionSpec = CreateVmSpec & { guest: GuestConfig };
+
+/** A NIC added to an existing VM (`vm nic add`), live when it runs. */
+export const addNicRequestSchema = z.object({
+  vmId: idSchema,
+  network: idSchema,
+  /** The address it wants; the pool's next free one by default. */
+  ip: nicRequestSchema.shape.ip,
+});
+export type AddNicRequest = z.input<typeof addNicRequestSchema>;
+
+/** A VM's NIC on `network` removed (`vm nic remove`), live when it runs. */
+export const removeNicRequestSchema = z.object({ vmId: idSchema, network: idSchema });
+export type RemoveNicRequest = z.input<typeof removeNicRequestSchema>;
 
 export const vmRefSchema = z.object({
   vmId: idSchema,

@@ -35,6 +35,8 @@ export interface GuestAgentCommands {
   'guest-fsfreeze-freeze': number;
   'guest-fsfreeze-thaw': number;
   'guest-fsfreeze-status': 'thawed' | 'frozen';
+  'guest-exec': { pid: number };
+  'guest-exec-status': { exited: boolean; exitcode?: number; 'out-data'?: string; 'err-data'?: string };
 }
 
 const SYNC_DELIMITER = 0xff;
@@ -194,6 +196,38 @@ export async function withGuestAgent<T>(
   }
 }
 
+/** Every address of every interface, with the interface's name and MAC. */
+function addressesOf(nics: GuestAgentCommands['guest-network-get-interfaces']): GuestInfo['addresses'] {
+  return nics.flatMap((nic) =>
+    (nic['ip-addresses'] ?? []).map((a) => ({
+      interface: nic.name,
+      mac: nic['hardware-address'],
+      address: a['ip-address'],
+      prefix: a.prefix,
+    })),
+  );
+}
+
+/** The guest's addresses alone (the reconciler's question): one command, not `readGuestInfo`'s four. */
+export function readGuestAddresses(socketPath: string, timeoutMs = 5000): Promise<GuestInfo['addresses']> {
+  return withGuestAgent(socketPath, timeoutMs, async (agent) =>
+    addressesOf(await agent.execute('guest-network-get-interfaces', undefined, timeoutMs)),
+  );
+}
+
+/** The guest's network interfaces by name and MAC, with or without addresses. */
+export function guestInterfaces(
+  socketPath: string,
+  timeoutMs = 5000,
+): Promise<{ name: string; mac?: string }[]> {
+  return withGuestAgent(socketPath, timeoutMs, async (agent) =>
+    (await agent.execute('guest-network-get-interfaces', undefined, timeoutMs)).map((nic) => ({
+      name: nic.name,
+      mac: nic['hardware-address'],
+    })),
+  );
+}
+
 /** Hostname, OS and addresses, in one conversation. */
 export function readGuestInfo(socketPath: string, timeoutMs = 5000): Promise<GuestInfo> {
   return withGuestAgent(socketPath, timeoutMs, async (agent) => {
@@ -206,14 +240,7 @@ export function readGuestInfo(socketPath: string, timeoutMs = 5000): Promise<Gue
       os: os['pretty-name'] ?? os.name ?? os.id ?? 'unknown',
       kernel: os['kernel-release'],
       agentVersion: info.version,
-      addresses: nics.flatMap((nic) =>
-        (nic['ip-addresses'] ?? []).map((a) => ({
-          interface: nic.name,
-          mac: nic['hardware-address'],
-          address: a['ip-address'],
-          prefix: a.prefix,
-        })),
-      ),
+      addresses: addressesOf(nics),
     };
   });
 }
@@ -282,6 +309,32 @@ export function readGuestFile(socketPath: string, file: string, maxBytes = 1024 
       return Buffer.concat(chunks).toString('utf8');
     } finally {
       await agent.execute('guest-file-close', { handle });
+    }
+  });
+}
+
+/**
+ * Runs a command inside the guest through its agent (`guest-exec`, then `guest-exec-status`
+ * until it exits) and returns its exit code and output. Fails when the agent does not offer it.
+ */
+export function guestExec(
+  socketPath: string,
+  command: string,
+  args: string[],
+  timeoutMs = 10_000,
+): Promise<{ exitCode: number; output: string }> {
+  return withGuestAgent(socketPath, timeoutMs, async (agent) => {
+    const { pid } = await agent.execute('guest-exec', { path: command, arg: args, 'capture-output': true });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await agent.execute('guest-exec-status', { pid });
+      if (s.exited) {
+        const decode = (b64?: string) => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
+        return { exitCode: s.exitcode ?? -1, output: decode(s['out-data']) + decode(s['err-data']) };
+      }
+      if (Date.now() > deadline)
+        throw new GuestAgentError('guest-exec', `${command} did not exit within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
     }
   });
 }

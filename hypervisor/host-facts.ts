@@ -1,3 +1,4 @@
+import type { HostNetworking } from '../domain/network';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,6 +22,8 @@ export interface HostFacts {
   accelReason: string;
   /** The cluster baseline models QEMU presents to guests here (domain/cpu.ts). */
   cpuModels: CpuModel[];
+  /** The uplinks this host carries networks on; absent when its agent serves no networks. */
+  network?: HostNetworking;
 }
 
 /** The QEMU version, e.g. "7.2.22", as `qemu-system-x86_64 --version` prints it. */

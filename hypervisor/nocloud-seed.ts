@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { networkConfigYaml, type NicConfig } from '../domain/network';
 
 const run = promisify(execFile);
 
@@ -12,6 +13,8 @@ export interface SeedSettings {
   sshKeys: string[];
   /** The operator's user-data, passed through as given (cloud-config, a script, multipart). */
   userData?: string;
+  /** Static addresses of the VM's NICs, as NoCloud's network-config (absent: no NICs). */
+  nics?: NicConfig[];
 }
 
 /** YAML's double-quoted scalar is JSON's string syntax, so JSON.stringify quotes safely. */
@@ -25,8 +28,8 @@ function metaData(s: SeedSettings): string {
 }
 
 /**
- * Writes the NoCloud seed of a VM: an ISO 9660 volume labelled `cidata` holding meta-data and
- * user-data, as cloud-init expects it. Built beside the target and renamed into place, so a
+ * Writes the NoCloud seed of a VM: an ISO 9660 volume labelled `cidata` holding meta-data,
+ * user-data and (with NICs) network-config, as cloud-init expects it. Built beside the target and renamed into place, so a
  * guest never sees half a seed; left alone when its settings have not changed.
  * Returns whether it was (re)written.
  */
@@ -39,6 +42,11 @@ export async function writeSeed(seedPath: string, settings: SeedSettings): Promi
   try {
     fs.writeFileSync(path.join(work, 'meta-data'), metaData(settings));
     fs.writeFileSync(path.join(work, 'user-data'), settings.userData ?? '#cloud-config\n{}\n');
+    const files = ['meta-data', 'user-data'];
+    if (settings.nics?.length) {
+      fs.writeFileSync(path.join(work, 'network-config'), networkConfigYaml(settings.nics));
+      files.push('network-config');
+    }
     const iso = path.join(work, 'seed.iso');
     await run('genisoimage', [
       '-quiet',
@@ -48,8 +56,7 @@ export async function writeSeed(seedPath: string, settings: SeedSettings): Promi
       'cidata',
       '-joliet',
       '-rock',
-      path.join(work, 'meta-data'),
-      path.join(work, 'user-data'),
+      ...files.map((f) => path.join(work, f)),
     ]);
     fs.renameSync(iso, seedPath);
     fs.writeFileSync(stampPath, stamp);

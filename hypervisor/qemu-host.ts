@@ -4,6 +4,7 @@ import path from 'node:path';
 import { DEFAULT_CPU_BASELINE, type Accel, type CpuModel } from '../domain/cpu';
 import type { Firmware } from '../domain/guest';
 import { firmwareArgs } from './firmware';
+import type { GuestNic } from './host-network';
 import { QmpClient } from './qmp';
 
 export interface GuestSpec {
@@ -21,6 +22,8 @@ export interface GuestSpec {
   incoming?: boolean;
   /** The cluster's baseline CPU model (absent in older specs: qemu64). */
   cpuModel?: CpuModel;
+  /** virtio-net NICs, each on a tap the host's tap helper opens on its network's bridge. */
+  nics?: GuestNic[];
 }
 
 export interface GuestProcess {
@@ -29,6 +32,44 @@ export interface GuestProcess {
   spec: GuestSpec;
   qmpSocket: string;
   serialLog: string;
+}
+
+/**
+ * A NIC's QEMU ids and PCI address come from its MAC and slot, never from its position: NICs
+ * are added and removed live, and a migration's destination must lay them out as the source has.
+ */
+export const nicIds = (nic: Pick<GuestNic, 'mac'>) => {
+  const suffix = nic.mac.split(':').slice(3).join('');
+  return { netdev: `net-${suffix}`, device: `nic-${suffix}` };
+};
+/** Slots 0x18-0x1f of the PCI bus: far above the ones QEMU hands out to the other devices. */
+const NIC_PCI_SLOT_BASE = 0x18;
+
+/** The NIC's tap backend, as `netdev_add` arguments (and, through `qemuOptions`, `-netdev`). */
+export function nicNetdev(nic: GuestNic) {
+  return { type: 'tap', id: nicIds(nic).netdev, br: nic.bridge, helper: nic.helper };
+}
+
+/** The NIC's device, as `device_add` arguments (and, through `qemuOptions`, `-device`). */
+export function nicDevice(nic: GuestNic) {
+  const ids = nicIds(nic);
+  return {
+    driver: 'virtio-net-pci',
+    netdev: ids.netdev,
+    mac: nic.mac,
+    id: ids.device,
+    addr: `0x${(NIC_PCI_SLOT_BASE + nic.slot).toString(16)}`,
+  };
+}
+
+/**
+ * QMP arguments as a command-line option: the first value bare (`tap`, `virtio-net-pci`), the
+ * rest `key=value`; a comma inside a value is written twice, as QEMU's option syntax wants.
+ */
+function qemuOptions(args: Record<string, string>): string {
+  const escape = (v: string) => v.replaceAll(',', ',,');
+  const [[, first], ...rest] = Object.entries(args);
+  return [escape(first), ...rest.map(([k, v]) => `${k}=${escape(v)}`)].join(',');
 }
 
 /** True while `pid` runs. A zombie counts as gone: an orphaned guest may wait for a reaper. */
@@ -129,6 +170,12 @@ export class QemuHost {
         `driver=qcow2,node-name=disk${i},file.driver=file,file.filename=${disk}`,
         '-device',
         `virtio-blk-pci,drive=disk${i},id=vdisk${i}`,
+      ]),
+      ...(spec.nics ?? []).flatMap((nic) => [
+        '-netdev',
+        qemuOptions(nicNetdev(nic)),
+        '-device',
+        qemuOptions(nicDevice(nic)),
       ]),
       '-blockdev',
       `driver=raw,node-name=seed,read-only=on,file.driver=file,file.filename=${spec.seedPath}`,

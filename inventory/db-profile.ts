@@ -43,3 +43,15 @@ export function dbProfileReport(top = 15): string[] {
         `mean ${(s.totalMs / s.calls).toFixed(1).padStart(7)} ms  max ${s.maxMs.toFixed(0).padStart(6)} ms  ${key}`,
     );
 }
+
+/** Every profiled command's time, summed (ms). */
+export function dbProfileTotalMs(): number {
+  let total = 0;
+  for (const s of stats.values()) total += s.totalMs;
+  return total;
+}
+
+/** Forgets what was measured so far (a benchmark measures its phases apart). */
+export function resetDbProfile(): void {
+  stats.clear();
+}

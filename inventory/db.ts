@@ -10,6 +10,8 @@ import type {
   ImageDoc,
   LeaseDoc,
   MetricsDoc,
+  NetworkDoc,
+  NicClaimDoc,
   ReservationDoc,
   VmDoc,
   VmWriteDoc,
@@ -35,6 +37,9 @@ export interface Inventory {
   events: Collection<EventDoc>;
   metrics: Collection<MetricsDoc>;
   drift: Collection<DriftDoc>;
+  networks: Collection<NetworkDoc>;
+  /** Addresses and MACs held by VM NICs, one document each (inventory/networks.ts). */
+  nicClaims: Collection<NicClaimDoc>;
   close(): Promise<void>;
 }
 
@@ -72,6 +77,8 @@ export async function openInventory(config: Config): Promise<Inventory> {
     events: db.collection<EventDoc>('events'),
     metrics: db.collection<MetricsDoc>('metrics'),
     drift: db.collection<DriftDoc>('drift'),
+    networks: db.collection<NetworkDoc>('networks'),
+    nicClaims: db.collection<NicClaimDoc>('nicClaims'),
     close: () => client.close(),
   };
 }

@@ -63,15 +63,35 @@ export async function recordDrift(inv: Inventory, f: DriftFinding): Promise<Drif
 }
 
 /** Open drift of a scope that this pass no longer found is resolved. */
-export async function resolveUnseen(
+export function resolveUnseen(
   inv: Inventory,
   scope: { hostId: string | null; kinds: readonly DriftKind[] },
   seen: string[],
 ): Promise<number> {
+  return resolveOpen(inv, scope, (d) => seen.includes(d._id));
+}
+
+/**
+ * Open drift of a scope not seen again since `since` is resolved: a pass walked in pages records
+ * each sighting on its finding (`lastSeenAt`) instead of carrying a list of what it saw.
+ */
+export function resolveNotSeenSince(
+  inv: Inventory,
+  scope: { hostId: string | null; kinds: readonly DriftKind[] },
+  since: Date,
+): Promise<number> {
+  return resolveOpen(inv, scope, (d) => d.lastSeenAt >= since);
+}
+
+async function resolveOpen(
+  inv: Inventory,
+  scope: { hostId: string | null; kinds: readonly DriftKind[] },
+  stillThere: (d: DriftDoc) => boolean,
+): Promise<number> {
   const open = await inv.drift.find({ state: 'open', hostId: scope.hostId }).toArray();
   let n = 0;
   for (const d of open) {
-    if (!scope.kinds.includes(d.kind) || seen.includes(d._id)) continue;
+    if (!scope.kinds.includes(d.kind) || stillThere(d)) continue;
     await inv.drift.updateOne({ _id: d._id }, { $set: { state: 'resolved', updatedAt: new Date() } });
     n++;
   }

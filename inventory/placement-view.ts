@@ -30,6 +30,7 @@ export async function placementHosts(
       cluster: h.cluster,
       accel: h.facts.accel,
       cpuModels: h.facts.cpuModels,
+      network: h.facts.network,
     };
   });
 }

@@ -3,6 +3,7 @@ import { accelSchema } from '../domain/cpu';
 import { firmwareSchema, guestConfigSchema } from '../domain/guest';
 import { idSchema } from '../domain/ids';
 import { imageSourceFormats } from '../domain/images';
+import type { NetworkSpec } from '../domain/network';
 
 /**
  * Inventory documents (DESIGN.md §5). Every document has a readable DNS-label `_id`,
@@ -43,6 +44,8 @@ export const hostSchema = z.object({
     accel: accelSchema.optional(),
     accelReason: z.string().optional(),
     cpuModels: z.array(z.string()).optional(),
+    /** The uplinks the host carries networks on; absent when its agent serves no networks. */
+    network: z.object({ uplinks: z.array(z.string()) }).optional(),
   }),
   /** What placement may hand out: memory the operator allows, vCPUs times the overcommit ratio. */
   allocatable: z.object({ vcpus: z.number().int().positive(), memoryMiB: z.number().int().positive() }),
@@ -105,6 +108,11 @@ export const vmSchema = z.object({
    * and the migration only moves forward from there.
    */
   migration: migrationIntentSchema.nullable().optional(),
+  /**
+   * The run of the migration that committed the VM where it is: a retried commit recognises its
+   * own write, and tells it from HA having taken the VM over (its target was fenced).
+   */
+  migratedBy: z.string().optional(),
 });
 export type VmDoc = z.infer<typeof vmSchema>;
 
@@ -283,6 +291,8 @@ export const driftKinds = [
   'backup-missing',
   'unfinished-migration',
   'mass-host-loss',
+  'nic-drift',
+  'orphan-interface',
 ] as const;
 export type DriftKind = (typeof driftKinds)[number];
 
@@ -306,3 +316,24 @@ export const driftSchema = z.object({
   lastSeenAt: z.date(),
 });
 export type DriftDoc = z.infer<typeof driftSchema>;
+
+/** A network VMs attach to (domain/network.ts); `_id` is its name. */
+export interface NetworkDoc {
+  _id: string;
+  createdAt: Date;
+  updatedAt: Date;
+  revision: number;
+  spec: NetworkSpec;
+}
+
+/**
+ * One address or MAC held by one VM NIC. The `_id` (`ip/<network>/<address>` or `mac/<mac>`) is
+ * the arbitration: of two VMs inserting the same one, exactly one insert succeeds.
+ */
+export interface NicClaimDoc {
+  _id: string;
+  kind: 'ip' | 'mac';
+  network: string;
+  vmId: string;
+  at: Date;
+}

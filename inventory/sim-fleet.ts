@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseInput, ValidationError } from '../domain/errors';
 import { idSchema } from '../domain/ids';
+import { labelsSchema } from '../domain/labels';
 import { hostTaskQueue, isSimHost, SIM_HOST_PREFIX, SIM_TASK_QUEUE, twinHostPrefix } from '../domain/names';
 import { simHostFacts, type SimHostSeed, type SimSpan } from '../hypervisor/sim/sim-fleet';
 import type { ClosedSpan } from '../hypervisor/sim/spans';
@@ -16,6 +17,8 @@ export const simFleetSchema = z.object({
   seed: z.number().int().min(0).default(1),
   hostMemoryMiB: z.number().int().min(1024).default(131_072),
   patchLevel: z.string().min(1).default('0'),
+  /** Labels every simulated VM carries besides its drawn dirty rate (policies select by them). */
+  vmLabels: labelsSchema.default({}),
 });
 export type SimFleetRequest = z.input<typeof simFleetSchema>;
 
@@ -134,7 +137,7 @@ export async function populateSimFleet(inv: Inventory, input: unknown) {
       hostIds[i % hostIds.length],
       memoryMiB,
       memoryMiB / 2048,
-      { 'sim-dirty-mibps': String(dirty) },
+      { ...req.vmLabels, 'sim-dirty-mibps': String(dirty) },
     );
   });
   await insertInChunks((d) => inv.vms.insertMany(d), vms);

@@ -1,11 +1,15 @@
 /**
  * `npm start`: the whole of virtflow on one machine. Starts the Temporal dev server (Web UI
- * on :8233), FerretDB, the controller worker and three host agents, shows a real operation,
- * then runs until Ctrl-C, when it stops everything and leaves no process behind.
+ * on :8233), FerretDB, the controller worker and three host agents (each in a network
+ * namespace of its own, joined by one playing the switch), shows a real operation (a VM on
+ * network `lab`, answering pings), then runs until Ctrl-C, when it stops everything and leaves
+ * no process or namespace behind.
  */
-import { auditOperations } from '../client/audit-operations';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { auditOperations } from '../client/audit-operations';
 import type { Client } from '@temporalio/client';
 import { CONTROLLER_TASK_QUEUE, workflowIds } from '../domain/names';
 import { dataPaths, installed, loadConfig, type Config } from '../domain/config';
@@ -14,7 +18,7 @@ import { connectClient, runUrl } from '../client/temporal';
 import { vmOperations } from '../client/vm-operations';
 import { localQemuHost } from '../hypervisor/local-qemu-host';
 import { openInventory, type Inventory } from '../inventory/db';
-import type { ImageDoc } from '../inventory/schemas';
+import type { ImageDoc, VmDoc } from '../inventory/schemas';
 import { sha256File } from '../hypervisor/qemu-img';
 import { importImage } from '../inventory/images';
 import { setVmState } from '../inventory/vms';
@@ -29,10 +33,16 @@ import {
 } from './services/entry-points';
 import { ManagedProcess } from './services/processes';
 import { killStrayGuests } from './services/stray-guests';
+import { LAB_UPLINK, LabNetwork } from './services/lab-network';
+import { createNetwork } from '../inventory/networks';
+
+const run = promisify(execFile);
 
 const say = (msg: string) => console.log(`virtflow: ${msg}`);
 const DEMO_VM = 'demo-1';
 const GUEST_IMAGE = 'debian-busybox';
+/** The demo network: untagged on every local host's uplink; the lab's switch is its gateway. */
+const DEMO_NETWORK = { name: 'lab', cidr: '10.20.0.0/24', gateway: '10.20.0.1', uplink: LAB_UPLINK };
 
 /**
  * Powers off every guest of the local hosts and records them as stopped, then kills any QEMU
@@ -65,14 +75,36 @@ async function importGuestImage(inv: Inventory, config: Config): Promise<ImageDo
   return importImage(inv, repo, { name, file: installed.guestDisk });
 }
 
+/** Pings the demo VM's address from the lab's switch, the way an operator reaches it. */
+async function showReachable(lab: LabNetwork, vm: VmDoc | null): Promise<void> {
+  const ip = vm?.guest.nics?.find((n) => n.network === DEMO_NETWORK.name)?.ip;
+  if (!ip) return;
+  const ping = ['ip', 'netns', 'exec', lab.switchNs, installed.busybox, 'ping', '-c', '3', '-W', '2', ip];
+  try {
+    const { stdout } = await run(ping[0], ping.slice(1));
+    say(
+      `vm ${DEMO_VM} answers on network ${DEMO_NETWORK.name}: ${/\d+ packets received/.exec(stdout)?.[0] ?? '?'} of 3 pings to ${ip}`,
+    );
+  } catch {
+    say(`vm ${DEMO_VM} did not answer 3 pings to ${ip} on network ${DEMO_NETWORK.name}`);
+  }
+  say(`reach it yourself: sudo ${ping.join(' ')}`);
+}
+
 /** The real operation `npm start` shows: the guest image imported and a VM running on a host. */
-async function showDemoVm(client: Client, config: Config): Promise<void> {
+async function showDemoVm(client: Client, config: Config, lab: LabNetwork): Promise<void> {
   const inv = await openInventory(config);
   try {
     const image = await importGuestImage(inv, config);
     say(
       `image ${image._id}: ${image.format} (from ${image.sourceFormat}), ${image.firmware} firmware, guest agent ${image.guestAgent ? 'yes' : 'no'}, sha256 ${image.sha256.slice(0, 16)}…`,
     );
+    if (!(await inv.networks.findOne({ _id: DEMO_NETWORK.name }))) {
+      const net = await createNetwork(inv, DEMO_NETWORK);
+      say(
+        `network ${net._id}: ${net.spec.cidr}, untagged on each host's ${LAB_UPLINK}, gateway ${net.spec.gateway}`,
+      );
+    }
     const ops = vmOperations(client, config);
     const existing = await inv.vms.findOne({ _id: DEMO_VM });
     if (existing?.state === 'running') {
@@ -83,7 +115,12 @@ async function showDemoVm(client: Client, config: Config): Promise<void> {
     try {
       const op = existing
         ? await ops.start({ vmId: DEMO_VM })
-        : await ops.create({ vmId: DEMO_VM, image: image._id, memoryMiB: 128 });
+        : await ops.create({
+            vmId: DEMO_VM,
+            image: image._id,
+            memoryMiB: 128,
+            nics: [{ network: DEMO_NETWORK.name }],
+          });
       say(
         `${existing ? 'starting' : 'creating'} vm ${DEMO_VM} (placement picks the host, the guest must boot) — ${op.url}`,
       );
@@ -104,6 +141,7 @@ async function showDemoVm(client: Client, config: Config): Promise<void> {
     say(
       `vm ${DEMO_VM} is running on ${result.host}: its guest agent says hostname ${guest.hostname}, ${guest.os}, addresses ${addresses}`,
     );
+    await showReachable(lab, await inv.vms.findOne({ _id: DEMO_VM }));
     say(`try: npx virtflow vm show ${DEMO_VM}`);
   } finally {
     await inv.close();
@@ -132,6 +170,8 @@ async function main(): Promise<void> {
     // The local "datacenter" powers off with the stack: no guest outlives it. The data directory
     // is the same with or without the services' addresses, so this works however far start got.
     await step('the guests', powerOffGuests(stackConfig ?? base));
+    // After the guests: a namespace with a guest's tap in it would outlive its name.
+    await step('the network namespaces', LabNetwork.of((stackConfig ?? base).dataDir).destroy());
     for (const s of services.reverse()) await step(s.name, s.stop());
     await step('the other child processes', ManagedProcess.stopAll());
     say('stopped');
@@ -181,6 +221,14 @@ async function main(): Promise<void> {
     };
     const config = loadConfig(env);
     stackConfig = config;
+    const lab = await LabNetwork.create(
+      config.dataDir,
+      localHosts.map((h) => h.hostId),
+      `${DEMO_NETWORK.gateway}/24`,
+    );
+    say(
+      `network namespaces ${lab.prefix}host-a, -host-b, -host-c (each host's ${LAB_UPLINK}) joined by ${lab.switchNs}`,
+    );
     say('starting the controller worker and host agents host-a, host-b, host-c');
     workers.push(
       new Supervised(() =>
@@ -193,7 +241,7 @@ async function main(): Promise<void> {
           spawnEntryPoint(
             `agent-${host.hostId}`,
             'worker/host-agent.ts',
-            hostAgentArgs(host, ['--memory', '4096']),
+            hostAgentArgs(host, ['--memory', '4096', ...lab.agentArgs(host.hostId)]),
             { logDir, env, ownProcessGroup },
           ),
         ),
@@ -216,7 +264,7 @@ async function main(): Promise<void> {
           `${result.guests.length} guest(s) — ${runUrl(config, workflowId)}`,
       );
     }
-    await showDemoVm(client, config);
+    await showDemoVm(client, config, lab);
     await auditOperations(client, config).ensureSchedule(30);
     say('reconciling the inventory with the hosts every 30 s (schedule "reconcile"; `virtflow audit drift`)');
     say(`Temporal Web UI: ${temporal.uiUrl}   logs: ${logDir}`);

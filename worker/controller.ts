@@ -9,6 +9,9 @@ import type { VirtualClock } from '../hypervisor/sim/virtual-clock';
 import { ensureIndexes, openInventory } from '../inventory/db';
 import { runSinks, workflowInterceptorModules } from './workflow-modules';
 import { stopWorker } from './stop-worker';
+import { startFleetMetrics } from './fleet-metrics';
+import { serveMetrics } from './metrics-endpoint';
+import { ensureMetricsRetentionSchedule } from './metrics-retention-schedule';
 
 /**
  * Builds the controller worker: every workflow plus the activities that touch only MongoDB.
@@ -49,9 +52,11 @@ export async function createController(config: Config, opts: ControllerOptions =
     worker,
     /** Runs until shut down, then releases its connections. */
     async run(): Promise<void> {
+      const stopFleetMetrics = startFleetMetrics(inv, config);
       try {
         await worker.run();
       } finally {
+        stopFleetMetrics();
         await connection.close();
         if (client) await (await client).connection.close();
         await inv.close();
@@ -62,7 +67,10 @@ export async function createController(config: Config, opts: ControllerOptions =
 
 if (require.main === module) {
   void (async () => {
-    const controller = await createController(loadConfig());
+    const config = loadConfig();
+    serveMetrics(config, 'controller');
+    const controller = await createController(config);
+    void ensureMetricsRetentionSchedule(config);
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stopWorker(controller.worker));
     logger.info({ taskQueue: CONTROLLER_TASK_QUEUE }, 'controller worker started');
     await controller.run();

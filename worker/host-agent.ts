@@ -1,17 +1,21 @@
-import { hostAccel, type AccelFacts } from '../hypervisor/accel-probe';
+import { hostAccel } from '../hypervisor/accel-probe';
+import { readConfigFile } from '../domain/config-file';
+import { serveMetrics } from './metrics-endpoint';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { Worker } from '@temporalio/worker';
-import { createHostActivities, reportHost } from '../activities/host/host-activities';
+import { createHostActivities, reportHost, type HostActivityDeps } from '../activities/host/host-activities';
 import { discardStrayCanaries } from '../activities/host/patch-activities';
 import { withOperatorErrors } from '../activities/operator-errors';
 import { connectWorkerConnection } from '../client/temporal';
 import { dataPaths, installed, loadConfig, type Config } from '../domain/config';
 import { idSchema } from '../domain/ids';
+import { interfaceNameSchema } from '../domain/network';
 import { logger } from '../domain/logger';
 import { hostTaskQueue, isSimHost, SIM_HOST_PREFIX } from '../domain/names';
 import { rotateConsoleLog } from '../hypervisor/console-log';
+import { HostNetwork } from '../hypervisor/host-network';
 import { QemuHost } from '../hypervisor/qemu-host';
 import { ensureIndexes, openInventory, type Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
@@ -29,6 +33,12 @@ export interface HostAgentOptions {
   allocatableMemoryMiB?: number;
   /** vCPUs placement may hand out per physical CPU (Nova's cpu_allocation_ratio). */
   cpuAllocationRatio: number;
+  /**
+   * Networks: the namespace the host's bridges and taps live in (the local stack's hosts) and
+   * the uplinks that carry networks between hosts. Without either, the host serves no networks.
+   */
+  netns?: string;
+  uplinks?: string[];
 }
 
 /** The host's patch level lives in its directory so a patch (and a restart) can change it. */
@@ -49,11 +59,12 @@ function patchLevelFile(hostDir: string) {
 async function sampleMetrics(
   inv: Inventory,
   opts: HostAgentOptions,
-  qemu: QemuHost,
-  patchLevel: () => string,
-  accelFacts: AccelFacts,
+  host: Pick<HostActivityDeps, 'qemu' | 'patchLevel' | 'accelFacts' | 'network'>,
 ) {
-  const report = await reportHost({ hostId: opts.hostId, qemu, patchLevel, accelFacts });
+  // The heartbeat first: it says the agent answers, and must not wait on a slow sample (a loaded
+  // host's QMP answers or a busy database would otherwise age it towards a fence).
+  await touchHostHeartbeat(inv, opts.hostId);
+  const report = await reportHost({ hostId: opts.hostId, ...host });
   const at = new Date();
   await inv.metrics.insertOne({
     _id: `${opts.hostId}-${at.getTime()}`,
@@ -68,7 +79,6 @@ async function sampleMetrics(
       heartbeatAgeSec: g.heartbeatAgeSec,
     })),
   });
-  await touchHostHeartbeat(inv, opts.hostId);
 }
 
 /**
@@ -90,6 +100,17 @@ export async function runHostAgent(
   });
   log.info(accelFacts, 'accelerator');
   const qemu = new QemuHost(hostDir, accelFacts.accel);
+  const network =
+    opts.netns !== undefined || opts.uplinks?.length
+      ? new HostNetwork({
+          netns: opts.netns,
+          uplinks: opts.uplinks ?? [],
+          tapHelper: installed.tapHelper,
+          vlanPort: installed.vlanPort,
+          runDir: hostDir,
+        })
+      : undefined;
+  await network?.check();
   const patchLevelStore = patchLevelFile(hostDir);
   const patchLevel = patchLevelStore.read;
   const inv = await openInventory(config);
@@ -97,8 +118,11 @@ export async function runHostAgent(
   try {
     await ensureIndexes(inv);
     const canaries = discardStrayCanaries(qemu);
+    // The network side of the guests it re-adopts: a bridge, VLAN link or tagger that went
+    // away while no agent ran is made again before they are served.
+    for (const g of qemu.list()) if (network && g.spec.nics?.length) await network.attach(g.spec.nics);
     if (canaries.length) log.warn({ canaries }, 'discarded canary guests left by an earlier agent');
-    const report = await reportHost({ hostId: opts.hostId, qemu, patchLevel, accelFacts });
+    const report = await reportHost({ hostId: opts.hostId, qemu, patchLevel, accelFacts, network });
     const taskQueue = hostTaskQueue(opts.hostId);
     const now = new Date();
     await registerHost(inv, opts.hostId, {
@@ -149,6 +173,7 @@ export async function runHostAgent(
           requestRestart: () => stopWorker(worker),
           guestDisk: installed.guestDisk,
           accelFacts,
+          network,
         }),
       ),
     });
@@ -157,7 +182,7 @@ export async function runHostAgent(
       for (const g of qemu.list()) rotateConsoleLog(g.serialLog, config.consoleLogMaxBytes);
     }, 1000);
     const sampler = setInterval(() => {
-      sampleMetrics(inv, opts, qemu, patchLevel, accelFacts).catch((err: unknown) =>
+      sampleMetrics(inv, opts, { qemu, patchLevel, accelFacts, network }).catch((err: unknown) =>
         log.warn({ err }, 'metrics sample failed'),
       );
     }, opts.factsIntervalMs);
@@ -192,6 +217,12 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function interfaceName(value: string): string {
+  const r = interfaceNameSchema.safeParse(value);
+  if (!r.success) throw new InvalidArgumentError(r.error.issues[0].message);
+  return value;
+}
+
 function hostId(value: string): string {
   const r = idSchema.safeParse(value);
   if (!r.success) throw new InvalidArgumentError(r.error.issues[0].message);
@@ -201,15 +232,52 @@ function hostId(value: string): string {
 }
 
 if (require.main === module) {
+  // virtflow.yaml's `agent:` section (VIRTFLOW_CONFIG) gives the flags' defaults; flags win.
+  const file = process.env.VIRTFLOW_CONFIG ? (readConfigFile(process.env.VIRTFLOW_CONFIG).agent ?? {}) : {};
   const program = new Command('host-agent')
     .description('virtflow host agent: runs the QEMU guests of one host and serves its task queue')
-    .requiredOption('--host <id>', 'host id (DNS label)', hostId)
-    .option('--cluster <name>', 'cluster the host belongs to', 'local')
-    .requiredOption('--migration-ports <first-last>', 'TCP ports for incoming migrations', portRange)
-    .option('--migration-address <ip>', 'address other hosts reach for migrations', '127.0.0.1')
-    .option('--facts-interval <seconds>', 'how often facts are sampled into metrics', positiveInt, 10)
-    .option('--memory <MiB>', 'memory placement may allocate (default: all of it)', positiveInt)
-    .option('--cpu-ratio <n>', 'vCPUs placement may allocate per physical CPU', positiveInt, 8)
+    .requiredOption('--host <id>', 'host id (DNS label)', hostId, file.hostId)
+    .option('--cluster <name>', 'cluster the host belongs to', file.cluster ?? 'local')
+    .requiredOption(
+      '--migration-ports <first-last>',
+      'TCP ports for incoming migrations',
+      portRange,
+      file.migrationPorts ? portRange(file.migrationPorts) : undefined,
+    )
+    .option(
+      '--migration-address <ip>',
+      'address other hosts reach for migrations',
+      file.migrationAddress ?? '127.0.0.1',
+    )
+    .option(
+      '--facts-interval <seconds>',
+      'how often facts are sampled into metrics',
+      positiveInt,
+      file.factsIntervalSec ?? 10,
+    )
+    .option(
+      '--memory <MiB>',
+      'memory placement may allocate (default: all of it)',
+      positiveInt,
+      file.memoryMiB,
+    )
+    .option(
+      '--cpu-ratio <n>',
+      'vCPUs placement may allocate per physical CPU',
+      positiveInt,
+      file.cpuRatio ?? 8,
+    )
+    .option(
+      '--netns <name>',
+      "network namespace for this host's bridges and taps (the local stack)",
+      file.netns,
+    )
+    .option(
+      '--uplink <interface>',
+      'an interface that carries networks between hosts (repeat for more)',
+      (v: string, all: string[]) => [...all, interfaceName(v)],
+      (file.uplinks ?? []).map(interfaceName),
+    )
     .parse();
   const o = program.opts<{
     host: string;
@@ -219,11 +287,15 @@ if (require.main === module) {
     factsInterval: number;
     memory?: number;
     cpuRatio: number;
+    netns?: string;
+    uplink: string[];
   }>();
   const abort = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());
+  const config = loadConfig();
+  serveMetrics(config, 'host-agent', o.host);
   runHostAgent(
-    loadConfig(),
+    config,
     {
       hostId: o.host,
       cluster: o.cluster,
@@ -232,6 +304,8 @@ if (require.main === module) {
       factsIntervalMs: o.factsInterval * 1000,
       allocatableMemoryMiB: o.memory,
       cpuAllocationRatio: o.cpuRatio,
+      netns: o.netns,
+      uplinks: o.uplink,
     },
     abort.signal,
   ).then(

@@ -6,6 +6,7 @@ import {
   type WorkflowBundle,
 } from '@temporalio/worker';
 import { repoRoot } from '../domain/config';
+import { metrics } from '../domain/metrics';
 import type { VirtualClock } from '../hypervisor/sim/virtual-clock';
 import type { RunSinks } from '../workflows/run-sinks';
 
@@ -26,11 +27,17 @@ export function runSinks(clock?: VirtualClock): InjectedSinks<RunSinks> {
   return {
     runs: {
       started: {
-        fn: (info) => clock?.runStarted(info.workflowId, info.parent?.workflowId),
+        fn: (info) => {
+          metrics().operationsStarted.add(1, { kind: info.workflowType });
+          clock?.runStarted(info.workflowId, info.parent?.workflowId);
+        },
         callDuringReplay: false,
       },
       ended: {
-        fn: (info) => clock?.runEnded(info.workflowId, info.parent?.workflowId),
+        fn: (info, result) => {
+          metrics().operationsEnded.add(1, { kind: info.workflowType, result });
+          clock?.runEnded(info.workflowId, info.parent?.workflowId);
+        },
         callDuringReplay: false,
       },
     },

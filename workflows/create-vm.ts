@@ -31,6 +31,8 @@ export async function createVm(request: CreateVmRequest): Promise<CreateVmResult
     throw operatorFailure(err);
   }
   const { spec, image } = begun;
+  // Optional: a run begun before VMs had NICs has none in its history, so sets nothing.
+  op.networks((spec.guest?.nics ?? []).map((n) => n.network));
   return provisionVm(op, spec, async (host) => {
     op.phase('preparing-disk', `creating the disk of ${spec.vmId} from image ${spec.image}`, { host });
     return onHost(host).prepareDisk({

@@ -20,3 +20,5 @@ export { haRestart, haRestartVm } from './ha-restart';
 export { setVmHa } from './set-vm-ha';
 export { inspectGuest, screenshotGuest } from './inspect-guest';
 export { resizeDisk } from './resize-disk';
+export { addNic, removeNic } from './vm-nics';
+export { pruneMetrics } from './prune-metrics';

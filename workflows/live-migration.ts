@@ -5,6 +5,7 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  sleep,
 } from '@temporalio/workflow';
 import type { ControllerActivities } from '../activities/controller/controller-activities';
 import type { DriveResult, IncomingEndpoint } from '../activities/host/contract';
@@ -35,11 +36,22 @@ const ABORTABLE: MigrationPhase[] = ['pre-checks', 'preparing-target', 'transfer
 /** Marks the intent verified before the forward-only steps (runs begun earlier skip it). */
 const MARK_VERIFIED = 'migration-intent-verified';
 
+/** Adoption that ends when HA takes the VM over from a fenced target (runs begun earlier wait forever). */
+const ADOPT_UNLESS_FENCED = 'adopt-unless-target-fenced';
+
 /** The inventory steps after verification: unlimited attempts, so a database outage only delays them. */
-const forward = proxyActivities<Pick<ControllerActivities, 'recordMigrationVerified' | 'commitMigration'>>({
+const forward = proxyActivities<
+  Pick<
+    ControllerActivities,
+    'recordMigrationVerified' | 'commitMigration' | 'migrationTakenOver' | 'recordMigrationNotCommitted'
+  >
+>({
   startToCloseTimeout: '30 seconds',
   retry: UNTIL_DONE_RETRY,
 });
+
+/** One round of adoption: a target whose agent does not pick it up in a minute is asked about again. */
+const ADOPT_ROUND = { scheduleToStartTimeout: '1 minute', attempts: 3 } as const;
 
 function describeStats(d: DriveResult): string {
   const s = d.stats;
@@ -49,6 +61,19 @@ function describeStats(d: DriveResult): string {
     `${s.mbps.toFixed(0)} Mbit/s · round ${s.iteration} · dirty ${s.dirtyPagesRate} pages/s · ` +
     `downtime limit ${s.downtimeLimitMs} ms`
   );
+}
+
+/** What a VM's peers on its networks saw of the migration (nothing for a VM without NICs). */
+function networkOutage(p: MigrationPlan, downtimeMs: number | null): Pick<MigrationResult, 'network'> {
+  const networks = (p.guest?.nics ?? []).map((n) => n.network);
+  if (networks.length === 0) return {};
+  return {
+    network: {
+      networks,
+      outageMs: downtimeMs,
+      announced: 'by the destination as it resumed, and again before it was verified',
+    },
+  };
 }
 
 /**
@@ -143,6 +168,8 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
   try {
     plan = await inventory.planMigration(request);
     op.hosts([plan.source, plan.target]);
+    // Optional: a run begun before VMs had NICs has none in its history, so sets nothing.
+    op.networks((plan.guest?.nics ?? []).map((n) => n.network));
     bandwidth ??= plan.policy.maxBandwidthMiBps;
     // Confirm the source really runs the VM while the target's capacity is claimed.
     const [onSource, reservationId] = await Promise.all([
@@ -257,12 +284,17 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
   return CancellationScope.nonCancellable(async () => {
     setPhase('committing', `recording ${p.target} as the owner and quitting the source on ${p.source}`);
     if (patched(MARK_VERIFIED)) await forward.recordMigrationVerified({ plan: p });
-    const [quit] = await Promise.all([
+    const [quit, adoption] = await Promise.all([
       onHost(p.source)
         .quitMigratedSource({ vmId: p.vmId })
         .catch((err: unknown) => ({ quit: false, error: reasonOf(err) })),
-      onHost(p.target, { untilDone: true }).adoptIncomingGuest({ vmId: p.vmId }),
+      patched(ADOPT_UNLESS_FENCED)
+        ? adoptUnlessTakenOver(p, setPhase)
+        : onHost(p.target, { untilDone: true })
+            .adoptIncomingGuest({ vmId: p.vmId })
+            .then(() => 'adopted' as const),
     ]);
+    if (adoption === 'taken-over') return endTakenOver(p, setPhase);
     const stats = lastDrive?.stats;
     const result: MigrationResult = {
       vmId: p.vmId,
@@ -275,12 +307,54 @@ export async function liveMigration(request: MigrationRequest): Promise<Migratio
       verifiedBy: verified.via ?? 'console',
       verifiedHeartbeatSeq: verified.seq,
       timelineMs: { ...timeline, done: Date.now() - workflowStart },
+      ...networkOutage(p, stats?.downtimeMs ?? null),
     };
     const sourceLeft = 'error' in quit ? { sourceLeftPaused: quit.error } : {};
-    await forward.commitMigration({ plan: p, details: { ...result, ...sourceLeft } });
-    setPhase('done', `${p.vmId} runs on ${p.target} (downtime ${stats?.downtimeMs ?? '?'} ms)`, { stats });
+    const committed = await forward.commitMigration({ plan: p, details: { ...result, ...sourceLeft } });
+    if (committed === 'taken-over') return endTakenOver(p, setPhase);
+    const outage = result.network
+      ? `; network outage about ${result.network.outageMs ?? '?'} ms on ${result.network.networks.join(', ')}`
+      : '';
+    setPhase('done', `${p.vmId} runs on ${p.target} (downtime ${stats?.downtimeMs ?? '?'} ms${outage})`, {
+      stats,
+    });
     return result;
   });
+}
+
+/**
+ * Adopts the verified guest on the target, round after round while its agent is away, until
+ * it is adopted or HA has taken the VM over because the target was fenced (the guest died with
+ * it): going back is never an option, but waiting for a fenced host would be forever.
+ */
+async function adoptUnlessTakenOver(
+  p: MigrationPlan,
+  setPhase: (p: MigrationPhase, m: string) => void,
+): Promise<'adopted' | 'taken-over'> {
+  let waiting = '';
+  for (;;) {
+    try {
+      await onHost(p.target, ADOPT_ROUND).adoptIncomingGuest({ vmId: p.vmId });
+      return 'adopted';
+    } catch (err) {
+      if (await forward.migrationTakenOver({ plan: p })) return 'taken-over';
+      const message = `waiting for ${p.target} to adopt ${p.vmId}: ${reasonOf(err)}`;
+      if (message !== waiting) setPhase('committing', message);
+      waiting = message;
+      await sleep('30 seconds');
+    }
+  }
+}
+
+/** The target was fenced after verification: HA owns the VM; record the end and give back the claim. */
+async function endTakenOver(
+  p: MigrationPlan,
+  setPhase: (p: MigrationPhase, m: string) => void,
+): Promise<never> {
+  const reason = `${p.target} was fenced after ${p.vmId}'s guest moved there; HA took the VM over`;
+  await forward.recordMigrationNotCommitted({ plan: p, reason, outcome: 'taken-over' });
+  setPhase('failed', reason);
+  throw ApplicationFailure.nonRetryable(`migration of ${p.vmId} ended: ${reason}`, 'MigrationTargetLost');
 }
 
 /**

@@ -34,4 +34,10 @@ export interface MigrationResult {
   verifiedHeartbeatSeq: number | null;
   /** When each phase began, in ms since the workflow started. */
   timelineMs: Partial<Record<MigrationPhase | 'done', number>>;
+  /**
+   * VMs with NICs: their networks, and the outage their peers see as virtflow knows it: the
+   * guest is silent for the switch-over's downtime, and the destination announces it as it
+   * resumes (a 10 ms pinger measures it in bench/migration.ts and the networks test).
+   */
+  network?: { networks: string[]; outageMs: number | null; announced: string };
 }

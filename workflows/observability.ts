@@ -37,6 +37,10 @@ export function trackOperation(init: { operation: string; vm?: string; hosts?: s
     hosts(hosts: string[]) {
       upsertSearchAttributes([{ key: searchAttributes.hosts, value: hosts }]);
     },
+    /** The networks the operation's VM has NICs on (VfNetworks): only VMs with NICs set it. */
+    networks(networks: string[]) {
+      if (networks.length) upsertSearchAttributes([{ key: searchAttributes.networks, value: networks }]);
+    },
     get current(): Progress {
       return progress;
     },

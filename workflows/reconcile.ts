@@ -21,6 +21,14 @@ const BACKUPS_BY_PAGE = 'reconcile-backups-by-page';
 /** Backups per page: a page's paths and answers stay far below Temporal's 2 MB payload limit. */
 const BACKUP_PAGE = 500;
 
+/**
+ * Runs begun before the datastore was walked in pages too sent every disk path at once (over
+ * 2 MB at 50,000 VMs) and carried every backup finding to the end of the pass.
+ */
+const FLEET_BY_PAGE = 'reconcile-fleet-by-page';
+/** Findings a fleet pass lists in its result; the rest are counted (all are in `audit list`). */
+const FOUND_LISTED = 100;
+
 /** Runs begun before VM revisions were read first judged every VM on the report alone. */
 const REVISIONS_BEFORE_REPORT = 'reconcile-revisions-before-report';
 
@@ -35,7 +43,8 @@ export async function reconcileHost(req: { hostId: string }): Promise<DriftSumma
   const before = patched(REVISIONS_BEFORE_REPORT)
     ? await inventory.vmRevisionsOn({ hostId: req.hostId })
     : undefined;
-  const report = await ask(req.hostId).reportHost();
+  // The network view (interfaces, guests' addresses) rides on the same question.
+  const report = await ask(req.hostId).reportHost({ network: true });
   const summary = await inventory.reconcileHostReport({ hostId: req.hostId, report, before });
   // The host is healthy (its agent just answered): an HA VM whose guest died restarts there.
   for (const vmId of summary.haRestart ?? []) {
@@ -94,24 +103,19 @@ export async function reconcileFleet(): Promise<FleetReconcileResult> {
   const inspector = hostIds.find((h) => !isSimHost(h) && !('error' in hosts[h]));
   let fleet: FleetReconcileResult['fleet'];
   try {
-    const disks = inspector ? await ask(inspector).listDatastore() : [];
-    if (patched(BACKUPS_BY_PAGE)) {
-      // The catalogue in pages: no payload or history event grows with the fleet's backups.
-      const backupFound: DriftSummary['found'] = [];
-      for (let after: string | undefined, more = Boolean(inspector); more;) {
-        const page = await inventory.catalogedBackupPage({ after, limit: BACKUP_PAGE });
-        if (page.paths.length) {
-          const files = await ask(inspector!).inspectFiles({ paths: page.paths });
-          backupFound.push(...(await inventory.checkBackupFiles({ after, limit: BACKUP_PAGE, files })));
-        }
-        after = page.next;
-        more = after !== undefined;
+    if (patched(FLEET_BY_PAGE)) fleet = await reconcileFleetByPage(inspector);
+    else {
+      const disks = inspector ? await ask(inspector).listDatastore() : [];
+      if (patched(BACKUPS_BY_PAGE)) {
+        // The catalogue in pages: no payload or history event grows with the fleet's backups.
+        const backupFound: DriftSummary['found'] = [];
+        if (inspector) await walkBackupCatalogue(inspector, (page) => backupFound.push(...page));
+        fleet = await inventory.reconcileFleetRecords({ disks, backupFiles: [], backupFound });
+      } else {
+        const paths = inspector ? await inventory.catalogedBackupFiles() : [];
+        const backupFiles = inspector && paths.length ? await ask(inspector).inspectFiles({ paths }) : [];
+        fleet = await inventory.reconcileFleetRecords({ disks, backupFiles });
       }
-      fleet = await inventory.reconcileFleetRecords({ disks, backupFiles: [], backupFound });
-    } else {
-      const paths = inspector ? await inventory.catalogedBackupFiles() : [];
-      const backupFiles = inspector && paths.length ? await ask(inspector).inspectFiles({ paths }) : [];
-      fleet = await inventory.reconcileFleetRecords({ disks, backupFiles });
     }
   } catch (err) {
     fleet = { error: reasonOf(err) };
@@ -119,9 +123,60 @@ export async function reconcileFleet(): Promise<FleetReconcileResult> {
   const lostHosts = await startHaRestarts(op);
   const total =
     Object.values(hosts).reduce((n, h) => n + ('found' in h ? h.found.length : 0), 0) +
-    ('found' in fleet ? fleet.found.length : 0);
+    ('found' in fleet ? fleet.found.length + (fleet.more ?? 0) : 0);
   op.phase('done', `${total} drift finding(s) over ${hostIds.length} host(s)`);
   return { hosts, fleet, lostHosts };
+}
+
+/**
+ * The shared datastore and the backup catalogue, a page at a time: each page's findings are
+ * recorded as it is checked, and at the end whatever this pass did not see again is resolved.
+ * Without a QEMU host to look at the storage, only the claims are checked.
+ */
+async function reconcileFleetByPage(inspector: string | undefined): Promise<DriftSummary> {
+  const since = await inventory.fleetPassBegins();
+  const found: DriftSummary['found'] = [];
+  let more = 0;
+  const keep = (page: DriftSummary['found']) => {
+    const room = Math.max(0, FOUND_LISTED - found.length);
+    found.push(...page.slice(0, room));
+    more += page.length - Math.min(room, page.length);
+  };
+  if (inspector) {
+    for (let after: string | undefined, left = true; left;) {
+      const disks = await ask(inspector).listDatastore({ after, limit: BACKUP_PAGE });
+      if (disks.length) keep(await inventory.checkDatastorePage({ disks, since }));
+      after = disks.at(-1);
+      left = disks.length === BACKUP_PAGE;
+    }
+    await walkBackupCatalogue(inspector, keep, since);
+  }
+  const end = await inventory.finishFleetPass({
+    since,
+    checked: inspector ? ['orphan-disk', 'backup-missing', 'leaked-reservation'] : ['leaked-reservation'],
+  });
+  keep(end.found);
+  return { found, resolved: end.resolved, ...(more ? { more } : {}) };
+}
+
+/**
+ * The catalogue's good backups a page at a time, their files checked by the inspector; a pass
+ * that says when it began (`since`) has the catalogue read once for all its pages.
+ */
+async function walkBackupCatalogue(
+  inspector: string,
+  onFindings: (page: DriftSummary['found']) => void,
+  since?: string,
+): Promise<void> {
+  let after: string | undefined;
+  do {
+    const page = await inventory.catalogedBackupPage({ after, limit: BACKUP_PAGE, since });
+    if (page.paths.length) {
+      const files = await ask(inspector).inspectFiles({ paths: page.paths });
+      onFindings(await inventory.checkBackupFiles({ after, limit: BACKUP_PAGE, since, files }));
+    }
+    after = page.next;
+  } while (after !== undefined);
 }
 
 /**

@@ -1,14 +1,21 @@
-import { proxySinks, type Sinks, type WorkflowInterceptorsFactory } from '@temporalio/workflow';
+import {
+  ContinueAsNew,
+  proxySinks,
+  type Sinks,
+  type WorkflowInterceptorsFactory,
+} from '@temporalio/workflow';
 
 /**
  * Tells the worker when each workflow run starts and ends. A simulated fleet's clock uses it to
  * follow a chain of work across workflows (see VirtualClock): a child's start, or a run's end
- * that wakes its parent, is a step still in flight, and modelled time must wait for it.
+ * that wakes its parent, is a step still in flight, and modelled time must wait for it. The
+ * operations metrics count them (virtflow_operations_started/ended, by workflow type).
  */
 export interface RunSinks extends Sinks {
   runs: {
     started(): void;
-    ended(): void;
+    /** How the run ended: `continued` is a continue-as-new. */
+    ended(result: 'completed' | 'failed' | 'continued'): void;
   };
 }
 
@@ -20,9 +27,12 @@ export const interceptors: WorkflowInterceptorsFactory = () => ({
       async execute(input, next) {
         runs.started();
         try {
-          return await next(input);
-        } finally {
-          runs.ended();
+          const result = await next(input);
+          runs.ended('completed');
+          return result;
+        } catch (err) {
+          runs.ended(err instanceof ContinueAsNew ? 'continued' : 'failed');
+          throw err;
         }
       },
     },

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { metrics } from '../../domain/metrics';
 import { randomBytes } from 'node:crypto';
 import {
   backupRequestSchema,
@@ -14,7 +15,7 @@ import { planRetention } from '../../domain/retention';
 import type { Inventory } from '../../inventory/db';
 import { recordEvent } from '../../inventory/events';
 import { backupSchema, type BackupDoc } from '../../inventory/schemas';
-import { getVm, claimVmIdForRun } from '../../inventory/vms';
+import { allocateNewVmNics, getVm, claimVmIdForRun } from '../../inventory/vms';
 import { currentRun } from './run-context';
 
 export interface BackupPlan {
@@ -176,6 +177,8 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
       if (!doc) throw new NotFoundError('backup', req.backupId);
       const throughputMiBps =
         req.durationMs > 0 ? doc.virtualSizeBytes / 1024 / 1024 / (req.durationMs / 1000) : 0;
+      metrics().backupBytes.record(req.sizeBytes, { kind: doc.kind });
+      metrics().backupDuration.record(req.durationMs, { kind: doc.kind });
       await inv.backups.updateOne(
         { _id: req.backupId },
         {
@@ -356,9 +359,19 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
           sshKeys: req.sshKeys ?? backup.vm.guest.sshKeys,
           userData: req.userData ?? backup.vm.guest.userData,
           dataDisks: backup.vm.guest.dataDisks ?? [],
+          // Never the backed-up VM's NICs as they were: their MACs and addresses are its own.
+          nics: undefined,
         },
       };
       await claimVmIdForRun(inv, spec, currentRun().runId);
+      const nics =
+        req.nics === 'none'
+          ? []
+          : (backup.vm.guest.nics ?? []).map((n) => ({
+              network: n.network,
+              ip: req.nics === 'same-addresses' ? n.ip : undefined,
+            }));
+      if (nics.length) spec.guest.nics = await allocateNewVmNics(inv, spec.vmId, nics);
       return { spec, backupPath: backup.path };
     },
   };

@@ -1,4 +1,5 @@
 import type { Config } from '../../domain/config';
+import { createMetricsRetentionActivities } from './metrics-retention-activities';
 import type { Inventory } from '../../inventory/db';
 import type { Client } from '@temporalio/client';
 import { createBackupInventoryActivities } from './backup-inventory-activities';
@@ -11,12 +12,14 @@ import { createInventoryActivities } from './inventory-activities';
 import { createMigrationInventoryActivities } from './migration-inventory-activities';
 import { withOperatorErrors } from '../operator-errors';
 import { createVmInventoryActivities } from './vm-inventory-activities';
+import { createNicInventoryActivities } from './nic-inventory-activities';
 
 /** Every activity the controller worker serves: inventory and pure logic, no hypervisor. */
 export function createControllerActivities(inv: Inventory, config: Config, client: () => Promise<Client>) {
   return withOperatorErrors({
     ...createInventoryActivities(inv),
     ...createVmInventoryActivities(inv, config),
+    ...createNicInventoryActivities(inv),
     ...createMigrationInventoryActivities(inv),
     ...createBackupInventoryActivities(inv, config),
     ...createBackupPolicyActivities(inv, client),
@@ -24,6 +27,7 @@ export function createControllerActivities(inv: Inventory, config: Config, clien
     ...createRolloutActivities(inv, client),
     ...createReconcileActivities(inv, client),
     ...createHaActivities(inv, config),
+    ...createMetricsRetentionActivities(inv, config),
   });
 }
 

@@ -24,6 +24,9 @@ export interface HaCandidate {
 
 const isHa = (vm: VmDoc) => vm.ha?.enabled === true;
 
+/** Where a VM's guest runs: on its verified migration's target, else on its recorded host. */
+const guestHost = (vm: VmDoc) => (vm.migration?.phase === 'verified' ? vm.migration.target : vm.host);
+
 /**
  * Controller side of host liveness and HA restart. Only the `host/<hostId>` workflow writes a
  * lost host's document (its agent no longer does), so these writes race nothing.
@@ -100,7 +103,7 @@ export function createHaActivities(inv: Inventory, config: Config) {
       const refused = await refuseMassLoss(hosts, isLost);
       if (lost.length === 0) return [];
       const protectedOn = new Set(
-        (await inv.vms.find({ state: 'running', 'ha.enabled': true }).toArray()).map((v) => v.host),
+        (await inv.vms.find({ state: 'running', 'ha.enabled': true }).toArray()).map(guestHost),
       );
       const act: string[] = [];
       for (const h of lost) {
@@ -202,25 +205,40 @@ export function createHaActivities(inv: Inventory, config: Config) {
 
     /**
      * After a confirmed fence nothing of the host runs: its VMs are recorded crashed (that is
-     * the truth now), and the HA ones are returned, to restart elsewhere.
+     * the truth now), and the HA ones are returned, to restart elsewhere. A guest that a verified
+     * migration moved here died with it too: HA takes that VM over from its migration (which
+     * then ends without a commit) and records it crashed here.
      */
     async recordHostFenced(req: { hostId: string }): Promise<HaCandidate[]> {
+      // Arrivals first: a migration that commits between the two reads is then seen in both,
+      // and its stale arrival loses its conditional write.
+      const arrived = await inv.vms
+        .find({ 'migration.target': req.hostId, 'migration.phase': 'verified' })
+        .toArray();
       const vms = await inv.vms.find({ host: req.hostId, state: { $in: ['running', 'crashed'] } }).toArray();
       const candidates: HaCandidate[] = [];
-      for (const vm of vms) {
-        // A verified migration's guest runs on its target: the migration commits it there.
-        if (vm.migration?.phase === 'verified' && vm.migration.target !== req.hostId) continue;
+      const crashed = async (vm: VmDoc): Promise<boolean> => {
+        if (vm.state === 'crashed') return true;
+        const moved = vm.migration?.phase === 'verified' && vm.migration.target === req.hostId;
         // Only as read: a VM that changed meanwhile (a migration committed it elsewhere) is not this host's.
-        if (
-          vm.state === 'running' &&
-          !(await updateVm(
-            inv,
-            vm._id,
-            { state: 'crashed', stateReason: `host ${req.hostId} was fenced` },
-            { ifRevision: vm.revision },
-          ))
-        )
-          continue;
+        return updateVm(
+          inv,
+          vm._id,
+          moved
+            ? {
+                state: 'crashed',
+                host: req.hostId,
+                migration: null,
+                stateReason: `host ${req.hostId} was fenced after the migration from ${vm.host} was verified`,
+              }
+            : { state: 'crashed', stateReason: `host ${req.hostId} was fenced` },
+          { ifRevision: vm.revision },
+        );
+      };
+      for (const vm of [...arrived, ...vms]) {
+        // A verified migration's guest runs on its target: the migration commits it there.
+        if (guestHost(vm) !== req.hostId) continue;
+        if (!(await crashed(vm))) continue;
         if (isHa(vm))
           candidates.push({
             vmId: vm._id,
@@ -243,6 +261,7 @@ export function createHaActivities(inv: Inventory, config: Config) {
         cluster: from.cluster,
         // A restart is a fresh boot: any accelerator will do, but the CPU model stays the VM's.
         cpuModel: vmCpuModel(vm),
+        networks: vm.guest?.nics,
       };
       let decision = placeVm(await placementHosts(inv), request);
       // The quick view may count a just-committed VM twice: before refusing, look exactly.

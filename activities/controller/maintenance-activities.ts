@@ -82,7 +82,10 @@ export function createMaintenanceActivities(inv: Inventory) {
       const source = hosts.find((h) => h.id === vm.host);
       if (!source) throw new NotFoundError('host', req.from);
       // The evacuation live-migrates: the same target checks as planMigration's.
-      const request = liveMigrationRequest({ ...vm, cpuModel: vmCpuModel(vm) }, source);
+      const request = liveMigrationRequest(
+        { ...vm, cpuModel: vmCpuModel(vm), networks: vm.guest?.nics },
+        source,
+      );
       const decision = placeVm(hosts, { ...request, excludeHosts: [...req.exclude, source.id] });
       // During a rolling patch, hosts already patched rank first: the VM then moves only once.
       if (req.preferPatchLevel) {

@@ -11,6 +11,7 @@ import {
 import type { Inventory } from '../../inventory/db';
 import type { MigrationIntent } from '../../inventory/schemas';
 import { recordEvent } from '../../inventory/events';
+import { metrics } from '../../domain/metrics';
 import { recentPlacementHosts } from '../../inventory/placement-view';
 import { claimCapacity, releaseClaims } from '../../inventory/reservations';
 import { getVm, updateVm, vmCpuModel } from '../../inventory/vms';
@@ -88,7 +89,10 @@ export function createMigrationInventoryActivities(inv: Inventory) {
       const source = hosts.find((h) => h.id === vm.host);
       if (!source)
         throw new PreCheckError('SourceMismatchError', `vm ${vm._id}'s host ${vm.host} is not registered`);
-      const placement = liveMigrationRequest({ ...vm, cpuModel: vmCpuModel(vm) }, source);
+      const placement = liveMigrationRequest(
+        { ...vm, cpuModel: vmCpuModel(vm), networks: vm.guest?.nics },
+        source,
+      );
       let target: string;
       if (req.to) {
         const t = hosts.find((h) => h.id === req.to);
@@ -146,15 +150,31 @@ export function createMigrationInventoryActivities(inv: Inventory) {
       await updateVm(inv, vm._id, { migration: { ...vm.migration, phase: 'verified' } });
     },
 
-    /** The destination is verified and adopted: the VM now belongs to the target. */
-    async commitMigration(req: { plan: MigrationPlan; details: Record<string, unknown> }): Promise<void> {
+    /**
+     * The destination is verified and adopted: the VM now belongs to the target. Conditioned on
+     * the VM still being this run's: if its target was fenced meanwhile, HA took the VM over and
+     * the commit writes nothing (`taken-over`). A retry after a commit that landed finds its own
+     * `migratedBy` and only finishes the record.
+     */
+    async commitMigration(req: {
+      plan: MigrationPlan;
+      details: Record<string, unknown>;
+    }): Promise<'committed' | 'taken-over'> {
       const { plan } = req;
-      await updateVm(inv, plan.vmId, {
-        host: plan.target,
-        state: 'running',
-        stateReason: `migrated from ${plan.source}`,
-        migration: null,
-      });
+      const run = currentRun();
+      for (;;) {
+        const vm = await getVm(inv, plan.vmId);
+        if (vm.migratedBy === run.runId && !vm.migration) break;
+        if (vm.migration?.runId !== run.runId) return 'taken-over';
+        const set = {
+          host: plan.target,
+          state: 'running' as const,
+          stateReason: `migrated from ${plan.source}`,
+          migration: null,
+          migratedBy: run.runId,
+        };
+        if (await updateVm(inv, plan.vmId, set, { ifRevision: vm.revision })) break;
+      }
       await releaseClaims(inv, reservationOwner(), plan.reservationId);
       await recordEvent(inv, {
         operation: 'live-migration',
@@ -162,15 +182,36 @@ export function createMigrationInventoryActivities(inv: Inventory) {
         outcome: 'completed',
         message: `vm ${plan.vmId} migrated from ${plan.source} to ${plan.target}`,
         details: { source: plan.source, target: plan.target, ...req.details },
-        ...currentRun(),
+        ...run,
       });
+      const d = req.details as Partial<
+        Record<'totalTimeMs' | 'downtimeMs' | 'transferredBytes', number | null>
+      >;
+      const m = metrics();
+      if (typeof d.totalTimeMs === 'number') m.migrationDuration.record(d.totalTimeMs);
+      if (typeof d.downtimeMs === 'number') m.migrationDowntime.record(d.downtimeMs);
+      if (typeof d.transferredBytes === 'number') m.migrationBytes.record(d.transferredBytes);
+      return 'committed';
     },
 
-    /** Records how a migration ended without a commit, and gives back the target's capacity. */
+    /**
+     * Whether HA took the VM over from this verified migration (its target was fenced): the
+     * intent is no longer this run's, and this run did not commit it.
+     */
+    async migrationTakenOver(req: { plan: MigrationPlan }): Promise<boolean> {
+      const vm = await getVm(inv, req.plan.vmId);
+      const run = currentRun().runId;
+      return vm.migration?.runId !== run && vm.migratedBy !== run;
+    },
+
+    /**
+     * Records how a migration ended without a commit, and gives back the target's capacity.
+     * `taken-over`: the target was fenced after verification and HA owns the VM now.
+     */
     async recordMigrationNotCommitted(req: {
       plan: MigrationPlan;
       reason: string;
-      outcome: 'rolled-back' | 'failed';
+      outcome: 'rolled-back' | 'failed' | 'taken-over';
       vmState?: 'crashed';
     }): Promise<void> {
       const { plan } = req;
@@ -185,11 +226,12 @@ export function createMigrationInventoryActivities(inv: Inventory) {
       await recordEvent(inv, {
         operation: 'live-migration',
         subject: `vm/${plan.vmId}`,
-        outcome: req.outcome,
-        message:
-          req.outcome === 'rolled-back'
-            ? `migration of ${plan.vmId} to ${plan.target} rolled back; it runs on ${plan.source}: ${req.reason}`
-            : `migration of ${plan.vmId} to ${plan.target} failed and needs an operator: ${req.reason}`,
+        outcome: req.outcome === 'taken-over' ? 'failed' : req.outcome,
+        message: {
+          'rolled-back': `migration of ${plan.vmId} to ${plan.target} rolled back; it runs on ${plan.source}: ${req.reason}`,
+          failed: `migration of ${plan.vmId} to ${plan.target} failed and needs an operator: ${req.reason}`,
+          'taken-over': `migration of ${plan.vmId} to ${plan.target} ended without a commit, HA owns the VM: ${req.reason}`,
+        }[req.outcome],
         details: { source: plan.source, target: plan.target },
         ...currentRun(),
       });

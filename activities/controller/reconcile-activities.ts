@@ -1,25 +1,36 @@
+import { networkDrift } from './network-drift';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { InvalidStateError, NotFoundError } from '../../domain/errors';
 import { vmIdOfDiskName } from '../../domain/names';
 import { heartbeatFresh } from '../../domain/liveness';
 import type { Inventory } from '../../inventory/db';
-import { recordDrift, resolveUnseen, type DriftFinding } from '../../inventory/drift';
+import { recordDrift, resolveNotSeenSince, resolveUnseen, type DriftFinding } from '../../inventory/drift';
 import { releaseReservation } from '../../inventory/reservations';
 import { recordEvent } from '../../inventory/events';
 import type { BackupDoc, DriftDoc, DriftKind, MigrationIntent, VmDoc } from '../../inventory/schemas';
 import { updateVm } from '../../inventory/vms';
+import { pageAfter, PassSnapshots } from './pass-snapshots';
 import { currentRun } from './run-context';
 import type { HostReport } from '../host/contract';
 
 export interface DriftSummary {
   found: { id: string; kind: DriftKind; subject: string; state: string }[];
   resolved: number;
+  /** Findings beyond those listed in `found` (a fleet pass lists the first 100). */
+  more?: number;
   /** HA VMs found dead on a healthy host: the pass restarts them there. */
   haRestart?: string[];
 }
 
-const HOST_KINDS: DriftKind[] = ['vm-not-running', 'orphan-process', 'duplicate-vm', 'unfinished-migration'];
+const HOST_KINDS: DriftKind[] = [
+  'vm-not-running',
+  'orphan-process',
+  'duplicate-vm',
+  'unfinished-migration',
+  'nic-drift',
+  'orphan-interface',
+];
 const FLEET_KINDS: DriftKind[] = ['orphan-disk', 'leaked-reservation', 'backup-missing'];
 
 /** Guests the platform starts on its own for a moment: a patch's canary. */
@@ -57,13 +68,37 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
     }
   }
 
-  /** Good backups by id, `limit` after `after`: one page of a pass's walk through the catalogue. */
-  function backupPage(req: { after?: string; limit: number }): Promise<BackupDoc[]> {
-    return inv.backups
-      .find({ state: 'good', ...(req.after ? { _id: { $gt: req.after } } : {}) })
-      .sort({ _id: 1 })
-      .limit(req.limit)
-      .toArray();
+  const snapshots = new PassSnapshots();
+
+  /**
+   * Good backups by id, `limit` after `after`: one page of a pass's walk through the catalogue.
+   * A pass that says when it began (`since`) pages a catalogue read once for it.
+   */
+  async function backupPage(req: { after?: string; limit: number; since?: string }): Promise<BackupDoc[]> {
+    if (req.since === undefined)
+      return inv.backups
+        .find({ state: 'good', ...(req.after ? { _id: { $gt: req.after } } : {}) })
+        .sort({ _id: 1 })
+        .limit(req.limit)
+        .toArray();
+    const catalogue = await snapshots.get('backup-catalogue', req.since, () =>
+      inv.backups
+        .find(
+          { state: 'good' },
+          { projection: { _id: 1, vmId: 1, path: 1, sizeBytes: 1, dataDisks: 1, state: 1 } },
+        )
+        .sort({ _id: 1 })
+        .toArray(),
+    );
+    return pageAfter(catalogue, (b) => b._id, req.after, req.limit).page;
+  }
+
+  /** The VM ids and disk paths of the fleet, read once for the pass that began at `since`. */
+  function fleetDisks(since: string): Promise<{ ids: Set<string>; disks: Set<string> }> {
+    return snapshots.get('fleet-disks', since, async () => {
+      const vms = await inv.vms.find({}, { projection: { _id: 1, diskPath: 1 } }).toArray();
+      return { ids: new Set(vms.map((v) => v._id)), disks: new Set(vms.map((v) => v.diskPath)) };
+    });
   }
 
   /** Backups whose files are gone or changed, as a host found them; each one is marked missing. */
@@ -85,7 +120,12 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
         return [];
       })[0];
       if (!problem) continue;
-      await inv.backups.updateOne({ _id: b._id }, { $set: { state: 'missing', updatedAt: new Date() } });
+      // Only a backup still offered is marked: one pruned since the page was read is not missing.
+      const marked = await inv.backups.updateOne(
+        { _id: b._id, state: 'good' },
+        { $set: { state: 'missing', updatedAt: new Date() } },
+      );
+      if (marked.matchedCount === 0) continue;
       findings.push({
         kind: 'backup-missing',
         hostId: null,
@@ -97,21 +137,70 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
     return findings;
   }
 
+  /** Records findings; with a scope, resolves that scope's open ones this pass did not find. */
   async function record(
     findings: DriftFinding[],
-    scope: { hostId: string | null; kinds: DriftKind[] },
+    scope?: { hostId: string | null; kinds: DriftKind[] },
     alsoSeen: { id: string }[] = [],
   ) {
     const docs: DriftDoc[] = [];
     for (const f of findings) docs.push(await recordDrift(inv, f));
-    const resolved = await resolveUnseen(inv, scope, [
-      ...docs.map((d) => d._id),
-      ...alsoSeen.map((d) => d.id),
-    ]);
+    const resolved = scope
+      ? await resolveUnseen(inv, scope, [...docs.map((d) => d._id), ...alsoSeen.map((d) => d.id)])
+      : 0;
     return {
       found: docs.map((d) => ({ id: d._id, kind: d.kind, subject: d.subject, state: d.state })),
       resolved,
     };
+  }
+
+  /**
+   * Disks on the datastore that no VM owns. A VM's record exists from the moment its id is
+   * claimed, before its create or restore commits a disk path: the files named for its id are
+   * its own, data disks included. Only the VMs these disks could belong to are read.
+   */
+  async function orphanDisks(disks: string[]): Promise<DriftFinding[]> {
+    // Each query below reads the whole VM collection on FerretDB: none for nothing to check.
+    if (disks.length === 0) return [];
+    const vmIdOf = (disk: string) => vmIdOfDiskName(path.basename(disk));
+    const named = [...new Set(disks.map(vmIdOf).filter((id): id is string => id !== undefined))];
+    const claimed = new Set(
+      (await inv.vms.find({ _id: { $in: named } }, { projection: { _id: 1 } }).toArray()).map((v) => v._id),
+    );
+    const unclaimed = disks.filter((d) => {
+      const vmId = vmIdOf(d);
+      return vmId === undefined || !claimed.has(vmId);
+    });
+    const owners = unclaimed.length
+      ? await inv.vms.find({ diskPath: { $in: unclaimed } }, { projection: { diskPath: 1 } }).toArray()
+      : [];
+    const owned = new Set(owners.map((v) => v.diskPath));
+    return unclaimed
+      .filter((d) => !owned.has(d))
+      .map((disk) => ({
+        kind: 'orphan-disk' as const,
+        hostId: null,
+        subject: `disk/${disk}`,
+        message: `disk ${disk} belongs to no VM in the inventory`,
+      }));
+  }
+
+  /** Active claims whose workflow run is closed: each is released and reported fixed. */
+  async function leakedReservations(): Promise<DriftFinding[]> {
+    const findings: DriftFinding[] = [];
+    for (const r of await inv.reservations.find({ state: 'active' }).toArray()) {
+      const [workflowId, runId] = r.owner.split('@');
+      if (await running(workflowId, runId)) continue;
+      await releaseReservation(inv, r._id);
+      findings.push({
+        kind: 'leaked-reservation',
+        hostId: null,
+        subject: `reservation/${r._id}`,
+        message: `reservation ${r._id} (${r.memoryMiB} MiB on ${r.hostId} for vm ${r.vmId}) is held by ${r.owner}, which is closed`,
+        fixed: 'released',
+      });
+    }
+    return findings;
   }
 
   return {
@@ -187,6 +276,11 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
           });
         }
       }
+      if (report.network) {
+        const vmsHere = await inv.vms.find({ _id: { $in: [...guests.keys()] } }).toArray();
+        const networks = (await inv.networks.find({}).toArray()).map((n) => n._id);
+        findings.push(...networkDrift(hostId, report.network, vmsHere, networks));
+      }
       return { ...(await record(findings, { hostId, kinds: HOST_KINDS })), haRestart };
     },
 
@@ -197,6 +291,7 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
     async catalogedBackupPage(req: {
       after?: string;
       limit: number;
+      since?: string;
     }): Promise<{ paths: string[]; next?: string }> {
       const page = await backupPage(req);
       return {
@@ -209,6 +304,7 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
     async checkBackupFiles(req: {
       after?: string;
       limit: number;
+      since?: string;
       files: { path: string; exists: boolean; sizeBytes: number }[];
     }): Promise<DriftSummary['found']> {
       const findings = await backupFindings(req.files, await backupPage(req));
@@ -232,39 +328,43 @@ export function createReconcileActivities(inv: Inventory, client: () => Promise<
       /** Backup findings of this pass already recorded page by page (checkBackupFiles). */
       backupFound?: DriftSummary['found'];
     }): Promise<DriftSummary> {
-      const findings: DriftFinding[] = [];
-      const vms = await inv.vms.find({}).toArray();
-      const owned = new Set(vms.map((v) => v.diskPath));
-      // A VM's record exists from the moment its id is claimed, before its create or restore
-      // commits a disk path: the files named for its id are its own, data disks included.
-      const claimed = new Set(vms.map((v) => v._id));
-      for (const disk of req.disks) {
-        const vmId = vmIdOfDiskName(path.basename(disk));
-        if (owned.has(disk) || (vmId !== undefined && claimed.has(vmId))) continue;
-        findings.push({
-          kind: 'orphan-disk',
-          hostId: null,
-          subject: `disk/${disk}`,
-          message: `disk ${disk} belongs to no VM in the inventory`,
-        });
-      }
-      for (const r of await inv.reservations.find({ state: 'active' }).toArray()) {
-        const [workflowId, runId] = r.owner.split('@');
-        if (await running(workflowId, runId)) continue;
-        await releaseReservation(inv, r._id);
-        findings.push({
-          kind: 'leaked-reservation',
-          hostId: null,
-          subject: `reservation/${r._id}`,
-          message: `reservation ${r._id} (${r.memoryMiB} MiB on ${r.hostId} for vm ${r.vmId}) is held by ${r.owner}, which is closed`,
-          fixed: 'released',
-        });
-      }
+      const findings: DriftFinding[] = [...(await orphanDisks(req.disks)), ...(await leakedReservations())];
       const catalogued = req.backupFiles.length ? await inv.backups.find({ state: 'good' }).toArray() : [];
       findings.push(...(await backupFindings(req.backupFiles, catalogued)));
       const paged = req.backupFound ?? [];
       const summary = await record(findings, { hostId: null, kinds: FLEET_KINDS }, paged);
       return { ...summary, found: [...summary.found, ...paged] };
+    },
+
+    /** When a fleet pass began, by the controller's clock: what it does not see again after that is resolved. */
+    async fleetPassBegins(): Promise<string> {
+      return new Date().toISOString();
+    },
+
+    /** One page of the datastore as a host listed it: disks nobody owns are recorded. */
+    async checkDatastorePage(req: { disks: string[]; since: string }): Promise<DriftSummary['found']> {
+      // Most disks belong to a VM of the pass's snapshot; the few others are looked up as they are now.
+      const fleet = await fleetDisks(req.since);
+      const unknown = req.disks.filter((d) => {
+        const vmId = vmIdOfDiskName(path.basename(d));
+        return !fleet.disks.has(d) && (vmId === undefined || !fleet.ids.has(vmId));
+      });
+      return (await record(await orphanDisks(unknown))).found;
+    },
+
+    /**
+     * The end of a fleet pass walked in pages: claims nobody holds are released and recorded,
+     * and open fleet findings of the kinds this pass checked that it did not see again since it
+     * began are resolved. No list of what was seen travels: each sighting is on its finding.
+     */
+    async finishFleetPass(req: { since: string; checked: DriftKind[] }): Promise<DriftSummary> {
+      const { found } = await record(await leakedReservations());
+      const resolved = await resolveNotSeenSince(
+        inv,
+        { hostId: null, kinds: req.checked.filter((k) => FLEET_KINDS.includes(k)) },
+        new Date(req.since),
+      );
+      return { found, resolved };
     },
 
     /** Hosts whose agents answer: the ones a pass asks what they run. */

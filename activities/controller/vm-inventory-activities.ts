@@ -6,7 +6,7 @@ import {
   parseInput,
   ValidationError,
 } from '../../domain/errors';
-import { placeVm, type PlacementDecision } from '../../domain/placement';
+import { placeVm, type NetworkNeed, type PlacementDecision } from '../../domain/placement';
 import { placementHosts } from '../../inventory/placement-view';
 import { formatBytes } from '../../domain/bytes';
 import { UEFI_MIN_MEMORY_MIB } from '../../domain/guest';
@@ -15,7 +15,7 @@ import type { Inventory } from '../../inventory/db';
 import { recordEvent } from '../../inventory/events';
 import { claimCapacity, releaseClaims } from '../../inventory/reservations';
 import type { EventDoc, VmDoc, VmState } from '../../inventory/schemas';
-import { deleteVmDoc, getVm, claimVmIdForRun, updateVm } from '../../inventory/vms';
+import { allocateNewVmNics, deleteVmDoc, getVm, claimVmIdForRun, updateVm } from '../../inventory/vms';
 import type { ImageRef } from '../host/contract';
 
 /** Inventory activities of the VM lifecycle; they run on the controller worker. */
@@ -59,6 +59,7 @@ export function createVmInventoryActivities(inv: Inventory, config: Pick<Config,
         },
       };
       await claimVmIdForRun(inv, spec, currentRun().runId);
+      if (request.nics?.length) spec.guest.nics = await allocateNewVmNics(inv, spec.vmId, request.nics);
       return {
         spec,
         image: {
@@ -72,7 +73,7 @@ export function createVmInventoryActivities(inv: Inventory, config: Pick<Config,
 
     /** Picks the most expedient host (or checks the requested one), saying why others were rejected. */
     async placeVm(req: {
-      spec: CreateVmSpec & { guest?: { cpuModel?: string } };
+      spec: CreateVmSpec & { guest?: { cpuModel?: string; nics?: NetworkNeed[] } };
       excludeHosts?: string[];
     }): Promise<PlacementDecision> {
       const decide = async (exact: boolean) => {
@@ -84,6 +85,7 @@ export function createVmInventoryActivities(inv: Inventory, config: Pick<Config,
           labels: req.spec.hostLabels,
           excludeHosts: req.excludeHosts,
           cpuModel: req.spec.guest?.cpuModel,
+          networks: req.spec.guest?.nics,
         });
       };
       // The quick view may count a just-committed VM twice: before refusing, look exactly.

@@ -3,7 +3,9 @@ import type { GuestConfig, GuestInfo } from '../../domain/guest';
 import type { MigrationPolicy, MigrationStats } from '../../domain/migration';
 import type { PatchDefinition } from '../../domain/patch';
 import type { BitmapState } from '../../hypervisor/block-backup';
+import type { NicConfig } from '../../domain/network';
 import type { HostFacts } from '../../hypervisor/host-facts';
+import type { NetworkInterface } from '../../hypervisor/host-network';
 import type { BackupConsistency } from '../../inventory/schemas';
 
 /**
@@ -21,8 +23,11 @@ import type { BackupConsistency } from '../../inventory/schemas';
  */
 export interface HostContract {
   // ── The host itself ──
-  /** Everything the host runs, as its hypervisor sees it, with the machine's facts. */
-  reportHost: () => Promise<HostReport>;
+  /**
+   * Everything the host runs, as its hypervisor sees it, with the machine's facts; with
+   * `network`, also its bridges and taps and what each networked guest's agent reports.
+   */
+  reportHost: (req?: ReportHostRequest) => Promise<HostReport>;
   /** Restarts the agent (its supervisor starts it again): a hypervisor-service restart. */
   restartAgent: () => Promise<{ pid: number }>;
 
@@ -35,6 +40,10 @@ export interface HostContract {
   guestStatus: (req: VmRequest) => Promise<{ running: boolean; status: string; pid: number | null }>;
   guestInfo: (req: VmRequest) => Promise<GuestInfo>;
   screenshot: (req: VmRequest) => Promise<Screenshot>;
+  /** A NIC added to the running guest (its tap, its device at its slot), and its address given. */
+  hotplugNic: (req: { vmId: string; nic: NicConfig }) => Promise<HotplugNicResult>;
+  /** A NIC removed from the running guest once it released it, and its tap with it. */
+  unplugNic: (req: { vmId: string; mac: string; timeoutMs?: number }) => Promise<{ removed: boolean }>;
   resizeDisk: (
     req: ResizeDiskRequest,
   ) => Promise<{ previousBytes: number; sizeBytes: number; online: boolean }>;
@@ -68,7 +77,8 @@ export interface HostContract {
   bootCanary: (req: { timeoutMs: number }) => Promise<{ bootMs: number }>;
 
   // ── What the storage holds, for the reconciler ──
-  listDatastore: () => Promise<string[]>;
+  /** Disk files on the shared datastore, sorted; with `limit`, one page of them after `after`. */
+  listDatastore: (req?: { after?: string; limit?: number }) => Promise<string[]>;
   inspectFiles: (req: { paths: string[] }) => Promise<{ path: string; exists: boolean; sizeBytes: number }[]>;
 }
 
@@ -255,10 +265,31 @@ export interface GuestReport {
   heartbeatAgeSec: number | null;
 }
 
+export interface HotplugNicResult {
+  device: string;
+  tap: string;
+  /** How the guest got the address: through its agent now, or from its seed at its next boot. */
+  guest: string;
+}
+
+export interface ReportHostRequest {
+  /** Add the host's network interfaces and the addresses its networked guests report. */
+  network?: boolean;
+}
+
 export interface HostReport {
   hostId: string;
   facts: HostFacts;
   patchLevel: string;
   load: { loadAverage1m: number; memoryFreeMiB: number };
   guests: GuestReport[];
+  /** With `network` asked for, on a host that serves networks. */
+  network?: HostNetworkReport;
+}
+
+export interface HostNetworkReport {
+  /** The bridges, VLAN links and taps the host made (by virtflow's name prefixes). */
+  interfaces: NetworkInterface[];
+  /** Per running guest with NICs and an agent: its addresses, or why its agent did not say. */
+  guests: { vmId: string; addresses?: GuestInfo['addresses']; error?: string }[];
 }

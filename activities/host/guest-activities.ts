@@ -9,7 +9,9 @@ import {
   type GuestInfo,
 } from '../../domain/guest';
 import { parseInput, ValidationError } from '../../domain/errors';
+import { cannotServe, type NicConfig } from '../../domain/network';
 import { ensureVarsStore } from '../../hypervisor/firmware';
+import type { GuestNic, HostNetwork } from '../../hypervisor/host-network';
 import { readGuestInfo, withGuestAgent } from '../../hypervisor/guest-agent';
 import { GuestNotAliveError, waitForGuestAlive } from '../../hypervisor/guest-liveness';
 import { removeSeed, writeSeed } from '../../hypervisor/nocloud-seed';
@@ -42,6 +44,31 @@ export interface GuestActivityDeps {
   datastoreDir: string;
   /** The image repository as this host mounts it: a VM's disk may rest only on an image there. */
   imagesDir: string;
+  /** The host's bridges and taps; absent when its agent serves no networks. */
+  network?: HostNetwork;
+}
+
+/**
+ * The spec with the guest's NICs attached: each network's bridge made here, and the tap QEMU
+ * opens on it. A host that serves no networks, or lacks a network's uplink, refuses by name.
+ */
+export async function attachNics(
+  deps: Pick<GuestActivityDeps, 'hostId' | 'network'>,
+  spec: GuestSpec,
+  guest: GuestConfig,
+): Promise<GuestSpec> {
+  const nics = guest.nics ?? [];
+  return nics.length === 0 ? spec : { ...spec, nics: await attachNicsOnHost(deps, nics) };
+}
+
+/** Each NIC's network made on this host, or a refusal naming what the host lacks. */
+export async function attachNicsOnHost(
+  deps: Pick<GuestActivityDeps, 'hostId' | 'network'>,
+  nics: NicConfig[],
+): Promise<GuestNic[]> {
+  const why = nics.map((n) => cannotServe(deps.network?.facts, n)).find((r) => r !== undefined);
+  if (why) throw new ValidationError('guest.nics', `${deps.hostId} ${why}`);
+  return deps.network!.attach(nics);
 }
 
 /**
@@ -86,7 +113,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** VM lifecycle on this host: disks on the shared datastore and QEMU processes. */
-export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }: GuestActivityDeps) {
+export function createGuestActivities(deps: GuestActivityDeps) {
+  const { hostId, qemu, datastoreDir, imagesDir } = deps;
   const diskPathOf = (vmId: string) => vmFiles(datastoreDir, vmId).disk;
 
   /** For the calls that ask a running guest something: a valid id, and QEMU running it here. */
@@ -165,9 +193,10 @@ export function createGuestActivities({ hostId, qemu, datastoreDir, imagesDir }:
         hostname: req.vmId,
         sshKeys: guest.sshKeys,
         userData: guest.userData,
+        nics: guest.nics,
       });
       if (spec.varsPath) ensureVarsStore(spec.varsPath);
-      const started = await qemu.start(spec);
+      const started = await qemu.start(await attachNics(deps, spec, guest));
       return { pid: started.pid, hostId };
     },
 

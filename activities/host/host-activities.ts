@@ -1,13 +1,16 @@
 import type { AccelFacts } from '../../hypervisor/accel-probe';
 import { readGuestLog } from '../../hypervisor/serial-log';
 import { readHostFacts, readHostLoad } from '../../hypervisor/host-facts';
+import { readGuestAddresses } from '../../hypervisor/guest-agent';
+import type { HostNetwork } from '../../hypervisor/host-network';
 import type { QemuHost } from '../../hypervisor/qemu-host';
 import { createBackupActivities, type BackupActivityDeps } from './backup-activities';
 import { createGuestActivities, type GuestActivityDeps } from './guest-activities';
+import { createNicActivities } from './nic-activities';
 import { createMigrationActivities, type MigrationActivityDeps } from './migration-activities';
 import { createInspectionActivities } from './inspection-activities';
 import { createPatchActivities, type PatchActivityDeps } from './patch-activities';
-import type { GuestReport, HostContract, HostReport } from './contract';
+import type { GuestReport, HostContract, HostNetworkReport, HostReport, ReportHostRequest } from './contract';
 
 export interface HostActivityDeps
   extends GuestActivityDeps, MigrationActivityDeps, BackupActivityDeps, PatchActivityDeps {
@@ -42,29 +45,55 @@ async function reportGuest(
   };
 }
 
+/**
+ * The host's network side: its bridges, VLAN links and taps, and the addresses each running
+ * guest with NICs reports through its agent (asked side by side, briefly: a silent agent is
+ * reported as such, not waited on).
+ */
+async function reportNetwork(qemu: QemuHost, network: HostNetwork): Promise<HostNetworkReport> {
+  const networked = qemu.list().filter((g) => g.spec.nics?.length);
+  return {
+    interfaces: await network.interfaces(),
+    guests: await Promise.all(
+      networked.map((g) =>
+        readGuestAddresses(qemu.files(g.vmId).agentSocket, 2000).then(
+          (addresses) => ({ vmId: g.vmId, addresses }),
+          (err: Error) => ({ vmId: g.vmId, error: err.message }),
+        ),
+      ),
+    ),
+  };
+}
+
 /** Reports everything this host runs, as the hypervisor sees it. */
 export async function reportHost(
-  deps: Pick<HostActivityDeps, 'hostId' | 'qemu' | 'patchLevel' | 'accelFacts'>,
+  deps: Pick<HostActivityDeps, 'hostId' | 'qemu' | 'patchLevel' | 'accelFacts' | 'network'>,
+  req: ReportHostRequest = {},
 ): Promise<HostReport> {
   const guests = await Promise.all(
     deps.qemu.list().map((g) => reportGuest(deps.qemu, g.vmId, g.pid, g.spec.memoryMiB)),
   );
   return {
     hostId: deps.hostId,
-    facts: await readHostFacts(deps.accelFacts),
+    facts: {
+      ...(await readHostFacts(deps.accelFacts)),
+      ...(deps.network ? { network: deps.network.facts } : {}),
+    },
     patchLevel: deps.patchLevel(),
     load: readHostLoad(),
     guests,
+    ...(req.network && deps.network ? { network: await reportNetwork(deps.qemu, deps.network) } : {}),
   };
 }
 
 /** Activities that run on one host, scheduled on its task queue `host/<hostId>`. */
 export function createHostActivities(deps: HostActivityDeps): HostContract {
   return {
-    async reportHost(): Promise<HostReport> {
-      return reportHost(deps);
+    async reportHost(req?: ReportHostRequest): Promise<HostReport> {
+      return reportHost(deps, req);
     },
     ...createGuestActivities(deps),
+    ...createNicActivities(deps),
     ...createMigrationActivities(deps),
     ...createBackupActivities(deps),
     ...createPatchActivities(deps),

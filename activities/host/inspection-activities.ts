@@ -8,13 +8,17 @@ export interface InspectionActivityDeps {
 /** What exists on the storage this host sees, for the reconciler to compare with the inventory. */
 export function createInspectionActivities({ datastoreDir }: InspectionActivityDeps) {
   return {
-    /** Every disk image on the datastore. */
-    async listDatastore(): Promise<string[]> {
+    /** The disk images on the datastore, sorted by path: all of them, or one page after `after`. */
+    async listDatastore(req: { after?: string; limit?: number } = {}): Promise<string[]> {
       if (!fs.existsSync(datastoreDir)) return [];
-      return fs
+      const all = fs
         .readdirSync(datastoreDir)
         .filter((f) => f.endsWith('.qcow2'))
-        .map((f) => path.join(datastoreDir, f));
+        .map((f) => path.join(datastoreDir, f))
+        .sort();
+      if (req.limit === undefined) return all;
+      const after = req.after;
+      return all.filter((p) => after === undefined || p > after).slice(0, req.limit);
     },
 
     /** Whether each file exists and its size: a catalogued backup must still be there, whole. */

@@ -11,7 +11,7 @@ import {
 import { GuestNotAliveError, waitForGuestAlive } from '../../hypervisor/guest-liveness';
 import type { QemuHost } from '../../hypervisor/qemu-host';
 import { readGuestLog } from '../../hypervisor/serial-log';
-import { guestSpecOf } from './guest-activities';
+import { attachNics, guestSpecOf, type GuestActivityDeps } from './guest-activities';
 import type {
   DriveMigrationRequest,
   DriveResult,
@@ -27,19 +27,22 @@ export interface MigrationActivityDeps {
   datastoreDir: string;
   migrationAddress: string;
   migrationPorts: { first: number; last: number };
+  network?: GuestActivityDeps['network'];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Gratuitous ARP/RARP rounds after switch-over (ms): the first at once, then backing off. */
+const ANNOUNCE = { initial: 50, max: 550, rounds: 5, step: 100 };
+
 /** Live migration, both ends: the target's incoming QEMU and the source's outgoing stream. */
-export function createMigrationActivities({
-  hostId,
-  qemu,
-  datastoreDir,
-  migrationAddress,
-  migrationPorts,
-}: MigrationActivityDeps) {
+export function createMigrationActivities(deps: MigrationActivityDeps) {
+  const { hostId, qemu, datastoreDir, migrationAddress, migrationPorts } = deps;
   const monitor = (vmId: string) => qemu.monitor(vmId);
+  const detachSourceTaps = async (vmId: string) => {
+    const nics = qemu.find(vmId)?.spec.nics ?? [];
+    if (nics.length) await deps.network?.detach(nics);
+  };
 
   return {
     /**
@@ -49,7 +52,7 @@ export function createMigrationActivities({
      */
     async prepareIncoming(req: GuestStartRequest & { policy: MigrationPolicy }): Promise<IncomingEndpoint> {
       // The destination attaches the same disk, seed and UEFI variables the source runs with.
-      const { spec } = guestSpecOf(datastoreDir, req);
+      const { spec, guest } = guestSpecOf(datastoreDir, req);
       const existing = qemu.find(req.vmId);
       if (existing) {
         const status = await (await monitor(req.vmId)).command('query-status').catch(() => undefined);
@@ -71,13 +74,17 @@ export function createMigrationActivities({
           );
         }
       }
-      const guest = await qemu.start({ ...spec, incoming: true });
+      // The same MACs on the same networks: the guest keeps its addresses on this host.
+      const incoming = await qemu.start({ ...(await attachNics(deps, spec, guest)), incoming: true });
       const qmp = await monitor(req.vmId);
       await setMigrationCapabilities(qmp, req.policy, 'target');
+      // The destination's first announce at once, not QEMU's default 50 ms after switch-over:
+      // until switches hear it, the guest's traffic goes to the paused source's port.
+      if (guest.nics?.length) await qmp.execute('migrate-set-parameters', { 'announce-initial': 0 });
       for (let port = migrationPorts.first; port <= migrationPorts.last; port++) {
         try {
           await qmp.execute('migrate-incoming', { uri: `tcp:${migrationAddress}:${port}` });
-          return { address: migrationAddress, port, pid: guest.pid };
+          return { address: migrationAddress, port, pid: incoming.pid };
         } catch (err) {
           if (!/in use|Failed to bind|Address already/i.test((err as Error).message)) throw err;
         }
@@ -116,6 +123,9 @@ export function createMigrationActivities({
         stats = await readMigration(qmp);
         ctx.heartbeat(stats);
         if (stats.status === 'completed') {
+          // The paused source's taps leave their bridges: the bridges forget the guest's MACs at
+          // once and flood its traffic, which reaches the destination before its announce does.
+          await detachSourceTaps(req.vmId);
           return { outcome: 'completed', stats, tracker, sourceHeartbeatSeq: sourceSeq() };
         }
         if (!migrationInFlight.has(stats.status)) {
@@ -168,6 +178,10 @@ export function createMigrationActivities({
      */
     async verifyGuestAlive(req: VerifyAliveRequest): Promise<GuestAliveProof & { seq: number | null }> {
       const ctx = Context.current();
+      // First, before any proof: tell the network the guest's MACs are behind this host's ports
+      // now, so its peers' traffic stops going to the source.
+      if (qemu.find(req.vmId)?.spec.nics?.length)
+        await (await monitor(req.vmId)).execute('announce-self', ANNOUNCE);
       try {
         const deadline = Date.now() + req.timeoutMs;
         // When one proof fails, the other stops waiting too.
@@ -260,6 +274,9 @@ export function createMigrationActivities({
         stats = await readMigration(qmp);
       }
       const status = await qmp.command('query-status');
+      // Back on their bridges before the guest runs again here.
+      const nics = qemu.find(req.vmId)?.spec.nics ?? [];
+      if (nics.length) await deps.network?.reattach(nics);
       if (!status.running) await qmp.command('cont');
       return { status: (await qmp.command('query-status')).status };
     },

@@ -153,6 +153,14 @@ export function createSimHostActivities({
       throw ApplicationFailure.nonRetryable('a simulated guest has no screen', 'InvalidStateError');
     },
 
+    async hotplugNic(): Promise<never> {
+      throw ApplicationFailure.nonRetryable('simulated hosts serve no networks', 'InvalidStateError');
+    },
+
+    async unplugNic(): Promise<never> {
+      throw ApplicationFailure.nonRetryable('simulated hosts serve no networks', 'InvalidStateError');
+    },
+
     async stopGuest(req: Routed<'stopGuest'>) {
       const host = await fleet.host(req.hostId);
       const existed = host.guests.delete(req.vmId);

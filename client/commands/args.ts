@@ -52,3 +52,8 @@ export function sizeArg(value: string): number {
 export function sizesArg(value: string, previous: number[] = []): number[] {
   return [...previous, sizeArg(value)];
 }
+
+/** A repeatable option's values, in the order given. */
+export function listArg(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

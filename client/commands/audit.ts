@@ -57,7 +57,8 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
         }));
         rows.push({
           scope: 'fleet',
-          findings: 'found' in r.fleet ? r.fleet.found.length : `error: ${r.fleet.error}`,
+          findings:
+            'found' in r.fleet ? r.fleet.found.length + (r.fleet.more ?? 0) : `error: ${r.fleet.error}`,
         });
         printTable(rows, ['scope', 'findings']);
       });

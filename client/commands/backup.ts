@@ -209,11 +209,22 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
       sshKeyFileArg,
     )
     .option('--user-data <file>', "cloud-init user-data (default: the backed-up VM's)", userDataFileArg)
+    .option(
+      '--nics <how>',
+      "NICs on the backed-up VM's networks: fresh (new MACs and addresses), same-addresses, or none",
+      'fresh',
+    )
     .option('--json', 'print JSON')
     .action(
       async (
         backupId: string,
-        o: OutputOptions & { as: string; host?: string; sshKey?: string[]; userData?: string },
+        o: OutputOptions & {
+          as: string;
+          host?: string;
+          sshKey?: string[];
+          userData?: string;
+          nics: 'fresh' | 'same-addresses' | 'none';
+        },
       ) => {
         const op = await (
           await ops()
@@ -223,6 +234,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
           host: o.host,
           sshKeys: o.sshKey,
           userData: o.userData,
+          nics: o.nics,
         });
         if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
         const r = await op.result();

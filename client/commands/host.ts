@@ -1,3 +1,4 @@
+import { cannotServe } from '../../domain/network';
 import type { Command } from 'commander';
 import { NotFoundError, ValidationError } from '../../domain/errors';
 import { hostOperations } from '../host-operations';
@@ -61,9 +62,14 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .description('show one host: facts, capacity, agent')
     .option('--json', 'print JSON')
     .action(async (hostId: string, opts: OutputOptions) => {
-      const doc = await (await ctx.inventory()).hosts.findOne({ _id: hostId });
+      const inv = await ctx.inventory();
+      const doc = await inv.hosts.findOne({ _id: hostId });
       if (!doc) throw new NotFoundError('host', hostId);
-      emit(opts, doc, (h) =>
+      // The networks it can carry, by name: those its uplinks (or any host) serve.
+      const networks = (await inv.networks.find({}).sort({ _id: 1 }).toArray())
+        .filter((n) => !cannotServe(doc.facts.network, { network: n._id, uplink: n.spec.uplink }))
+        .map((n) => n._id);
+      emit(opts, { ...doc, networks }, (h) =>
         printFields({
           id: h._id,
           state: h.state,
@@ -79,6 +85,8 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
           agent: `${h.agent.version} pid ${h.agent.pid} on ${h.agent.taskQueue}`,
           'agent-heartbeat': h.agent.heartbeatAt,
           'migration-ports': `${h.migrationPorts.first}-${h.migrationPorts.last}`,
+          uplinks: h.facts.network ? h.facts.network.uplinks.join(', ') || '(none)' : 'serves no networks',
+          networks: h.networks.join(', ') || '(none)',
           revision: h.revision,
         }),
       );

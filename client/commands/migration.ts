@@ -107,7 +107,10 @@ export function registerMigrationCommands(vm: Command, program: Command, ctx: Cl
           console.log(
             `vm ${r.vmId} migrated ${r.source} → ${r.target} in ${(r.totalTimeMs / 1000).toFixed(1)} s, ` +
               `downtime ${r.downtimeMs ?? '?'} ms, ${(r.transferredBytes / MiB).toFixed(0)} MiB in ${r.iterations} round(s); ` +
-              `guest verified alive (${r.verifiedBy === 'guest-agent' ? 'its guest agent answered on the target' : `console heartbeat ${r.verifiedHeartbeatSeq}`})`,
+              `guest verified alive (${r.verifiedBy === 'guest-agent' ? 'its guest agent answered on the target' : `console heartbeat ${r.verifiedHeartbeatSeq}`})` +
+              (r.network
+                ? `; network outage about ${r.network.outageMs ?? '?'} ms on ${r.network.networks.join(', ')} (announced ${r.network.announced})`
+                : ''),
           ),
         );
       },

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { labelArg, numberArg, sizeArg, sizesArg, sshKeyFileArg, userDataFileArg } from './args';
+import { labelArg, listArg, numberArg, sizeArg, sizesArg, sshKeyFileArg, userDataFileArg } from './args';
 import { registerMigrationCommands } from './migration';
 import { formatBytes } from '../../domain/bytes';
 import { InvalidStateError, NotFoundError, ValidationError } from '../../domain/errors';
 import type { GuestInfo } from '../../domain/guest';
 import { HA_PRIORITY_MAX } from '../../domain/ha';
+import { nicViews, type NicConfig, type NicRequest } from '../../domain/network';
 import { listVms } from '../../inventory/vms';
 import type { VmDoc } from '../../inventory/schemas';
 import { consoleTail } from '../../hypervisor/console-log';
@@ -44,6 +45,23 @@ function vmRow(v: VmDoc) {
 }
 
 /** The guest's own view, for `vm show`: hostname, OS and addresses from its agent. */
+/** `--nic a --nic b --ip a=10.20.0.15` as NIC requests; an --ip for a network without --nic is refused. */
+function nicRequests(networks: string[], ips: Record<string, string>): NicRequest[] | undefined {
+  const stray = Object.keys(ips).find((n) => !networks.includes(n));
+  if (stray) throw new ValidationError('ip', `--ip ${stray}=… names a network with no --nic ${stray}`);
+  return networks.length ? networks.map((network) => ({ network, ip: ips[network] })) : undefined;
+}
+
+/** Each NIC: network, MAC, configured address, and what the guest reports on it. */
+function nicLines(nics: NicConfig[], guest: GuestInfo | { error: string } | undefined): string[] {
+  const reported = guest && !('error' in guest) ? guest.addresses : undefined;
+  return nicViews(nics, reported).map(
+    (v, i) =>
+      `eth${i} ${v.network} ${v.mac} ${v.configured}` +
+      (v.reported === undefined ? '' : v.drift ? ` DRIFT: ${v.drift}` : ' (the guest agrees)'),
+  );
+}
+
 function guestFields(
   guest: GuestInfo | { error: string } | undefined,
 ): Record<string, string | string[] | undefined> {
@@ -77,6 +95,12 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .option('--disk-size <size>', "root disk size, e.g. 20G (default: the image's)", sizeArg)
       .option('--data-disk <size>', 'add an empty data disk of this size, e.g. 10G (repeatable)', sizesArg)
       .option('--ssh-key <file>', 'OpenSSH public key file for the guest (repeatable)', sshKeyFileArg)
+      .option('--nic <network>', 'add a NIC on this network (repeatable)', listArg)
+      .option(
+        '--ip <network=address>',
+        "the NIC's address on that network (default: the pool's next)",
+        labelArg,
+      )
       .option(
         '--user-data <file>',
         'cloud-init user-data for the first boot (cloud-config or a script)',
@@ -98,6 +122,8 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         dataDisk?: number[];
         sshKey?: string[];
         userData?: string;
+        nic?: string[];
+        ip?: Record<string, string>;
       },
     ) => {
       const op = await (
@@ -115,6 +141,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         dataDisks: o.dataDisk,
         sshKeys: o.sshKey,
         userData: o.userData,
+        nics: nicRequests(o.nic ?? [], o.ip ?? {}),
       });
       await follow(op, o, (r) => console.log(`vm ${r.vmId} is running on ${r.host} (disk ${r.diskPath})`));
     },
@@ -150,6 +177,29 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         `${o.disk === 0 ? 'disk' : `data disk ${o.disk}`} of vm ${r.vmId} grown ${formatBytes(r.previousBytes)} → ${formatBytes(r.sizeBytes)} on ${r.host} (${r.online ? 'online' : 'offline'})`,
       ),
     );
+  });
+
+  const nic = vm.command('nic').description("a VM's network cards, added and removed live");
+  waitOption(
+    nic
+      .command('add <vmId> <network>')
+      .description('add a NIC on a network (hot-plugged into a running VM, its address given by its agent)')
+      .option('--ip <address>', "the NIC's address (default: the pool's next free one)"),
+  ).action(async (vmId: string, network: string, o: OutputOptions & { wait: boolean; ip?: string }) => {
+    const op = await (await ops()).addNic({ vmId, network, ip: o.ip });
+    await follow(op, o, (r) =>
+      console.log(
+        `vm ${r.vmId}: NIC ${r.nic.mac} on ${r.nic.network}, ${r.nic.ip}/${r.nic.prefix}; ${r.guest}`,
+      ),
+    );
+  });
+  waitOption(
+    nic
+      .command('remove <vmId> <network>')
+      .description("remove a VM's NIC on a network (the running guest must release it)"),
+  ).action(async (vmId: string, network: string, o: OutputOptions & { wait: boolean }) => {
+    const op = await (await ops()).removeNic({ vmId, network });
+    await follow(op, o, (r) => console.log(`vm ${r.vmId}: NIC ${r.nic.mac} on ${r.nic.network} removed`));
   });
 
   waitOption(
@@ -238,6 +288,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
           firmware: v.guest.firmware,
           ...guestFields(guest),
           disk: v.diskPath,
+          nics: nicLines(v.guest.nics ?? [], guest),
           'data-disks': (v.guest.dataDisks ?? []).map(
             (bytes, i) => `vd${'bcdefghi'[i]} ${formatBytes(bytes)} (as created)`,
           ),

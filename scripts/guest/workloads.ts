@@ -66,3 +66,55 @@ while true; do
   sleep 1
 done
 `;
+
+/**
+ * Probes each target forever: one ping (a second to answer), then `<round> ok` or
+ * `<round> unreachable` in /run/reach.<target>. With `addresses`, first replaces eth0's
+ * addresses with those: a guest claiming addresses of other networks' subnets, to see whether
+ * their segments reach it.
+ */
+export const reachProbe = (targets: string[], addresses: string[] = []) => `#!/bin/sh
+${addresses.length ? 'ip addr flush dev eth0\n' : ''}${addresses.map((a) => `ip addr add ${a} dev eth0`).join('\n')}
+round=0
+while true; do
+  round=$((round + 1))
+  for t in ${targets.join(' ')}; do
+    if ping -c 1 -W 1 "$t" > /dev/null 2>&1; then s=ok; else s=unreachable; fi
+    echo "$round $s" > "/run/reach.$t.tmp" && mv "/run/reach.$t.tmp" "/run/reach.$t"
+  done
+  sleep 0.5
+done
+`;
+
+/**
+ * Pings `target` every 10 ms, forever, in rounds of 200 pings (2 s): each round appends
+ * `<round> <transmitted> <received>` to /run/ping.rounds (read with `parsePingRounds`). What a
+ * peer of a migrating guest sees.
+ */
+export const steadyPinger = (target: string) => `#!/bin/sh
+round=0
+while true; do
+  round=$((round + 1))
+  # A count, not a deadline: a round waits for its last reply (a deadline would count it lost).
+  out=$(ping -q -i 0.01 -c 200 "${target}" 2>&1)
+  tx=$(echo "$out" | sed -n 's/^\\([0-9]*\\) packets transmitted.*/\\1/p')
+  rx=$(echo "$out" | sed -n 's/.*transmitted, \\([0-9]*\\) packets received.*/\\1/p')
+  echo "$round \${tx:-0} \${rx:-0}" >> /run/ping.rounds
+done
+`;
+
+export interface PingRound {
+  round: number;
+  sent: number;
+  received: number;
+}
+
+/** The rounds `steadyPinger` recorded, oldest first. */
+export function parsePingRounds(text: string): PingRound[] {
+  return text
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ').map(Number))
+    .map(([round, sent, received]) => ({ round, sent, received }));
+}

@@ -3,11 +3,15 @@ import path from 'node:path';
 import { installed } from '../../domain/config';
 import { assertPortFree, ManagedProcess } from './processes';
 
-/** Starts the embedded FerretDB (SQLite backend) and waits until it accepts connections. */
+/**
+ * Starts the embedded FerretDB and waits until it accepts connections: SQLite files in `dataDir`,
+ * or with `postgresUrl` its PostgreSQL backend (the cluster stack).
+ */
 export async function startFerretDb(opts: {
   port: number;
   dataDir: string;
   logDir: string;
+  postgresUrl?: string;
   ownProcessGroup?: boolean;
 }) {
   if (!fs.existsSync(installed.ferretdb)) {
@@ -18,7 +22,13 @@ export async function startFerretDb(opts: {
   const proc = ManagedProcess.spawn(
     'FerretDB',
     installed.ferretdb,
-    ['--listen', `127.0.0.1:${opts.port}`, '--dir', opts.dataDir],
+    [
+      '--listen',
+      `127.0.0.1:${opts.port}`,
+      '--dir',
+      opts.dataDir,
+      ...(opts.postgresUrl ? ['--postgresql-url', opts.postgresUrl] : []),
+    ],
     { logPath: path.join(opts.logDir, 'ferretdb.log'), ownProcessGroup: opts.ownProcessGroup },
   );
   await proc.waitForPort(opts.port, 30_000);

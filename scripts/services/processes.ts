@@ -31,6 +31,24 @@ export async function findFreePort(): Promise<number> {
   });
 }
 
+/**
+ * A free TCP port on loopback below 32768, outside the kernel's ephemeral range: the Temporal
+ * server records its membership ports in a smallint column.
+ */
+export async function findFreeLowPort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (
+      await assertPortFree(port, '', '').then(
+        () => true,
+        () => false,
+      )
+    )
+      return port;
+  }
+  throw new Error('no free port found between 20000 and 32000');
+}
+
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host: '127.0.0.1' });
@@ -53,6 +71,8 @@ export interface SpawnOptions {
    * guests' states are recorded.
    */
   ownProcessGroup?: boolean;
+  /** Run as this user (PostgreSQL refuses to run as root). */
+  user?: { uid: number; gid: number };
 }
 
 /** A long-running child process whose output goes to a log file. */
@@ -98,6 +118,8 @@ export class ManagedProcess {
       env: opts.env ?? process.env,
       cwd: opts.cwd,
       detached: opts.ownProcessGroup ?? false,
+      uid: opts.user?.uid,
+      gid: opts.user?.gid,
     });
     fs.closeSync(log);
     return new ManagedProcess(name, child, opts.logPath);

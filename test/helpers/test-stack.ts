@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { LabNetwork } from '../../scripts/services/lab-network';
 import { Runtime, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import { loadConfig, type Config } from '../../domain/config';
@@ -94,6 +95,18 @@ export class TestStack {
     return new TestStack(name, config, fileEnv, await connectClient(config), inventory);
   }
 
+  /** The local hosts' network namespaces and switch, once `startLab` made them. */
+  lab?: LabNetwork;
+
+  /** Gives the local hosts networks: agents started after this serve them in their namespaces. */
+  async startLab(): Promise<LabNetwork> {
+    this.lab = await LabNetwork.create(
+      this.config.dataDir,
+      localHosts.map((h) => h.hostId),
+    );
+    return this.lab;
+  }
+
   /** The controller as its own process, for tests that kill it. */
   controllerProcess?: ManagedProcess;
 
@@ -135,7 +148,7 @@ export class TestStack {
       spawnEntryPoint(
         `${this.name}-agent-${hostId}`,
         'worker/host-agent.ts',
-        hostAgentArgs(host, extraArgs),
+        hostAgentArgs(host, [...(this.lab?.agentArgs(hostId) ?? []), ...extraArgs]),
         {
           logDir: process.env.VIRTFLOW_TEST_RUN_DIR!,
           env: { ...this.env, VIRTFLOW_LOG_LEVEL: 'warn', ...extraEnv },
@@ -179,6 +192,7 @@ export class TestStack {
       const qemu = localQemuHost(this.config.dataDir, hostId);
       for (const guest of qemu.list()) qemu.kill(guest.vmId);
     }
+    await this.lab?.destroy();
     await this.simAgent?.stop();
     await this.controllerProcess?.stop();
     if (this.controllerWorker) stopWorker(this.controllerWorker);

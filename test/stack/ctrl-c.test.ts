@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../../domain/config';
+import { LabNetwork } from '../../scripts/services/lab-network';
 import { findFreePort } from '../../scripts/services/processes';
 import { liveProcesses, qemuProcessesUnder } from '../../scripts/services/stray-guests';
 import { until } from '../helpers/until';
@@ -68,8 +69,9 @@ describe('npm start stops everything on Ctrl-C', () => {
       delete env[name];
   });
 
-  afterAll(() => {
+  afterAll(async () => {
     for (const p of processesOf(dir)) process.kill(p.pid, 'SIGKILL');
+    await LabNetwork.of(path.join(dir, 'data')).destroy();
   });
 
   const stopsEverything = async (run: StackRun) => {
@@ -82,6 +84,8 @@ describe('npm start stops everything on Ctrl-C', () => {
     expect(left).toBe(true);
     await run.exited;
     expect(run.output).toContain('virtflow: stopped');
+    // Nor a network namespace: with them go every bridge, tap and veth the hosts made.
+    expect(await LabNetwork.of(path.join(dir, 'data')).namespaces()).toEqual([]);
   };
 
   test('Ctrl-C while the demo VM is being created leaves no guest, worker, Temporal or FerretDB behind', async () => {
@@ -94,6 +98,10 @@ describe('npm start stops everything on Ctrl-C', () => {
     const run = new StackRun(env);
     await run.said('running; press Ctrl-C to stop everything');
     expect(run.output).toMatch(/vm demo-1 is running on host-[abc]/);
+    // On network lab, reached from the lab's switch.
+    expect(run.output).toMatch(
+      /vm demo-1 answers on network lab: 3 packets received of 3 pings to 10\.20\.0\.\d+/,
+    );
     expect(qemuProcessesUnder(path.join(dir, 'data'))).toHaveLength(1);
     await stopsEverything(run);
     expect(qemuProcessesUnder(path.join(dir, 'data'))).toHaveLength(0);

@@ -1,4 +1,4 @@
-import { decideConvergence, newTracker } from '../../domain/convergence';
+import { decideConvergence, MAX_TRANSFER_SEC, newTracker } from '../../domain/convergence';
 import { migrationPolicySchema, migrationSliceMs } from '../../domain/migration';
 
 const GiB = 1024 ** 3;
@@ -105,5 +105,21 @@ describe('live migration slices: a long transfer stays within the history limit'
     // Fixed 2 s slices: 43,200 slices a day, past the limit after about 4.7 hours.
     expect(slicesFor(24) * 6).toBeLessThan(20_000);
     expect(slicesFor(4.7) * 6).toBeLessThan(5_000);
+  });
+
+  test('no policy lets a transfer outlast its history: the largest VM at the longest timeout gives up after two days', () => {
+    const longest = policy({ completionTimeoutSecPerGiB: 86_400 });
+    const at = (sec: number) =>
+      decideConvergence(
+        newTracker(0),
+        { status: 'active', remainingBytes: GiB, iteration: 1 },
+        longest,
+        1 << 20,
+        sec * 1000,
+      ).action.kind;
+    // A 1 TiB VM at a day per GiB would be allowed almost three years.
+    expect(at(MAX_TRANSFER_SEC - 1)).not.toBe('give-up');
+    expect(at(MAX_TRANSFER_SEC + 1)).toBe('give-up');
+    expect(slicesFor(MAX_TRANSFER_SEC / 3600) * 6).toBeLessThan(40_000);
   });
 });

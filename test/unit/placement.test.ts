@@ -90,4 +90,21 @@ describe('placement', () => {
     expect(d.chosen).toBeNull();
     expect(d.rejected).toEqual({ r1: ['excluded by the request'], r2: ['QEMU 6.2.0 is older than 7.0'] });
   });
+
+  test("a VM's networks need hosts that carry them: networking on, and each network's uplink", () => {
+    const decision = placeVm(
+      [
+        host('no-networks'),
+        host('no-uplink', { network: { uplinks: ['eth0'] } }),
+        host('carries', { network: { uplinks: ['eth0', 'eth1'] } }),
+      ],
+      { memoryMiB: 256, vcpus: 1, networks: [{ network: 'lab' }, { network: 'office', uplink: 'eth1' }] },
+      now,
+    );
+    expect(decision.chosen).toBe('carries');
+    expect(decision.rejected).toEqual({
+      'no-networks': ['serves no networks (its agent was started without networking), needs lab, office'],
+      'no-uplink': ['has no uplink eth1 for network office (its uplinks: eth0)'],
+    });
+  });
 });

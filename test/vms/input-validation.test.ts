@@ -6,6 +6,7 @@ import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { cli, GUEST_IMAGE, importGuestImage } from '../helpers/guests';
 import { dataPaths, installed } from '../../domain/config';
 import { importImage } from '../../inventory/images';
+import { allocateAddress, createNetwork } from '../../inventory/networks';
 
 describe('bad input is rejected before any state changes, naming the field', () => {
   let stack: TestStack;
@@ -38,6 +39,21 @@ describe('bad input is rejected before any state changes, naming the field', () 
     ['an SSH key that is not one', { sshKeys: ['hunter2'] }, /^sshKeys\.0: is not an OpenSSH public key/],
     ['user-data over 64 KiB', { userData: 'x'.repeat(65 * 1024) }, /^userData: user-data is at most 64 KiB/],
     ['a disk of half a MiB', { diskSizeBytes: 512 * 1024 }, /^diskSizeBytes: must be at least 1 MiB/],
+    [
+      'a NIC address that is not one',
+      { nics: [{ network: 'lab', ip: '10.20.0.300' }] },
+      /^nics\.0\.ip: must be an IPv4 address/,
+    ],
+    [
+      'two NICs on one network',
+      { nics: [{ network: 'lab' }, { network: 'lab' }] },
+      /^nics\.1\.network: network lab is listed twice/,
+    ],
+    [
+      'nine NICs',
+      { nics: Array.from({ length: 9 }, (_, i) => ({ network: `n${i}` })) },
+      /^nics: at most 8 NICs/,
+    ],
     [
       'a label value with an escape sequence',
       { labels: { team: 'ops\u001b[2J' } },
@@ -100,6 +116,51 @@ describe('bad input is rejected before any state changes, naming the field', () 
     );
     expect(await stack.inventory.vms.countDocuments({})).toBe(0);
     expect(await stack.inventory.reservations.countDocuments({})).toBe(0);
+  });
+
+  test('a NIC on an unknown network, a taken address or an exhausted pool is refused naming the NIC, leaving nothing', async () => {
+    await createNetwork(stack.inventory, { name: 'lab', cidr: '10.20.0.0/24' });
+    await createNetwork(stack.inventory, {
+      name: 'one-left',
+      cidr: '10.21.0.0/24',
+      pool: { first: '10.21.0.10', last: '10.21.0.10' },
+    });
+    await allocateAddress(stack.inventory, { network: 'lab', vmId: 'other-vm', requested: '10.20.0.5' });
+    await allocateAddress(stack.inventory, { network: 'one-left', vmId: 'other-vm' });
+    const refused = async (vmId: string, nics: { network: string; ip?: string }[]) => {
+      const op = await ops.create({ vmId, image: GUEST_IMAGE, nics });
+      const err = (await op.result().catch((e: unknown) => e)) as {
+        cause?: { type?: string; message?: string };
+      };
+      expect(err.cause?.type).toBe('ValidationError');
+      return err.cause?.message;
+    };
+    expect(await refused('nic-a', [{ network: 'nope' }])).toMatch(
+      /^nics\.0\.network: no network named "nope"/,
+    );
+    expect(await refused('nic-b', [{ network: 'lab', ip: '10.20.0.5' }])).toBe(
+      'nics.0.ip: 10.20.0.5 on network lab is taken by vm other-vm',
+    );
+    // The first NIC got an address and a MAC before the second failed: both are given back.
+    expect(await refused('nic-c', [{ network: 'lab' }, { network: 'one-left' }])).toMatch(
+      /^nics\.1\.ip: network one-left has no free address \(pool 10\.21\.0\.10-10\.21\.0\.10, 1 in use\)/,
+    );
+    expect(await stack.inventory.vms.countDocuments({})).toBe(0);
+    expect(await stack.inventory.reservations.countDocuments({})).toBe(0);
+    expect((await stack.inventory.nicClaims.find({}).toArray()).map((c) => c.vmId)).toEqual([
+      'other-vm',
+      'other-vm',
+    ]);
+    const stray = await cli(stack.env, [
+      'vm',
+      'create',
+      'nic-d',
+      '--image',
+      GUEST_IMAGE,
+      '--ip',
+      'lab=10.20.0.9',
+    ]);
+    expect(stray.stderr.trim()).toBe('virtflow: error: ip: --ip lab=… names a network with no --nic lab');
   });
 
   test('the CLI prints a one-line reason naming the field and exits non-zero', async () => {

@@ -281,6 +281,39 @@ describe('liveMigration workflow branches (mocked activities)', () => {
     expect(env.calls).toContain('controller:commitMigration');
   });
 
+  test('a target fenced after verification: adoption stops once HA has taken the VM over, nothing is committed or put back', async () => {
+    const { mocks, recorded } = happyPath({
+      controller: { migrationTakenOver: async () => true },
+      target: {
+        // Stands in for an agent that is gone: the round fails, then the inventory is asked.
+        adoptIncomingGuest: async () => {
+          throw new Error('agent of host-b is gone');
+        },
+      },
+    });
+    const failure = await env.run(mocks, async () =>
+      workflowFailure((await start('target-fenced')).result()),
+    );
+    expect(failure.type).toBe('MigrationTargetLost');
+    expect(failure.message).toMatch(/host-b was fenced after app's guest moved there; HA took the VM over/);
+    expect(recorded.outcome).toBe('taken-over');
+    // One round of attempts, then the question that ended it.
+    expect(env.callsTo('host-b').filter((c) => c === 'adoptIncomingGuest')).toHaveLength(3);
+    expect(env.calls).not.toContain('controller:commitMigration');
+    expect(env.calls).not.toContain('host-a:resumeSource');
+    expect(env.calls).not.toContain('host-b:killIncoming');
+  });
+
+  test('a commit that finds the VM taken over ends the run without claiming success', async () => {
+    const { mocks, recorded } = happyPath({ controller: { commitMigration: async () => 'taken-over' } });
+    const failure = await env.run(mocks, async () =>
+      workflowFailure((await start('commit-taken-over')).result()),
+    );
+    expect(failure.type).toBe('MigrationTargetLost');
+    expect(recorded.outcome).toBe('taken-over');
+    expect(env.calls).not.toContain('controller:migrationTakenOver');
+  });
+
   test('once verified, the commit outlasts database errors and a source that cannot be quit', async () => {
     let commitAttempts = 0;
     let details: Record<string, unknown> = {};

@@ -1,0 +1,3 @@
+module virtflow/tools/tap-helper
+
+go 1.24

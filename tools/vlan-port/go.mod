@@ -1,0 +1,3 @@
+module virtflow/tools/vlan-port
+
+go 1.24
