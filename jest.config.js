@@ -32,6 +32,7 @@ module.exports = {
       'fleet',
       'stack',
       'networks',
+      'api',
     ]),
     tier('heavy', ['heavy']),
   ],

@@ -19,7 +19,7 @@ import { vmOperations } from '../client/vm-operations';
 import type { Config } from '../domain/config';
 import { dbProfileTotalMs, resetDbProfile } from '../inventory/db-profile';
 import { openInventory, type Inventory } from '../inventory/db';
-import { populateSimFleet } from '../inventory/sim-fleet';
+import { insertSimImage, populateSimFleet } from '../inventory/sim-fleet';
 import { ClusterStack, clusterStackInstalled } from '../scripts/services/cluster-stack';
 import { startSimulation } from '../worker/simulation';
 import { arg } from './args';
@@ -45,34 +45,12 @@ interface Outcome {
 
 const quantile = (xs: number[], q: number) => xs[Math.min(xs.length - 1, Math.floor(xs.length * q))];
 
-async function imageFor(inv: Inventory): Promise<void> {
-  const now = new Date();
-  await inv.images.insertOne({
-    _id: 'sim-image',
-    createdAt: now,
-    updatedAt: now,
-    revision: 1,
-    format: 'qcow2',
-    sourceFormat: 'qcow2',
-    firmware: 'bios',
-    guestAgent: false,
-    osFamily: 'linux',
-    sha256: '0'.repeat(64),
-    sourceSha256: '0'.repeat(64),
-    sourceSizeBytes: 1,
-    virtualSizeBytes: 1 << 30,
-    actualSizeBytes: 0,
-    path: 'sim://sim-image',
-    source: 'bench/throughput',
-  });
-}
-
 /** Runs the lanes against one stack and measures them. */
 async function measure(stack: string, config: Config, client: Client, inv: Inventory): Promise<Outcome> {
   const sim = await startSimulation(config);
   try {
     await populateSimFleet(inv, { hosts: hostCount, vms: 0, seed: 1 });
-    await imageFor(inv);
+    await insertSimImage(inv, 'bench/throughput');
     const vms = vmOperations(client, config);
     const latencies: number[] = [];
     let started = 0;

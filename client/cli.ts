@@ -7,6 +7,7 @@ import { registerSimCommands } from './commands/sim';
 import { registerAuditCommands } from './commands/audit';
 import { registerImageCommands } from './commands/image';
 import { registerNetworkCommands } from './commands/network';
+import { registerTokenCommands } from './commands/token';
 import { registerVmCommands } from './commands/vm';
 import { CliContext } from './context';
 
@@ -26,6 +27,7 @@ export function buildCli(ctx: CliContext): Command {
   registerRolloutCommands(program, ctx);
   registerSimCommands(program, ctx);
   registerAuditCommands(program, ctx);
+  registerTokenCommands(program, ctx);
   return program;
 }
 

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { loadConfig, type Config } from '../domain/config';
 import { openInventory, type Inventory } from '../inventory/db';
+import { clientActingAs, localActor } from './actor';
 import { connectClient } from './temporal';
 
 /**
@@ -11,6 +12,8 @@ export class CliContext {
   readonly config: Config = loadConfig();
   private inv?: Inventory;
   private temporal?: Client;
+  /** Who the CLI's direct mode acts as: the machine's user, on the whole fleet. */
+  readonly actor = localActor();
 
   async inventory(): Promise<Inventory> {
     this.inv ??= await openInventory(this.config);
@@ -18,7 +21,7 @@ export class CliContext {
   }
 
   async client(): Promise<Client> {
-    this.temporal ??= await connectClient(this.config);
+    this.temporal ??= clientActingAs(await connectClient(this.config), this.actor);
     return this.temporal;
   }
 

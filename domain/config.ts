@@ -80,6 +80,14 @@ const configSchema = z.object({
     .min(1)
     .max(24 * 365)
     .default(72),
+  /** The API server's address (`host:port`): loopback unless an operator opens it up. */
+  VIRTFLOW_API_ADDRESS: z
+    .string()
+    .regex(/^[\w.:[\]-]+:\d{1,5}$/, 'must be host:port')
+    .default('127.0.0.1:8780'),
+  /** The API server serves HTTPS with this certificate and key (PEM files); both or neither. */
+  VIRTFLOW_API_TLS_CERT: z.string().optional(),
+  VIRTFLOW_API_TLS_KEY: z.string().optional(),
   VIRTFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -109,6 +117,7 @@ export interface Config {
   fenceConfigPath?: string;
   logLevel: z.infer<typeof configSchema>['VIRTFLOW_LOG_LEVEL'];
   metrics: { address?: string; fleetIntervalMs: number; retentionMs: number };
+  api: { host: string; port: number; tls?: { certPath: string; keyPath: string } };
 }
 
 /**
@@ -126,6 +135,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`invalid configuration${from}: ${issue.path.join('.')}: ${issue.message}`);
   }
   const e = parsed.data;
+  if (!e.VIRTFLOW_API_TLS_CERT !== !e.VIRTFLOW_API_TLS_KEY)
+    throw new Error('invalid configuration: VIRTFLOW_API_TLS_CERT and VIRTFLOW_API_TLS_KEY go together');
+  const apiPort = e.VIRTFLOW_API_ADDRESS.lastIndexOf(':');
   const tlsGiven = e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_KEY || e.TEMPORAL_TLS_CA;
   return {
     temporal: {
@@ -158,6 +170,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       address: e.VIRTFLOW_METRICS_ADDRESS,
       fleetIntervalMs: e.VIRTFLOW_FLEET_METRICS_SEC * 1000,
       retentionMs: e.VIRTFLOW_METRICS_RETENTION_HOURS * 3600 * 1000,
+    },
+    api: {
+      host: e.VIRTFLOW_API_ADDRESS.slice(0, apiPort).replace(/^\[(.*)\]$/, '$1'),
+      port: Number(e.VIRTFLOW_API_ADDRESS.slice(apiPort + 1)),
+      tls:
+        e.VIRTFLOW_API_TLS_CERT && e.VIRTFLOW_API_TLS_KEY
+          ? { certPath: e.VIRTFLOW_API_TLS_CERT, keyPath: e.VIRTFLOW_API_TLS_KEY }
+          : undefined,
     },
   };
 }

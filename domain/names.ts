@@ -46,6 +46,8 @@ export const searchAttributes = {
   phase: defineSearchAttributeKey('VfPhase', SearchAttributeType.KEYWORD),
   /** The networks of the VM an operation is about (VMs with NICs only). */
   networks: defineSearchAttributeKey('VfNetworks', SearchAttributeType.KEYWORD_LIST),
+  /** Who started the operation (`token:<name>` through the API, `local:<user>` from the CLI). */
+  actor: defineSearchAttributeKey('VfActor', SearchAttributeType.KEYWORD),
 };
 
 export const allSearchAttributes = Object.values(searchAttributes);

@@ -9,6 +9,7 @@ import {
   type GuestConfig,
 } from './guest';
 import { imageSourceFormats } from './images';
+import { DEFAULT_PROJECT } from './access';
 import { idSchema } from './ids';
 import { labelsSchema } from './labels';
 
@@ -40,6 +41,8 @@ export const createVmRequestSchema = z.object({
   /** Labels a host must carry to be chosen. */
   hostLabels: labelsSchema.optional(),
   labels: labelsSchema.default({}),
+  /** The project it belongs to: who may see and operate it through the API (domain/access.ts). */
+  project: idSchema.default(DEFAULT_PROJECT),
   bootTimeoutSec: z.number().int().min(10).max(1800).default(180),
   /** The root disk's size; by default the image's own. Never smaller than the image. */
   diskSizeBytes: diskBytesSchema.optional(),

@@ -1,5 +1,6 @@
 import { MongoClient, type Collection, type Db } from 'mongodb';
 import type { Config } from '../domain/config';
+import type { ApiTokenDoc } from './api-tokens';
 import { profileCommands, profilingEnabled } from './db-profile';
 import type {
   BackupDoc,
@@ -40,6 +41,8 @@ export interface Inventory {
   networks: Collection<NetworkDoc>;
   /** Addresses and MACs held by VM NICs, one document each (inventory/networks.ts). */
   nicClaims: Collection<NicClaimDoc>;
+  /** API tokens, by id, with their secrets' hashes (inventory/api-tokens.ts). */
+  apiTokens: Collection<ApiTokenDoc>;
   close(): Promise<void>;
 }
 
@@ -79,6 +82,7 @@ export async function openInventory(config: Config): Promise<Inventory> {
     drift: db.collection<DriftDoc>('drift'),
     networks: db.collection<NetworkDoc>('networks'),
     nicClaims: db.collection<NicClaimDoc>('nicClaims'),
+    apiTokens: db.collection<ApiTokenDoc>('apiTokens'),
     close: () => client.close(),
   };
 }

@@ -94,6 +94,8 @@ export const vmSchema = z.object({
   vcpus: z.number().int().positive(),
   diskPath: z.string(),
   labels,
+  /** Who may see and operate it through the API (domain/access.ts); absent on older VMs: the default. */
+  project: idSchema.optional(),
   stateReason: z.string().optional(),
   /** How the guest boots (from its image) and its first-boot configuration. */
   guest: guestConfigSchema,
@@ -211,6 +213,8 @@ export const backupSchema = z.object({
     memoryMiB: z.number().int(),
     vcpus: z.number().int(),
     guest: guestConfigSchema,
+    /** The project of the VM it was taken from (absent before VMs had projects: the default). */
+    project: idSchema.optional(),
   }),
   virtualSizeBytes: z.number().int().nonnegative(),
   sizeBytes: z.number().int().nonnegative().optional(),
@@ -260,6 +264,10 @@ export const eventSchema = z.object({
   message: z.string(),
   workflowId: z.string().optional(),
   runId: z.string().optional(),
+  /** Who started the operation (`token:<name>`, `local:<user>`); absent for schedules and older runs. */
+  actor: z.string().optional(),
+  /** The API token it came through. */
+  tokenId: z.string().optional(),
   details: z.record(z.string(), z.unknown()).optional(),
 });
 export type EventDoc = z.infer<typeof eventSchema>;

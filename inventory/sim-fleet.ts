@@ -237,3 +237,29 @@ export async function readSimSpans(inv: Inventory, hostIds: string[]): Promise<C
     endSec: Number(e.details?.endSec),
   }));
 }
+
+/**
+ * The image simulated VMs are created from (`sim-image`): simulated hosts make no disk, so only
+ * its record exists. Benchmarks and API tests create VMs from it through the real workflows.
+ */
+export async function insertSimImage(inv: Inventory, source: string): Promise<void> {
+  const now = new Date();
+  await inv.images.insertOne({
+    _id: 'sim-image',
+    createdAt: now,
+    updatedAt: now,
+    revision: 1,
+    format: 'qcow2',
+    sourceFormat: 'qcow2',
+    firmware: 'bios',
+    guestAgent: false,
+    osFamily: 'linux',
+    sha256: '0'.repeat(64),
+    sourceSha256: '0'.repeat(64),
+    sourceSizeBytes: 1,
+    virtualSizeBytes: 1 << 30,
+    actualSizeBytes: 0,
+    path: 'sim://sim-image',
+    source,
+  });
+}

@@ -23,7 +23,7 @@ export async function getVm(inv: Inventory, vmId: string): Promise<VmDoc> {
 /** Claims the VM id with a `creating` document; a taken id is a validation error. */
 export async function insertCreatingVm(
   inv: Inventory,
-  vm: Pick<VmDoc, '_id' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'createdByRun' | 'guest'>,
+  vm: Pick<VmDoc, '_id' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'createdByRun' | 'guest' | 'project'>,
 ): Promise<VmDoc> {
   const now = new Date();
   const doc = vmSchema.parse({
@@ -52,13 +52,22 @@ export async function insertCreatingVm(
  */
 export async function claimVmIdForRun(
   inv: Inventory,
-  spec: Pick<ProvisionSpec, 'vmId' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'guest'>,
+  spec: Pick<ProvisionSpec, 'vmId' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'guest' | 'project'>,
   runId: string,
 ): Promise<void> {
   const existing = await inv.vms.findOne({ _id: spec.vmId });
   if (existing?.state === 'creating' && existing.createdByRun === runId) return;
-  const { vmId, image, memoryMiB, vcpus, labels, guest } = spec;
-  await insertCreatingVm(inv, { _id: vmId, image, memoryMiB, vcpus, labels, guest, createdByRun: runId });
+  const { vmId, image, memoryMiB, vcpus, labels, guest, project } = spec;
+  await insertCreatingVm(inv, {
+    _id: vmId,
+    image,
+    memoryMiB,
+    vcpus,
+    labels,
+    guest,
+    createdByRun: runId,
+    project,
+  });
 }
 
 /**

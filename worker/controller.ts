@@ -1,3 +1,4 @@
+import { actorActivityInterceptors } from './actor-context';
 import { Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createControllerActivities } from '../activities/controller/controller-activities';
 import type { Client } from '@temporalio/client';
@@ -39,10 +40,12 @@ export async function createController(config: Config, opts: ControllerOptions =
     taskQueue: opts.taskQueue ?? CONTROLLER_TASK_QUEUE,
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }
-      : {
-          workflowsPath: require.resolve('../workflows'),
-          interceptors: { workflowModules: workflowInterceptorModules },
-        }),
+      : { workflowsPath: require.resolve('../workflows') }),
+    interceptors: {
+      // A bundle carries its workflow interceptors already (bundleControllerWorkflows).
+      ...(opts.workflowBundle ? {} : { workflowModules: workflowInterceptorModules }),
+      activity: [actorActivityInterceptors],
+    },
     sinks: runSinks(opts.simulationClock),
     activities: opts.simulationClock
       ? opts.simulationClock.holding(createControllerActivities(inv, config, temporalClient))

@@ -11,7 +11,10 @@ import type { VirtualClock } from '../hypervisor/sim/virtual-clock';
 import type { RunSinks } from '../workflows/run-sinks';
 
 /** Workflow interceptor modules every controller bundle carries. */
-export const workflowInterceptorModules = [require.resolve('../workflows/run-sinks')];
+export const workflowInterceptorModules = [
+  require.resolve('../workflows/run-sinks'),
+  require.resolve('../workflows/actor-propagation'),
+];
 
 /** The controller's workflows bundled once, for workers that share one bundle (simulations, tests). */
 export function bundleControllerWorkflows(): Promise<WorkflowBundle> {

@@ -1,3 +1,4 @@
+import { DEFAULT_PROJECT } from '../../domain/access';
 import path from 'node:path';
 import { metrics } from '../../domain/metrics';
 import { randomBytes } from 'node:crypto';
@@ -154,7 +155,13 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
           fullReason: started.kind === 'full' ? (req.fullReason ?? undefined) : undefined,
           consistency: 'crash-consistent',
           policy: plan.policy,
-          vm: { image: vm.image, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, guest: vm.guest },
+          vm: {
+            image: vm.image,
+            memoryMiB: vm.memoryMiB,
+            vcpus: vm.vcpus,
+            guest: vm.guest,
+            project: vm.project,
+          },
           virtualSizeBytes: started.virtualSizeBytes,
           startedAt: now,
           protected: false,
@@ -349,6 +356,8 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
         vcpus: backup.vm.vcpus,
         host: req.host,
         labels: { 'restored-from': backup._id.slice(0, 63) },
+        // The restored VM belongs where its original did: a project's backups restore into it.
+        project: backup.vm.project ?? DEFAULT_PROJECT,
         bootTimeoutSec: req.bootTimeoutSec,
         sshKeys: req.sshKeys ?? backup.vm.guest.sshKeys,
         userData: req.userData ?? backup.vm.guest.userData,

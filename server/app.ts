@@ -1,0 +1,88 @@
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { parseInput } from '../domain/errors';
+import { clientActingAs } from '../client/actor';
+import { authenticate } from './auth';
+import { sendError, HttpError } from './http-errors';
+import { openApiDocument } from './openapi';
+import { operationEventsRoute } from './operation-events';
+import { route, type ApiDeps, type ApiRoute } from './route';
+import { tokenRoutes } from './token-routes';
+import { vmRoutes } from './vm-routes';
+
+export interface ApiServerOptions {
+  /** Fastify's logger settings (pino); off in tests. */
+  logger?: FastifyServerOptions['logger'];
+  https?: { cert: Buffer; key: Buffer };
+  /** Requests per minute from one address, on every route. */
+  rateLimitPerMinute?: number;
+  /** How often the operation event stream looks for progress. */
+  eventIntervalMs?: number;
+}
+
+/** JSON bodies only, and small: no request here carries more than a VM's first-boot data. */
+const BODY_LIMIT = 256 * 1024;
+
+/**
+ * virtflow's HTTP API over the typed client library. Every route authenticates a bearer token,
+ * checks the caller's role in the resource's project, parses its body with the client's own
+ * schema, and starts operations through a client stamped with the caller (client/actor.ts).
+ */
+export async function buildApiServer(deps: ApiDeps, opts: ApiServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: BODY_LIMIT,
+    // Ids are DNS labels: a path is never long, and a long one is an attack, not a request.
+    routerOptions: { maxParamLength: 100 },
+    ...(opts.https ? { https: opts.https } : {}),
+  } as FastifyServerOptions);
+  await app.register(rateLimit, { max: opts.rateLimitPerMinute ?? 1200, timeWindow: '1 minute' });
+  // JSON only: Fastify also parses text/plain by default, which no route here takes (415 instead).
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler(sendError);
+  app.setNotFoundHandler((req, reply) =>
+    sendError(new HttpError(404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`), req, reply),
+  );
+  app.addHook('onSend', async (_req, reply) => {
+    void reply.header('x-content-type-options', 'nosniff');
+    void reply.header('cache-control', 'no-store');
+  });
+
+  const routes: ApiRoute[] = [
+    ...tokenRoutes(deps),
+    ...vmRoutes(deps),
+    operationEventsRoute(deps, opts.eventIntervalMs),
+  ];
+  const document = openApiDocument(routes);
+  routes.push(
+    route({
+      method: 'GET',
+      url: '/openapi.json',
+      summary: 'This document',
+      auth: false,
+      status: 200,
+      handle: async () => document,
+    }),
+  );
+
+  for (const r of routes) {
+    app.route({
+      method: r.method,
+      url: r.url,
+      handler: async (req, reply) => {
+        const actor = r.auth === false ? undefined : await authenticate(deps.inv, req);
+        const body = r.body ? parseInput(r.body, req.body ?? {}, '') : undefined;
+        const result = await r.handle({
+          actor: actor!,
+          client: actor ? clientActingAs(deps.client, actor) : deps.client,
+          params: req.params as Record<string, string>,
+          body,
+          req,
+          reply,
+        });
+        if (!reply.sent) return reply.status(r.status).send(result);
+      },
+    });
+  }
+  return app;
+}
