@@ -1,6 +1,7 @@
 import { MongoClient, type Collection, type Db } from 'mongodb';
 import type { Config } from '../domain/config';
 import type { ApiTokenDoc } from './api-tokens';
+import type { ProjectQuotaDoc, QuotaClaimDoc } from './quotas';
 import { profileCommands, profilingEnabled } from './db-profile';
 import type {
   BackupDoc,
@@ -43,6 +44,9 @@ export interface Inventory {
   nicClaims: Collection<NicClaimDoc>;
   /** API tokens, by id, with their secrets' hashes (inventory/api-tokens.ts). */
   apiTokens: Collection<ApiTokenDoc>;
+  /** Each project's quota, by project name, and the claims that arbitrate it (inventory/quotas.ts). */
+  projectQuotas: Collection<ProjectQuotaDoc>;
+  quotaClaims: Collection<QuotaClaimDoc>;
   close(): Promise<void>;
 }
 
@@ -83,6 +87,8 @@ export async function openInventory(config: Config): Promise<Inventory> {
     networks: db.collection<NetworkDoc>('networks'),
     nicClaims: db.collection<NicClaimDoc>('nicClaims'),
     apiTokens: db.collection<ApiTokenDoc>('apiTokens'),
+    projectQuotas: db.collection<ProjectQuotaDoc>('projectQuotas'),
+    quotaClaims: db.collection<QuotaClaimDoc>('quotaClaims'),
     close: () => client.close(),
   };
 }

@@ -5,6 +5,7 @@ import type { ProvisionSpec } from '../domain/requests';
 import { MongoServerError } from 'mongodb';
 import { NotFoundError, ValidationError } from '../domain/errors';
 import type { Inventory } from './db';
+import { withinQuota } from './quotas';
 import { vmSchema, type VmDoc, type VmState } from './schemas';
 
 /*
@@ -58,16 +59,10 @@ export async function claimVmIdForRun(
   const existing = await inv.vms.findOne({ _id: spec.vmId });
   if (existing?.state === 'creating' && existing.createdByRun === runId) return;
   const { vmId, image, memoryMiB, vcpus, labels, guest, project } = spec;
-  await insertCreatingVm(inv, {
-    _id: vmId,
-    image,
-    memoryMiB,
-    vcpus,
-    labels,
-    guest,
-    createdByRun: runId,
-    project,
-  });
+  // A new VM takes its place in its project's quota as it is recorded (inventory/quotas.ts).
+  await withinQuota(inv, { project, vmId, vcpus, memoryMiB }, runId, () =>
+    insertCreatingVm(inv, { _id: vmId, image, memoryMiB, vcpus, labels, guest, createdByRun: runId, project }),
+  );
 }
 
 /**

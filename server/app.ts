@@ -7,6 +7,7 @@ import { sendError, HttpError } from './http-errors';
 import { openApiDocument } from './openapi';
 import { operationEventsRoute } from './operation-events';
 import { route, type ApiDeps, type ApiRoute } from './route';
+import { projectRoutes } from './project-routes';
 import { tokenRoutes } from './token-routes';
 import { vmRoutes } from './vm-routes';
 
@@ -51,6 +52,7 @@ export async function buildApiServer(deps: ApiDeps, opts: ApiServerOptions = {})
   const routes: ApiRoute[] = [
     ...tokenRoutes(deps),
     ...vmRoutes(deps),
+    ...projectRoutes(deps),
     operationEventsRoute(deps, opts.eventIntervalMs),
   ];
   const document = openApiDocument(routes);

@@ -20,6 +20,7 @@ const statusOf: Record<string, number> = {
   InvalidStateError: 409,
   PreCheckError: 409,
   InsufficientCapacityError: 409,
+  QuotaExceededError: 409,
 };
 
 /**

@@ -30,7 +30,7 @@ export interface RouteContext<B> {
  * schemas, made strict: an unknown field is refused, not silently dropped.
  */
 export interface ApiRoute<B = unknown> {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** Fastify's syntax: `/v1/vms/:vmId`. */
   url: string;
   summary: string;

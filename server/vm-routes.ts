@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { z } from 'zod';
-import { DEFAULT_PROJECT, readableProjects } from '../domain/access';
-import { NotFoundError } from '../domain/errors';
+import { readableProjects } from '../domain/access';
+import { NotFoundError, parseInput } from '../domain/errors';
 import { migrationRequestSchema } from '../domain/migration';
 import { workflowIds } from '../domain/names';
 import {
@@ -18,6 +18,7 @@ import { vmOperations, type StartedOperation } from '../client/vm-operations';
 import { progressQuery } from '../workflows/observability';
 import { operableVm, projectOf, readableVm } from './vm-access';
 import { authorize } from './auth';
+import { precheckQuota } from './project-routes';
 import { pathId, route, type ApiDeps, type ApiRoute } from './route';
 
 /** What the API shows of a VM: its state and placement, not the inventory's bookkeeping. */
@@ -95,9 +96,10 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       body: createVmRequestSchema.strict(),
       status: 202,
       async handle(ctx) {
-        const project = ctx.body.project ?? DEFAULT_PROJECT;
-        authorize(ctx.actor, 'operate', project);
-        const op = await ops(ctx).create({ ...ctx.body, project });
+        const spec = parseInput(createVmRequestSchema, ctx.body, '');
+        authorize(ctx.actor, 'operate', spec.project);
+        await precheckQuota(deps.inv, spec);
+        const op = await ops(ctx).create(spec);
         return accepted(op.workflowId.slice('vm/'.length), op);
       },
     }),

@@ -239,6 +239,57 @@ describe('API: tokens, roles, projects and hostile input', () => {
     expect(await stack.inventory.apiTokens.countDocuments({})).toBe(tokensBefore);
   });
 
+  test('a quota of 5 VMs: of 20 concurrent creates exactly 5 succeed, the rest are refused by name', async () => {
+    const quota = await call('admin', 'PUT', '/v1/projects/team-q/quota', { vms: 5, vcpus: 100 });
+    expect(quota).toMatchObject({ status: 200, body: { quota: { vms: 5, vcpus: 100 } } });
+    expect((await call('op-a', 'PUT', '/v1/projects/team-a/quota', { vms: 50 })).status).toBe(403);
+    const made = await createApiToken(
+      stack.inventory,
+      { name: 'op-q', grants: [{ project: 'team-q', role: 'operator' }] },
+      'test',
+    );
+    tokens['op-q'] = made.token;
+
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const res = await call('op-q', 'POST', '/v1/vms', {
+          vmId: `q-${i}`,
+          image: 'sim-image',
+          project: 'team-q',
+        });
+        if (res.status !== 202) return `${res.status} ${res.body.error}`;
+        return stack.client.workflow
+          .getHandle(res.body.workflowId, res.body.runId)
+          .result()
+          .then(
+            () => 'created',
+            (err: { cause?: { type?: string } }) => `failed ${err.cause?.type}`,
+          );
+      }),
+    );
+    const tally = outcomes.reduce<Record<string, number>>((t, o) => ({ ...t, [o]: (t[o] ?? 0) + 1 }), {});
+    expect(tally.created).toBe(5);
+    // Refused at the API (409) or, when several passed its pre-check at once, by the create's own claim.
+    console.log(`quota race: ${JSON.stringify(tally)}`);
+    for (const o of Object.keys(tally))
+      expect(['created', '409 QuotaExceededError', 'failed QuotaExceededError']).toContain(o);
+    const inProject = await stack.inventory.vms.find({ project: 'team-q' }).toArray();
+    expect(inProject).toHaveLength(5);
+    expect(inProject.every((v) => v.state === 'running')).toBe(true);
+    const usage = await call('op-q', 'GET', '/v1/projects/team-q');
+    expect(usage.body).toMatchObject({
+      quota: { vms: 5, vcpus: 100 },
+      usage: { vms: 5, vcpus: 5, memoryMiB: 5 * 128 },
+    });
+    const sixth = await call('op-q', 'POST', '/v1/vms', {
+      vmId: 'q-late',
+      image: 'sim-image',
+      project: 'team-q',
+    });
+    expect(sixth).toMatchObject({ status: 409, body: { error: 'QuotaExceededError' } });
+    expect(sixth.body.message).toMatch(/vms: 5 of 5 already used/);
+  }, 180_000);
+
   test('the OpenAPI document describes the routes from the same schemas', async () => {
     const doc = (await call(undefined, 'GET', '/openapi.json')).body;
     expect(doc.openapi).toBe('3.1.0');

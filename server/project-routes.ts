@@ -1,0 +1,59 @@
+import { parseInput } from '../domain/errors';
+import { quotaSchema, quotaShortfall, QuotaExceededError, type Quota } from '../domain/quota';
+import { idSchema } from '../domain/ids';
+import { getQuota, projectUsage, setQuota } from '../inventory/quotas';
+import type { Inventory } from '../inventory/db';
+import { authorize } from './auth';
+import { route, type ApiDeps, type ApiRoute } from './route';
+
+/** A project's name from the path: a DNS label like every id. */
+const projectParam = (params: Record<string, string>) => parseInput(idSchema, params.project, 'project');
+
+/**
+ * Refuses at once a create that its project's quota has no room for, so the caller gets a 409
+ * instead of a 202 for an operation bound to fail. Not the arbiter: two creates can both pass
+ * here, and the create's own first step (inventory/quotas.ts withinQuota) decides between them.
+ */
+export async function precheckQuota(
+  inv: Inventory,
+  vm: { project: string; vmId: string; vcpus: number; memoryMiB: number },
+): Promise<void> {
+  const quota = await getQuota(inv, vm.project);
+  if (!quota) return;
+  const short = quotaShortfall(quota, await projectUsage(inv, vm.project), vm);
+  if (short.length) throw new QuotaExceededError(vm.project, vm.vmId, short);
+}
+
+/** A project's quota and what its VMs use; the quota is set by a fleet admin. */
+export function projectRoutes(deps: ApiDeps): ApiRoute[] {
+  return [
+    route({
+      method: 'GET',
+      url: '/v1/projects/:project',
+      summary: "A project's quota and usage (any grant in the project)",
+      status: 200,
+      async handle({ actor, params }) {
+        const project = projectParam(params);
+        authorize(actor, 'read', project);
+        return {
+          project,
+          quota: (await getQuota(deps.inv, project)) ?? {},
+          usage: await projectUsage(deps.inv, project),
+        };
+      },
+    }),
+    route<Quota>({
+      method: 'PUT',
+      url: '/v1/projects/:project/quota',
+      summary: "Set a project's quota: vms, vcpus, memoryMiB; an absent limit is none (fleet admin)",
+      body: quotaSchema,
+      status: 200,
+      async handle({ actor, params, body }) {
+        const project = projectParam(params);
+        authorize(actor, 'administer');
+        const { _id, updatedAt: _at, ...quota } = await setQuota(deps.inv, project, body);
+        return { project: _id, quota };
+      },
+    }),
+  ];
+}
