@@ -61,7 +61,16 @@ export async function claimVmIdForRun(
   const { vmId, image, memoryMiB, vcpus, labels, guest, project } = spec;
   // A new VM takes its place in its project's quota as it is recorded (inventory/quotas.ts).
   await withinQuota(inv, { project, vmId, vcpus, memoryMiB }, runId, () =>
-    insertCreatingVm(inv, { _id: vmId, image, memoryMiB, vcpus, labels, guest, createdByRun: runId, project }),
+    insertCreatingVm(inv, {
+      _id: vmId,
+      image,
+      memoryMiB,
+      vcpus,
+      labels,
+      guest,
+      createdByRun: runId,
+      project,
+    }),
   );
 }
 
