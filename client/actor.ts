@@ -14,14 +14,14 @@ const typed = (sa: TypedSearchAttributes | SearchAttributePair[] | undefined) =>
  * attribute (the Temporal UI filters runs by who started them) and in the header its activities
  * read for the audit events (domain/actor-header.ts).
  */
-function actorInterceptor(actor: Actor): WorkflowClientInterceptor {
+function actorInterceptor(actor: Actor, memo: Record<string, string>): WorkflowClientInterceptor {
   const stamp: ActorStamp = { actor: actor.name, ...(actor.tokenId ? { tokenId: actor.tokenId } : {}) };
   const stamped = <T extends Pick<WorkflowStartInput, 'headers' | 'options'>>(input: T): T => ({
     ...input,
     headers: { ...input.headers, [ACTOR_HEADER]: defaultPayloadConverter.toPayload(stamp) },
     options: {
       ...input.options,
-      memo: { ...input.options.memo, ...stamp },
+      memo: { ...input.options.memo, ...memo, ...stamp },
       typedSearchAttributes: typed(input.options.typedSearchAttributes).updateCopy([
         { key: searchAttributes.actor, value: actor.name },
       ]),
@@ -33,12 +33,16 @@ function actorInterceptor(actor: Actor): WorkflowClientInterceptor {
   };
 }
 
-/** A client on `client`'s connection that stamps what it starts with `actor`. */
-export function clientActingAs(client: Client, actor: Actor): Client {
+/**
+ * A client on `client`'s connection that stamps what it starts with `actor`, and `memo` (the API
+ * records the project an operation acts in, so its run stays readable to the project after its
+ * VM is gone).
+ */
+export function clientActingAs(client: Client, actor: Actor, memo: Record<string, string> = {}): Client {
   return new Client({
     connection: client.connection,
     namespace: client.options.namespace,
-    interceptors: { workflow: [actorInterceptor(actor)] },
+    interceptors: { workflow: [actorInterceptor(actor, memo)] },
   });
 }
 

@@ -6,6 +6,7 @@ import { registerRolloutCommands } from './commands/rollout';
 import { registerSimCommands } from './commands/sim';
 import { registerAuditCommands } from './commands/audit';
 import { registerImageCommands } from './commands/image';
+import { registerLoginCommands } from './commands/login';
 import { registerNetworkCommands } from './commands/network';
 import { registerTokenCommands } from './commands/token';
 import { registerVmCommands } from './commands/vm';
@@ -18,7 +19,12 @@ import { CliContext } from './context';
 export function buildCli(ctx: CliContext): Command {
   const program = new Command('virtflow')
     .description('virtflow: a Virtual Infrastructure Manager on Temporal, QEMU and MongoDB')
-    .showHelpAfterError();
+    .option('--direct', 'talk to MongoDB and Temporal directly, not through the API (administrators)')
+    .showHelpAfterError()
+    .hook('preAction', () => {
+      ctx.direct = program.opts<{ direct?: boolean }>().direct === true;
+    });
+  registerLoginCommands(program, ctx);
   registerHostCommands(program, ctx);
   registerImageCommands(program, ctx);
   registerVmCommands(program, ctx);

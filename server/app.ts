@@ -77,6 +77,7 @@ export async function buildApiServer(deps: ApiDeps, opts: ApiServerOptions = {})
         const result = await r.handle({
           actor: actor!,
           client: actor ? clientActingAs(deps.client, actor) : deps.client,
+          clientIn: (project) => clientActingAs(deps.client, actor!, { project }),
           params: req.params as Record<string, string>,
           body,
           req,

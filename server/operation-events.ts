@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { operationOf } from './vm-routes';
+import { operationOf, readableOperation } from './operations';
 import { pathId, route, type ApiDeps, type ApiRoute } from './route';
-import { readableVm } from './vm-access';
 
 /**
  * A VM operation's progress as Server-Sent Events: a `progress` event whenever the answer
@@ -15,7 +14,7 @@ export function operationEventsRoute(deps: ApiDeps, intervalMs = 1000): ApiRoute
     summary: "The VM's current operation as Server-Sent Events (progress, then end)",
     status: 200,
     async handle({ actor, params, client, req, reply }) {
-      const vmId = (await readableVm(deps, actor, pathId(params, 'vmId')))._id;
+      const vmId = await readableOperation(deps, actor, client, pathId(params, 'vmId'));
       const first = await operationOf(client, deps, vmId);
       reply.hijack();
       const out = reply.raw;

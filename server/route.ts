@@ -16,8 +16,10 @@ export interface ApiDeps {
 
 export interface RouteContext<B> {
   actor: Actor;
-  /** A client that stamps what it starts with the caller (client/actor.ts). */
+  /** A client for queries and updates, acting as the caller. */
   client: Client;
+  /** A client that stamps what it starts with the caller and the project it acts in (client/actor.ts). */
+  clientIn(project: string): Client;
   params: Record<string, string>;
   body: B;
   req: FastifyRequest;

@@ -1,9 +1,7 @@
-import type { Client } from '@temporalio/client';
 import { z } from 'zod';
 import { readableProjects } from '../domain/access';
-import { NotFoundError, parseInput } from '../domain/errors';
+import { parseInput } from '../domain/errors';
 import { migrationRequestSchema } from '../domain/migration';
-import { workflowIds } from '../domain/names';
 import {
   createVmRequestSchema,
   stopVmRequestSchema,
@@ -11,33 +9,14 @@ import {
   type CreateVmRequest,
 } from '../domain/requests';
 import { listHosts } from '../inventory/hosts';
-import type { VmDoc } from '../inventory/schemas';
 import { listVms } from '../inventory/vms';
-import { runUrl } from '../client/temporal';
 import { vmOperations, type StartedOperation } from '../client/vm-operations';
-import { progressQuery } from '../workflows/observability';
 import { operableVm, projectOf, readableVm } from './vm-access';
+import { vmView } from './vm-view';
 import { authorize } from './auth';
 import { precheckQuota } from './project-routes';
-import { pathId, route, type ApiDeps, type ApiRoute } from './route';
-
-/** What the API shows of a VM: its state and placement, not the inventory's bookkeeping. */
-function vmView(vm: VmDoc) {
-  return {
-    vmId: vm._id,
-    project: projectOf(vm),
-    state: vm.state,
-    host: vm.host,
-    image: vm.image,
-    memoryMiB: vm.memoryMiB,
-    vcpus: vm.vcpus,
-    labels: vm.labels,
-    nics: (vm.guest.nics ?? []).map(({ network, mac, ip }) => ({ network, mac, ip })),
-    ha: vm.ha ?? { enabled: false, priority: 0 },
-    migration: vm.migration ? { target: vm.migration.target, phase: vm.migration.phase } : null,
-    createdAt: vm.createdAt,
-  };
-}
+import { operationOf, readableOperation } from './operations';
+import { pathId, route, type ApiDeps, type ApiRoute, type RouteContext } from './route';
 
 /** A started operation, as a 202 answers it: where to follow it. */
 const accepted = (vmId: string, op: StartedOperation<unknown>) => ({
@@ -48,7 +27,9 @@ const accepted = (vmId: string, op: StartedOperation<unknown>) => ({
 });
 
 export function vmRoutes(deps: ApiDeps): ApiRoute[] {
-  const ops = (ctx: { client: Client }) => vmOperations(ctx.client, deps.config);
+  /** The VM operations, started in `project` as the caller. */
+  const ops = (ctx: RouteContext<unknown>, project: string) =>
+    vmOperations(ctx.clientIn(project), deps.config);
   return [
     route({
       method: 'GET',
@@ -99,7 +80,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
         const spec = parseInput(createVmRequestSchema, ctx.body, '');
         authorize(ctx.actor, 'operate', spec.project);
         await precheckQuota(deps.inv, spec);
-        const op = await ops(ctx).create(spec);
+        const op = await ops(ctx, spec.project).create(spec);
         return accepted(op.workflowId.slice('vm/'.length), op);
       },
     }),
@@ -111,7 +92,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       status: 202,
       async handle(ctx) {
         const vm = await operableVm(deps, ctx.actor, ctx.params);
-        return accepted(vm._id, await ops(ctx).start({ ...ctx.body, vmId: vm._id }));
+        return accepted(vm._id, await ops(ctx, projectOf(vm)).start({ ...ctx.body, vmId: vm._id }));
       },
     }),
     route<z.input<typeof stopBody>>({
@@ -122,7 +103,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       status: 202,
       async handle(ctx) {
         const vm = await operableVm(deps, ctx.actor, ctx.params);
-        return accepted(vm._id, await ops(ctx).stop({ ...ctx.body, vmId: vm._id }));
+        return accepted(vm._id, await ops(ctx, projectOf(vm)).stop({ ...ctx.body, vmId: vm._id }));
       },
     }),
     route<z.input<typeof migrateBody>>({
@@ -133,7 +114,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       status: 202,
       async handle(ctx) {
         const vm = await operableVm(deps, ctx.actor, ctx.params);
-        return accepted(vm._id, await ops(ctx).migrate({ ...ctx.body, vmId: vm._id }));
+        return accepted(vm._id, await ops(ctx, projectOf(vm)).migrate({ ...ctx.body, vmId: vm._id }));
       },
     }),
     route<z.input<typeof abortBody>>({
@@ -144,17 +125,20 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       status: 200,
       async handle(ctx) {
         const vm = await operableVm(deps, ctx.actor, ctx.params);
-        return { outcome: await ops(ctx).abortMigration(vm._id, ctx.body.reason) };
+        return {
+          outcome: await vmOperations(ctx.client, deps.config).abortMigration(vm._id, ctx.body.reason),
+        };
       },
     }),
-    route({
+    route<z.input<typeof stopBody>>({
       method: 'DELETE',
       url: '/v1/vms/:vmId',
       summary: 'Delete a VM and its disks (operator)',
+      body: stopBody,
       status: 202,
       async handle(ctx) {
         const vm = await operableVm(deps, ctx.actor, ctx.params);
-        return accepted(vm._id, await ops(ctx).delete({ vmId: vm._id }));
+        return accepted(vm._id, await ops(ctx, projectOf(vm)).delete({ ...ctx.body, vmId: vm._id }));
       },
     }),
     route({
@@ -163,8 +147,11 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       summary: "The VM's latest operation: its status and, while it runs, its progress",
       status: 200,
       async handle({ actor, params, client }) {
-        const vm = await readableVm(deps, actor, pathId(params, 'vmId'));
-        return operationOf(client, deps, vm._id);
+        return operationOf(
+          client,
+          deps,
+          await readableOperation(deps, actor, client, pathId(params, 'vmId')),
+        );
       },
     }),
   ];
@@ -175,21 +162,3 @@ const startBody = vmRefSchema.omit({ vmId: true }).strict();
 const stopBody = stopVmRequestSchema.omit({ vmId: true }).strict();
 const migrateBody = migrationRequestSchema.omit({ vmId: true }).strict();
 const abortBody = z.strictObject({ reason: z.string().max(500).optional() });
-
-/** The latest run under `vm/<vmId>`: status, link, and the `progress` query's answer while it runs. */
-export async function operationOf(client: Client, deps: ApiDeps, vmId: string) {
-  const workflowId = workflowIds.vm(vmId);
-  const handle = client.workflow.getHandle(workflowId);
-  const run = await handle.describe().catch(() => undefined);
-  if (!run) throw new NotFoundError('operation of vm', vmId);
-  const running = run.status.name === 'RUNNING';
-  return {
-    workflowId,
-    runId: run.runId,
-    type: run.type,
-    status: run.status.name,
-    actor: run.memo?.actor,
-    temporalUrl: runUrl(deps.config, workflowId, run.runId),
-    progress: running ? await handle.query(progressQuery).catch(() => undefined) : undefined,
-  };
-}

@@ -14,11 +14,14 @@ import { localQemuHost } from '../../hypervisor/local-qemu-host';
 import { attachConsole } from '../console';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
-import { vmOperations, type StartedOperation } from '../vm-operations';
+import type { VmView } from '../../server/vm-view';
+import type { ApiOperation } from '../api-client';
+import { apiVmOperations, type VmLifecycle } from '../api-vm-operations';
+import { vmOperations } from '../vm-operations';
 
 /** Prints the run's link, then waits for the outcome unless --no-wait. */
 async function follow<R>(
-  op: StartedOperation<R>,
+  op: ApiOperation<R>,
   opts: OutputOptions & { wait: boolean },
   human: (r: R) => void,
 ) {
@@ -44,7 +47,20 @@ function vmRow(v: VmDoc) {
   };
 }
 
-/** The guest's own view, for `vm show`: hostname, OS and addresses from its agent. */
+/** A VM as the API shows it, as a table row. */
+function viewRow(v: VmView) {
+  return {
+    id: v.vmId,
+    project: v.project,
+    state: v.state,
+    host: v.host,
+    'memory-mib': v.memoryMiB,
+    vcpus: v.vcpus,
+    image: v.image,
+    ha: v.ha.enabled ? `p${v.ha.priority}` : 'off',
+  };
+}
+
 /** `--nic a --nic b --ip a=10.20.0.15` as NIC requests; an --ip for a network without --nic is refused. */
 function nicRequests(networks: string[], ips: Record<string, string>): NicRequest[] | undefined {
   const stray = Object.keys(ips).find((n) => !networks.includes(n));
@@ -78,6 +94,11 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
   const vm = program.command('vm').description('virtual machines');
   registerMigrationCommands(vm, program, ctx);
   const ops = async () => vmOperations(await ctx.client(), ctx.config);
+  /** Create, start, stop, delete: through the API when logged in. */
+  const lifecycle = async (): Promise<VmLifecycle> => {
+    const api = ctx.api;
+    return api ? apiVmOperations(api) : ops();
+  };
   const waitOption = (c: Command) =>
     c.option('--no-wait', 'return once the operation has started').option('--json', 'print JSON');
 
@@ -89,6 +110,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .option('--memory <MiB>', 'memory in MiB', numberArg, 128)
       .option('--vcpus <n>', 'virtual CPUs', numberArg, 1)
       .option('--host <hostId>', 'run on this host instead of letting placement choose')
+      .option('--project <name>', 'the project it belongs to (who may see and operate it)')
       .option('--label <key=value>', 'VM label (repeatable)', labelArg)
       .option('--host-label <key=value>', 'only hosts with this label (repeatable)', labelArg)
       .option('--boot-timeout <seconds>', 'how long the guest may take to boot', numberArg, 180)
@@ -115,6 +137,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         memory: number;
         vcpus: number;
         host?: string;
+        project?: string;
         label?: Record<string, string>;
         hostLabel?: Record<string, string>;
         bootTimeout: number;
@@ -127,13 +150,14 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       },
     ) => {
       const op = await (
-        await ops()
+        await lifecycle()
       ).create({
         vmId,
         image: o.image,
         memoryMiB: o.memory,
         vcpus: o.vcpus,
         host: o.host,
+        project: o.project,
         labels: o.label,
         hostLabels: o.hostLabel,
         bootTimeoutSec: o.bootTimeout,
@@ -149,7 +173,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
 
   waitOption(vm.command('start <vmId>').description('start a stopped VM on its host')).action(
     async (vmId: string, o: OutputOptions & { wait: boolean }) => {
-      const op = await (await ops()).start({ vmId });
+      const op = await (await lifecycle()).start({ vmId });
       await follow(op, o, (r) => console.log(`vm ${r.vmId} is running on ${r.host}`));
     },
   );
@@ -160,7 +184,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .description('power a VM off (forced after the grace period)')
       .option('--grace <seconds>', 'how long the guest may take to power off', numberArg, 30),
   ).action(async (vmId: string, o: OutputOptions & { wait: boolean; grace: number }) => {
-    const op = await (await ops()).stop({ vmId, gracefulTimeoutSec: o.grace });
+    const op = await (await lifecycle()).stop({ vmId, gracefulTimeoutSec: o.grace });
     await follow(op, o, (r) => console.log(`vm ${r.vmId} stopped on ${r.host} (${r.how})`));
   });
 
@@ -208,7 +232,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .description('stop a VM if it runs, delete its disk and forget it')
       .option('--grace <seconds>', 'how long the guest may take to power off', numberArg, 30),
   ).action(async (vmId: string, o: OutputOptions & { wait: boolean; grace: number }) => {
-    const op = await (await ops()).delete({ vmId, gracefulTimeoutSec: o.grace });
+    const op = await (await lifecycle()).delete({ vmId, gracefulTimeoutSec: o.grace });
     await follow(op, o, (r) => console.log(`vm ${r.vmId} deleted`));
   });
 
@@ -230,6 +254,25 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--host <hostId>', 'only VMs on this host')
     .option('--json', 'print JSON')
     .action(async (o: OutputOptions & { host?: string }) => {
+      const api = ctx.api;
+      if (api) {
+        const views = (await api.request<VmView[]>('GET', '/v1/vms')).filter(
+          (v) => !o.host || v.host === o.host,
+        );
+        emit(o, views, (vs) =>
+          printTable(vs.map(viewRow), [
+            'id',
+            'project',
+            'state',
+            'host',
+            'memory-mib',
+            'vcpus',
+            'image',
+            'ha',
+          ]),
+        );
+        return;
+      }
       const vms = await listVms(await ctx.inventory(), { host: o.host });
       emit(o, vms, (vs) =>
         printTable(vs.map(vmRow), ['id', 'state', 'host', 'memory-mib', 'vcpus', 'image', 'ha', 'updated']),
@@ -273,6 +316,18 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .description('show one VM')
     .option('--json', 'print JSON')
     .action(async (vmId: string, o: OutputOptions) => {
+      const api = ctx.api;
+      if (api) {
+        const view = await api.request<VmView>('GET', `/v1/vms/${encodeURIComponent(vmId)}`);
+        emit(o, view, (v) =>
+          printFields({
+            ...viewRow(v),
+            nics: v.nics.map((n) => `${n.network} ${n.mac} ${n.ip}`),
+            labels: Object.entries(v.labels).map(([k, x]) => `${k}=${x}`),
+          }),
+        );
+        return;
+      }
       const doc = await (await ctx.inventory()).vms.findOne({ _id: vmId });
       if (!doc) throw new NotFoundError('vm', vmId);
       // What the guest itself says, when it runs and has an agent; a silent agent is reported, not fatal.

@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { searchAttributes } from '../../domain/names';
 import { createApiToken } from '../../inventory/api-tokens';
@@ -289,6 +293,62 @@ describe('API: tokens, roles, projects and hostile input', () => {
     expect(sixth).toMatchObject({ status: 409, body: { error: 'QuotaExceededError' } });
     expect(sixth.body.message).toMatch(/vms: 5 of 5 already used/);
   }, 180_000);
+
+  test('the CLI goes through the API with a token, and needs neither MongoDB nor Temporal', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'vf-cli-'));
+    // Nothing but the API is reachable: the database and Temporal addresses lead nowhere.
+    const env = {
+      PATH: process.env.PATH,
+      HOME: home,
+      XDG_CONFIG_HOME: home,
+      MONGODB_URI: 'mongodb://127.0.0.1:9/unreachable',
+      TEMPORAL_ADDRESS: '127.0.0.1:9',
+    };
+    const virtflow = (args: string[], input?: string) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        const child = execFile(
+          process.execPath,
+          [path.join(__dirname, '../../bin/virtflow.js'), ...args],
+          { env },
+          (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+        );
+        child.stdin?.end(input ?? '');
+      });
+
+    const login = await virtflow(['login', base, '--token-file', '-'], tokens['op-a']);
+    expect(login.stdout).toMatch(/logged in to .* as token:op-a/);
+    expect(fs.statSync(path.join(home, 'virtflow', 'credentials.json')).mode & 0o777).toBe(0o600);
+    const created = await virtflow([
+      'vm',
+      'create',
+      'cli-1',
+      '--image',
+      'sim-image',
+      '--project',
+      'team-a',
+      '--json',
+    ]);
+    expect(created).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(created.stdout)).toMatchObject({ vmId: 'cli-1', workflowId: 'vm/cli-1' });
+    const listed = JSON.parse((await virtflow(['vm', 'list', '--json'])).stdout) as { vmId: string }[];
+    expect(listed.map((v) => v.vmId)).toEqual(['a-one', 'a-two', 'cli-1']);
+    const event = await stack.inventory.events.findOne({ workflowId: 'vm/cli-1', outcome: 'completed' });
+    expect(event).toMatchObject({ actor: 'token:op-a' });
+    // Refusals come back as in the direct mode: one line, the field or the reason named.
+    const elsewhere = await virtflow(['vm', 'stop', 'b-one']);
+    expect([elsewhere.code, elsewhere.stderr.trim()]).toEqual([
+      1,
+      'virtflow: error: vm "b-one" does not exist',
+    ]);
+    const bad = await virtflow(['vm', 'create', 'cli-2', '--image', 'sim-image', '--memory', '1']);
+    expect(bad.stderr).toMatch(/^virtflow: error: memoryMiB: must be at least 96 MiB/);
+    // What the API does not serve yet is refused while logged in, not done behind its back.
+    const direct = await virtflow(['host', 'list']);
+    expect(direct.stderr).toMatch(/not served by the API yet: run it with --direct/);
+    expect((await virtflow(['vm', 'delete', 'cli-1', '--grace', '0'])).code).toBe(0);
+    expect(await stack.inventory.vms.countDocuments({ _id: 'cli-1' })).toBe(0);
+    expect((await virtflow(['logout'])).stdout.trim()).toBe('logged out');
+  }, 120_000);
 
   test('the OpenAPI document describes the routes from the same schemas', async () => {
     const doc = (await call(undefined, 'GET', '/openapi.json')).body;

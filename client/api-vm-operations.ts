@@ -1,0 +1,25 @@
+import type { CreateVmRequest, DeleteVmRequest, StopVmRequest, VmRef } from '../domain/requests';
+import type { createVm, deleteVm, startVm, stopVm } from '../workflows';
+import type { ApiClient, ApiOperation } from './api-client';
+
+type Result<W extends (...args: never[]) => unknown> = Awaited<ReturnType<W>>;
+
+/** A VM's life cycle as the CLI drives it, directly (vmOperations) or through the API. */
+export interface VmLifecycle {
+  create(req: CreateVmRequest): Promise<ApiOperation<Result<typeof createVm>>>;
+  start(req: VmRef): Promise<ApiOperation<Result<typeof startVm>>>;
+  stop(req: StopVmRequest): Promise<ApiOperation<Result<typeof stopVm>>>;
+  delete(req: DeleteVmRequest): Promise<ApiOperation<Result<typeof deleteVm>>>;
+}
+
+const vmPath = (vmId: string) => `/v1/vms/${encodeURIComponent(vmId)}`;
+
+/** The life cycle through the API: the same requests, checked again by the server. */
+export function apiVmOperations(api: ApiClient): VmLifecycle {
+  return {
+    create: (req) => api.start('POST', '/v1/vms', req),
+    start: ({ vmId, ...rest }) => api.start('POST', `${vmPath(vmId)}/start`, rest),
+    stop: ({ vmId, ...rest }) => api.start('POST', `${vmPath(vmId)}/stop`, rest),
+    delete: ({ vmId, ...rest }) => api.start('DELETE', vmPath(vmId), rest),
+  };
+}

@@ -1,0 +1,65 @@
+import type { Client } from '@temporalio/client';
+import { readableProjects, type Actor } from '../domain/access';
+import { NotFoundError } from '../domain/errors';
+import { workflowIds } from '../domain/names';
+import { runUrl } from '../client/temporal';
+import { progressQuery } from '../workflows/observability';
+import type { ApiDeps } from './route';
+import { projectOf } from './vm-access';
+
+/**
+ * The id of a VM whose latest operation the caller may read: the project the operation was
+ * started in (its memo), else the VM's own. 404 otherwise, as for a VM it may not see.
+ */
+export async function readableOperation(
+  deps: ApiDeps,
+  actor: Actor,
+  client: Client,
+  vmId: string,
+): Promise<string> {
+  const run = await client.workflow
+    .getHandle(workflowIds.vm(vmId))
+    .describe()
+    .catch(() => undefined);
+  const vm = await deps.inv.vms.findOne({ _id: vmId });
+  const project = (run?.memo?.project as string | undefined) ?? (vm ? projectOf(vm) : undefined);
+  const projects = readableProjects(actor);
+  if (!run || !project || (projects !== 'all' && !projects.includes(project)))
+    throw new NotFoundError('operation of vm', vmId);
+  return vmId;
+}
+
+/** A failed run's reason as an operator reads it: the innermost cause's type and message. */
+function failureOf(err: unknown): { type?: string; message: string } {
+  let e = err as { cause?: unknown; type?: string; message: string };
+  while (e.cause) e = e.cause as typeof e;
+  return { type: e.type, message: e.message };
+}
+
+/** The latest run under `vm/<vmId>`: status, link, and the `progress` query's answer while it runs. */
+export async function operationOf(client: Client, deps: ApiDeps, vmId: string) {
+  const workflowId = workflowIds.vm(vmId);
+  const handle = client.workflow.getHandle(workflowId);
+  const run = await handle.describe().catch(() => undefined);
+  if (!run) throw new NotFoundError('operation of vm', vmId);
+  const status = run.status.name;
+  return {
+    workflowId,
+    runId: run.runId,
+    type: run.type,
+    status,
+    actor: run.memo?.actor,
+    temporalUrl: runUrl(deps.config, workflowId, run.runId),
+    progress: status === 'RUNNING' ? await handle.query(progressQuery).catch(() => undefined) : undefined,
+    // How it ended: its result, or the operator's reason it failed (the innermost message).
+    ...(status === 'COMPLETED' ? { result: await handle.result() } : {}),
+    ...(status === 'FAILED'
+      ? {
+          failure: await handle.result().then(
+            () => undefined,
+            (err: unknown) => failureOf(err),
+          ),
+        }
+      : {}),
+  };
+}
