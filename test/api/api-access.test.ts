@@ -328,7 +328,7 @@ describe('API: tokens, roles, projects and hostile input', () => {
       'team-a',
       '--json',
     ]);
-    expect(created).toMatchObject({ code: 0, stderr: "" });
+    expect(created).toMatchObject({ code: 0, stderr: '' });
     expect(JSON.parse(created.stdout)).toMatchObject({ vmId: 'cli-1', workflowId: 'vm/cli-1' });
     const listed = JSON.parse((await virtflow(['vm', 'list', '--json'])).stdout) as { vmId: string }[];
     expect(listed.map((v) => v.vmId)).toEqual(['a-one', 'a-two', 'cli-1']);
