@@ -93,6 +93,33 @@ export async function openInventory(config: Config): Promise<Inventory> {
   };
 }
 
+/**
+ * Opens the inventory for a long-running process (controller, host agent, API server) and makes
+ * sure its indexes exist, waiting out a database that is briefly away: a process started while
+ * PostgreSQL behind FerretDB restarts retries every 2 s for `waitMs`, instead of exiting at once
+ * and leaving, say, one controller fewer.
+ */
+export async function openInventoryWhenReady(
+  config: Config,
+  onRetry: (err: Error) => void,
+  waitMs = 5 * 60_000,
+): Promise<Inventory> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    let inv: Inventory | undefined;
+    try {
+      inv = await openInventory(config);
+      await ensureIndexes(inv);
+      return inv;
+    } catch (err) {
+      await inv?.close().catch(() => undefined);
+      if (Date.now() > deadline) throw err;
+      onRetry(err as Error);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
 /** Creates the indexes queries rely on. Idempotent: every process may call it at start. */
 export async function ensureIndexes(inv: Inventory): Promise<void> {
   await inv.vms.createIndex({ host: 1 });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { loadConfig } from '../domain/config';
 import { logger } from '../domain/logger';
 import { connectClient } from '../client/temporal';
-import { ensureIndexes, openInventory } from '../inventory/db';
+import { openInventoryWhenReady } from '../inventory/db';
 import { buildApiServer } from './app';
 
 /**
@@ -12,8 +12,9 @@ import { buildApiServer } from './app';
  */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const inv = await openInventory(config);
-  await ensureIndexes(inv);
+  const inv = await openInventoryWhenReady(config, (err) =>
+    logger.warn({ err: err.message }, 'the inventory is not ready yet; retrying'),
+  );
   const client = await connectClient(config);
   const tls = config.api.tls;
   const app = await buildApiServer(

@@ -7,7 +7,7 @@ import { loadConfig, type Config } from '../domain/config';
 import { logger } from '../domain/logger';
 import { CONTROLLER_TASK_QUEUE } from '../domain/names';
 import type { VirtualClock } from '../hypervisor/sim/virtual-clock';
-import { ensureIndexes, openInventory } from '../inventory/db';
+import { openInventoryWhenReady } from '../inventory/db';
 import { runSinks, workflowInterceptorModules } from './workflow-modules';
 import { stopWorker } from './stop-worker';
 import { startFleetMetrics } from './fleet-metrics';
@@ -28,8 +28,9 @@ export interface ControllerOptions {
 }
 
 export async function createController(config: Config, opts: ControllerOptions = {}) {
-  const inv = await openInventory(config);
-  await ensureIndexes(inv);
+  const inv = await openInventoryWhenReady(config, (err) =>
+    logger.warn({ err: err.message }, 'the inventory is not ready yet; retrying'),
+  );
   const connection = await connectWorkerConnection(config);
   // Activities that manage Schedules (pausing a failing backup policy) need a client; opened on first use.
   let client: Promise<Client> | undefined;

@@ -17,7 +17,7 @@ import { hostTaskQueue, isSimHost, SIM_HOST_PREFIX } from '../domain/names';
 import { rotateConsoleLog } from '../hypervisor/console-log';
 import { HostNetwork } from '../hypervisor/host-network';
 import { QemuHost } from '../hypervisor/qemu-host';
-import { ensureIndexes, openInventory, type Inventory } from '../inventory/db';
+import { openInventoryWhenReady, type Inventory } from '../inventory/db';
 import { recordEvent } from '../inventory/events';
 import { markHostDown, registerHost, touchHostHeartbeat } from '../inventory/hosts';
 import { AGENT_VERSION } from './version';
@@ -113,10 +113,11 @@ export async function runHostAgent(
   await network?.check();
   const patchLevelStore = patchLevelFile(hostDir);
   const patchLevel = patchLevelStore.read;
-  const inv = await openInventory(config);
+  const inv = await openInventoryWhenReady(config, (err) =>
+    log.warn({ err: err.message }, 'the inventory is not ready yet; retrying'),
+  );
   const connection = await connectWorkerConnection(config);
   try {
-    await ensureIndexes(inv);
     const canaries = discardStrayCanaries(qemu);
     // The network side of the guests it re-adopts: a bridge, VLAN link or tagger that went
     // away while no agent ran is made again before they are served.
