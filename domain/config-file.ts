@@ -57,6 +57,11 @@ const fileSchema = z
       })
       .strict()
       .optional(),
+    /** The API server (docs/api.md). */
+    api: z
+      .object({ address: z.string().optional(), tlsCert: absolute.optional(), tlsKey: absolute.optional() })
+      .strict()
+      .optional(),
     images: z
       .object({ maxVirtualGiB: z.number().int().min(1).optional() })
       .strict()
@@ -146,6 +151,9 @@ export function configFileEnv(file: string, outer: NodeJS.ProcessEnv = {}): Reco
     VIRTFLOW_METRICS_ADDRESS: c.metrics?.address,
     VIRTFLOW_FLEET_METRICS_SEC: c.metrics?.fleetIntervalSec,
     VIRTFLOW_METRICS_RETENTION_HOURS: c.metrics?.retentionHours,
+    VIRTFLOW_API_ADDRESS: c.api?.address,
+    VIRTFLOW_API_TLS_CERT: c.api?.tlsCert,
+    VIRTFLOW_API_TLS_KEY: c.api?.tlsKey,
     VIRTFLOW_IMAGE_MAX_VIRTUAL_GIB: c.images?.maxVirtualGiB,
     VIRTFLOW_CONSOLE_LOG_MAX_KIB: c.consoleLogMaxKiB,
     VIRTFLOW_LOG_LEVEL: c.logLevel,
