@@ -4,6 +4,7 @@ import { parseInput } from '../domain/errors';
 import { clientActingAs } from '../client/actor';
 import { authenticate } from './auth';
 import { sendError, HttpError } from './http-errors';
+import { registerConsole } from './console-routes';
 import { openApiDocument } from './openapi';
 import { operationEventsRoute } from './operation-events';
 import { route, type ApiDeps, type ApiRoute } from './route';
@@ -67,6 +68,7 @@ export async function buildApiServer(deps: ApiDeps, opts: ApiServerOptions = {})
     }),
   );
 
+  registerConsole(app);
   for (const r of routes) {
     app.route({
       method: r.method,

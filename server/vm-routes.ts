@@ -9,6 +9,7 @@ import {
   type CreateVmRequest,
 } from '../domain/requests';
 import { listHosts } from '../inventory/hosts';
+import { readUsage } from '../inventory/reservations';
 import { listVms } from '../inventory/vms';
 import { vmOperations, type StartedOperation } from '../client/vm-operations';
 import { operableVm, projectOf, readableVm } from './vm-access';
@@ -30,6 +31,26 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
   /** The VM operations, started in `project` as the caller. */
   const ops = (ctx: RouteContext<unknown>, project: string) =>
     vmOperations(ctx.clientIn(project), deps.config);
+  type Ops = ReturnType<typeof ops>;
+  /** A route that starts one operation on the VM in its path: operator in the VM's project, 202. */
+  const operationRoute = <S extends z.ZodType>(
+    method: 'POST' | 'DELETE',
+    url: string,
+    summary: string,
+    body: S,
+    start: (o: Ops, vmId: string, body: z.output<S>) => Promise<StartedOperation<unknown>>,
+  ) =>
+    route<z.input<S>>({
+      method,
+      url,
+      summary,
+      body: body as z.ZodType<z.input<S>>,
+      status: 202,
+      async handle(ctx) {
+        const vm = await operableVm(deps, ctx.actor, ctx.params);
+        return accepted(vm._id, await start(ops(ctx, projectOf(vm)), vm._id, ctx.body as z.output<S>));
+      },
+    });
   return [
     route({
       method: 'GET',
@@ -38,6 +59,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       status: 200,
       async handle({ actor }) {
         authorize(actor, 'read');
+        const usage = await readUsage(deps.inv);
         return (await listHosts(deps.inv)).map((h) => ({
           hostId: h._id,
           state: h.state,
@@ -45,6 +67,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
           cluster: h.cluster,
           labels: h.labels,
           allocatable: h.allocatable,
+          used: { memoryMiB: usage.get(h._id)?.memoryMiB ?? 0, vcpus: usage.get(h._id)?.vcpus ?? 0 },
           patchLevel: h.patchLevel,
           heartbeatAt: h.agent.heartbeatAt,
         }));
@@ -84,39 +107,27 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
         return accepted(op.workflowId.slice('vm/'.length), op);
       },
     }),
-    route<z.input<typeof startBody>>({
-      method: 'POST',
-      url: '/v1/vms/:vmId/start',
-      summary: 'Start a stopped VM (operator)',
-      body: startBody,
-      status: 202,
-      async handle(ctx) {
-        const vm = await operableVm(deps, ctx.actor, ctx.params);
-        return accepted(vm._id, await ops(ctx, projectOf(vm)).start({ ...ctx.body, vmId: vm._id }));
-      },
-    }),
-    route<z.input<typeof stopBody>>({
-      method: 'POST',
-      url: '/v1/vms/:vmId/stop',
-      summary: 'Stop a VM, gracefully first (operator)',
-      body: stopBody,
-      status: 202,
-      async handle(ctx) {
-        const vm = await operableVm(deps, ctx.actor, ctx.params);
-        return accepted(vm._id, await ops(ctx, projectOf(vm)).stop({ ...ctx.body, vmId: vm._id }));
-      },
-    }),
-    route<z.input<typeof migrateBody>>({
-      method: 'POST',
-      url: '/v1/vms/:vmId/migrate',
-      summary: 'Live-migrate a VM (operator)',
-      body: migrateBody,
-      status: 202,
-      async handle(ctx) {
-        const vm = await operableVm(deps, ctx.actor, ctx.params);
-        return accepted(vm._id, await ops(ctx, projectOf(vm)).migrate({ ...ctx.body, vmId: vm._id }));
-      },
-    }),
+    operationRoute(
+      'POST',
+      '/v1/vms/:vmId/start',
+      'Start a stopped VM (operator)',
+      startBody,
+      (o, vmId, body) => o.start({ ...body, vmId }),
+    ),
+    operationRoute(
+      'POST',
+      '/v1/vms/:vmId/stop',
+      'Stop a VM, gracefully first (operator)',
+      stopBody,
+      (o, vmId, body) => o.stop({ ...body, vmId }),
+    ),
+    operationRoute(
+      'POST',
+      '/v1/vms/:vmId/migrate',
+      'Live-migrate a VM (operator)',
+      migrateBody,
+      (o, vmId, body) => o.migrate({ ...body, vmId }),
+    ),
     route<z.input<typeof abortBody>>({
       method: 'POST',
       url: '/v1/vms/:vmId/migration/abort',
@@ -130,17 +141,13 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
         };
       },
     }),
-    route<z.input<typeof stopBody>>({
-      method: 'DELETE',
-      url: '/v1/vms/:vmId',
-      summary: 'Delete a VM and its disks (operator)',
-      body: stopBody,
-      status: 202,
-      async handle(ctx) {
-        const vm = await operableVm(deps, ctx.actor, ctx.params);
-        return accepted(vm._id, await ops(ctx, projectOf(vm)).delete({ ...ctx.body, vmId: vm._id }));
-      },
-    }),
+    operationRoute(
+      'DELETE',
+      '/v1/vms/:vmId',
+      'Delete a VM and its disks (operator)',
+      stopBody,
+      (o, vmId, body) => o.delete({ ...body, vmId }),
+    ),
     route({
       method: 'GET',
       url: '/v1/vms/:vmId/operation',

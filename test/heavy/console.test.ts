@@ -1,0 +1,144 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { createApiToken } from '../../inventory/api-tokens';
+import { buildApiServer } from '../../server/app';
+import { GUEST_IMAGE, hostsRunning, importGuestImage } from '../helpers/guests';
+import { bundleWorkflows, TestStack } from '../helpers/test-stack';
+
+/**
+ * The web console in Debian's Chromium (playwright-core drives it; no browser is downloaded),
+ * against the API, the controller and real QEMU hosts: an operator creates a VM, watches its
+ * migration to the end and aborts another; a viewer is offered no action. Each page's screenshot
+ * is kept in the test run's directory.
+ */
+describe('the web console in a real browser', () => {
+  let stack: TestStack;
+  let app: FastifyInstance;
+  let browser: Browser;
+  let base: string;
+  const tokens: Record<string, string> = {};
+  const shots = path.join(process.env.VIRTFLOW_TEST_RUN_DIR ?? '.virtflow', 'console-screenshots');
+
+  const shot = (page: Page, name: string) =>
+    page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+
+  async function logIn(who: string): Promise<Page> {
+    const page = await (await browser.newContext({ viewport: { width: 1200, height: 800 } })).newPage();
+    await page.goto(`${base}/console/#/login`);
+    await page.fill('input[name=token]', tokens[who]);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('h1:text("VMs")');
+    return page;
+  }
+
+  /** Waits for the VM page's operation panel to show `type` ended, and returns its status. */
+  async function endOf(page: Page, type: string, timeout = 240_000): Promise<string> {
+    const panel = await page.waitForSelector(`#operation[data-type="${type}"]:not([data-status="RUNNING"])`, {
+      timeout,
+    });
+    return (await panel.getAttribute('data-status'))!;
+  }
+
+  beforeAll(async () => {
+    fs.mkdirSync(shots, { recursive: true });
+    stack = await TestStack.create('console');
+    await stack.startController(await bundleWorkflows());
+    await stack.startAgents(['host-a', 'host-b'], ['--memory', '2048']);
+    await importGuestImage(stack.inventory, stack.config);
+    for (const [name, role] of [
+      ['lab-operator', 'operator'],
+      ['lab-viewer', 'viewer'],
+    ] as const)
+      tokens[name] = (
+        await createApiToken(stack.inventory, { name, grants: [{ project: 'lab', role }] }, 'test')
+      ).token;
+    app = await buildApiServer({ inv: stack.inventory, client: stack.client, config: stack.config });
+    base = await app.listen({ host: '127.0.0.1', port: 0 });
+    // Root has no user namespaces for Chromium's sandbox here; the page is our own console.
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  }, 300_000);
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await stack.stop();
+  });
+
+  test('an operator logs in and creates a VM; the page follows the create to the running guest', async () => {
+    const page = await logIn('lab-operator');
+    await shot(page, '1-vms-empty');
+    await page.fill('#create-vm input[name=vmId]', 'web-1');
+    await page.fill('#create-vm input[name=image]', GUEST_IMAGE);
+    await page.selectOption('#create-vm select[name=project]', 'lab');
+    await page.click('#create-vm button[type=submit]');
+    expect(await endOf(page, 'createVm')).toBe('COMPLETED');
+    await page.waitForSelector('#vm-state:text("running")');
+    await shot(page, '2-vm-created');
+    const host = (await page.textContent('#vm-host'))!;
+    expect(hostsRunning(stack.config, 'web-1', ['host-a', 'host-b'])).toEqual([host]);
+    await page.goto(`${base}/console/#/hosts`);
+    await page.waitForSelector(`tr[data-host="${host}"]`);
+    expect(await page.textContent(`tr[data-host="${host}"]`)).toMatch(/128 \/ 2048 MiB/);
+    await shot(page, '3-hosts');
+  }, 300_000);
+
+  test("an operator watches a migration's progress to the end, then aborts another mid-transfer", async () => {
+    const page = await logIn('lab-operator');
+    await page.goto(`${base}/console/#/vms/web-1`);
+    await page.waitForSelector('#migrate');
+    const source = (await page.textContent('#vm-host'))!;
+    const target = source === 'host-a' ? 'host-b' : 'host-a';
+
+    // A migrated TCG guest sometimes stays silent on its target and is rolled back
+    // (docs/decisions.md): the console must then show the failure and the VM still on its source.
+    let status = '';
+    for (let attempt = 1; attempt <= 3 && status !== 'COMPLETED'; attempt++) {
+      await page.fill('#migrate input[name=to]', target);
+      await page.fill('#migrate input[name=bandwidth]', '16');
+      await page.click('#migrate button[type=submit]');
+      await page.waitForSelector('#operation[data-type="liveMigration"] #transferred', { timeout: 120_000 });
+      await shot(page, `4-migration-progress-${attempt}`);
+      status = await endOf(page, 'liveMigration');
+      if (status !== 'COMPLETED') {
+        expect(hostsRunning(stack.config, 'web-1', ['host-a', 'host-b'])).toEqual([source]);
+        await page.reload();
+        await page.waitForSelector('#migrate');
+      }
+    }
+    expect(status).toBe('COMPLETED');
+    await page.waitForSelector(`#vm-host:text("${target}")`);
+    await shot(page, '5-migration-done');
+    expect(hostsRunning(stack.config, 'web-1', ['host-a', 'host-b'])).toEqual([target]);
+
+    // The second one, slow enough to abort while it copies memory.
+    await page.waitForSelector('#migrate');
+    await page.fill('#migrate input[name=to]', source);
+    await page.fill('#migrate input[name=bandwidth]', '1');
+    await page.click('#migrate button[type=submit]');
+    await page.waitForSelector('#phase:text("transferring")', { timeout: 120_000 });
+    await shot(page, '6-before-abort');
+    await page.click('#abort');
+    expect(await endOf(page, 'liveMigration')).not.toBe('RUNNING');
+    await shot(page, '7-aborted');
+    const vm = await stack.inventory.vms.findOne({ _id: 'web-1' });
+    expect(vm).toMatchObject({ host: target, state: 'running', migration: null });
+    expect(hostsRunning(stack.config, 'web-1', ['host-a', 'host-b'])).toEqual([target]);
+    const events = await stack.inventory.events
+      .find({ subject: 'vm/web-1', operation: 'live-migration' })
+      .sort({ at: 1 })
+      .toArray();
+    expect(events.at(-1)).toMatchObject({ outcome: 'rolled-back', actor: 'token:lab-operator' });
+  }, 900_000);
+
+  test('a viewer sees the VMs and their operations, and is offered no action', async () => {
+    const page = await logIn('lab-viewer');
+    await page.waitForSelector('tr[data-vm="web-1"]');
+    expect(await page.$('#create-vm')).toBeNull();
+    await shot(page, '8-viewer-vms');
+    await page.click('tr[data-vm="web-1"] a');
+    await page.waitForSelector('#operation');
+    expect(await page.$$('#controls button, #controls form, #abort')).toHaveLength(0);
+    await shot(page, '9-viewer-vm');
+  }, 120_000);
+});
