@@ -1,4 +1,12 @@
-import { condition, executeChild, log, ParentClosePolicy, setHandler, sleep } from '@temporalio/workflow';
+import {
+  condition,
+  executeChild,
+  log,
+  ParentClosePolicy,
+  patched,
+  setHandler,
+  sleep,
+} from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { EnterMaintenanceRequest } from '../domain/maintenance';
 import { workflowIds } from '../domain/names';
@@ -11,6 +19,16 @@ import { stopVm } from './stop-vm';
 
 /** How often an evacuation waits 5 s for a VM busy with another operation before giving up on it. */
 const BUSY_WAITS = 60;
+
+/**
+ * How often an evacuation waits 15 s for a target whose agent looked lost (its pre-check said
+ * TargetUnavailableError: an agent restarting, say) when no other host can take the VM, before
+ * the host blocks for an operator. Five minutes: an agent restart takes seconds; a lost host is
+ * HA's business, and the operator then sees the block.
+ */
+const UNAVAILABLE_WAITS = 20;
+/** Runs from before this wait went straight to `blocked`; they replay as they ran. */
+const WAIT_FOR_UNAVAILABLE_TARGETS = 'evacuation-waits-for-unavailable-targets';
 
 export interface MaintenanceResult {
   hostId: string;
@@ -72,8 +90,11 @@ export async function evacuateHost(
   /** Moves one VM, trying other targets after a failure; returns why it could not, if so. */
   const evacuate = async (vmId: string): Promise<string | null> => {
     const failedTargets: string[] = [];
+    /** Targets whose agent looked lost: excluded until the next wait for them. */
+    const unavailable: string[] = [];
     let lastReason = '';
     let busyWaits = 0;
+    let unavailableWaits = 0;
     for (let attempt = 0; attempt <= retries; attempt++) {
       let target: string;
       try {
@@ -82,7 +103,7 @@ export async function evacuateHost(
         const choice = await inventory.chooseEvacuationTarget({
           vmId,
           from: request.hostId,
-          exclude: [...failedTargets, ...full()],
+          exclude: [...failedTargets, ...unavailable, ...full()],
           preferPatchLevel: request.preferPatchLevel,
         });
         if ('gone' in choice) {
@@ -94,6 +115,21 @@ export async function evacuateHost(
       } catch (err) {
         if ([...inbound.values()].some((n) => n >= maxInbound)) {
           await condition(() => [...inbound.values()].every((n) => n < maxInbound));
+          attempt--;
+          continue;
+        }
+        if (
+          unavailable.length &&
+          unavailableWaits < UNAVAILABLE_WAITS &&
+          patched(WAIT_FOR_UNAVAILABLE_TARGETS)
+        ) {
+          unavailableWaits++;
+          op.phase(
+            'evacuating',
+            `no other host can take ${vmId}; waiting for ${unavailable.join(', ')}, whose agent looked lost, to come back`,
+          );
+          await sleep('15 seconds');
+          unavailable.length = 0;
           attempt--;
           continue;
         }
@@ -123,7 +159,8 @@ export async function evacuateHost(
             ? `vm ${vmId} stayed busy with another operation for ${(BUSY_WAITS * 5) / 60} minutes`
             : reasonOf((err as { cause?: unknown }).cause ?? err);
         log.warn('evacuation attempt failed', { vmId, target, reason: lastReason });
-        failedTargets.push(target);
+        const type = (err as { cause?: { type?: string } }).cause?.type;
+        (type === 'TargetUnavailableError' ? unavailable : failedTargets).push(target);
       } finally {
         inbound.set(target, (inbound.get(target) ?? 1) - 1);
       }
