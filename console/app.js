@@ -365,6 +365,7 @@ async function vmView(vmId) {
       if (mine.signal.aborted) return;
       const now = await api('GET', `/v1/vms/${encodeURIComponent(vmId)}`).catch(() => undefined);
       if (!now || mine.signal.aborted) return;
+      if (vm instanceof Error) return vmView(vmId); // the page had no VM to show: show it whole
       document.getElementById('vm-state')?.replaceChildren(now.state);
       document.getElementById('vm-host')?.replaceChildren(now.host ?? '');
       render(now);
