@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { repoRoot } from '../../domain/config';
 import { createApiToken } from '../../inventory/api-tokens';
 import { buildApiServer } from '../../server/app';
 import { GUEST_IMAGE, hostsRunning, importGuestImage } from '../helpers/guests';
@@ -11,7 +12,7 @@ import { bundleWorkflows, TestStack } from '../helpers/test-stack';
  * The web console in Debian's Chromium (playwright-core drives it; no browser is downloaded),
  * against the API, the controller and real QEMU hosts: an operator creates a VM, watches its
  * migration to the end and aborts another; a viewer is offered no action. Each page's screenshot
- * is kept in the test run's directory.
+ * is kept under .virtflow/test-artifacts/console/.
  */
 describe('the web console in a real browser', () => {
   let stack: TestStack;
@@ -19,7 +20,8 @@ describe('the web console in a real browser', () => {
   let browser: Browser;
   let base: string;
   const tokens: Record<string, string> = {};
-  const shots = path.join(process.env.VIRTFLOW_TEST_RUN_DIR ?? '.virtflow', 'console-screenshots');
+  // Kept after the run (the run's own directory is removed): the test's artefacts.
+  const shots = path.join(repoRoot, '.virtflow', 'test-artifacts', 'console');
 
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
