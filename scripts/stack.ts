@@ -35,6 +35,7 @@ import { ManagedProcess } from './services/processes';
 import { killStrayGuests } from './services/stray-guests';
 import { LAB_UPLINK, LabNetwork } from './services/lab-network';
 import { createNetwork } from '../inventory/networks';
+import { ensureLocalAdminToken } from './services/admin-token';
 
 const run = promisify(execFile);
 
@@ -248,6 +249,25 @@ async function main(): Promise<void> {
       );
     }
 
+    /** The API and its console, with an administrator's token an operator can log in with. */
+    const startApi = async (cfg: Config, apiEnv: NodeJS.ProcessEnv) => {
+      const inv = await openInventory(cfg);
+      const tokenFile = path.join(stateDir, 'admin.token');
+      try {
+        await ensureLocalAdminToken(inv, tokenFile);
+      } finally {
+        await inv.close();
+      }
+      workers.push(
+        new Supervised(() =>
+          spawnEntryPoint('api', 'server/main.ts', [], { logDir, env: apiEnv, ownProcessGroup }),
+        ),
+      );
+      const url = `http://${cfg.api.host}:${cfg.api.port}`;
+      say(
+        `API and web console: ${url}/console/ (log in with the token in ${tokenFile}; \`virtflow login ${url} --token-file ${tokenFile}\`)`,
+      );
+    };
     const client = await connectClient(config);
     say('checking every host through its agent (workflow checkHost) …');
     for (const { hostId } of localHosts) {
@@ -265,6 +285,7 @@ async function main(): Promise<void> {
       );
     }
     await showDemoVm(client, config, lab);
+    await startApi(config, env);
     await auditOperations(client, config).ensureSchedule(30);
     say('reconciling the inventory with the hosts every 30 s (schedule "reconcile"; `virtflow audit drift`)');
     say(`Temporal Web UI: ${temporal.uiUrl}   logs: ${logDir}`);

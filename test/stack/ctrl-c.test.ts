@@ -62,6 +62,7 @@ describe('npm start stops everything on Ctrl-C', () => {
       VIRTFLOW_TEMPORAL_PORT: String(await findFreePort()),
       VIRTFLOW_UI_PORT: String(await findFreePort()),
       VIRTFLOW_FERRETDB_PORT: String(await findFreePort()),
+      VIRTFLOW_API_ADDRESS: `127.0.0.1:${await findFreePort()}`,
       VIRTFLOW_LOG_LEVEL: 'warn',
     };
     // The stack finds its own services; the test run's must not leak into it.
@@ -103,6 +104,16 @@ describe('npm start stops everything on Ctrl-C', () => {
       /vm demo-1 answers on network lab: 3 packets received of 3 pings to 10\.20\.0\.\d+/,
     );
     expect(qemuProcessesUnder(path.join(dir, 'data'))).toHaveLength(1);
+    // The API and its console answer, with the administrator's token the stack made.
+    const token = fs.readFileSync(path.join(dir, 'state', 'admin.token'), 'utf8').trim();
+    const api = `http://${env.VIRTFLOW_API_ADDRESS}`;
+    const who = await until('the API to answer', () =>
+      fetch(`${api}/v1/whoami`, { headers: { authorization: `Bearer ${token}` } })
+        .then(async (r) => (r.ok ? ((await r.json()) as { actor: string }) : undefined))
+        .catch(() => undefined),
+    );
+    expect(who.actor).toBe('token:local-admin');
+    expect((await fetch(`${api}/console/`)).status).toBe(200);
     await stopsEverything(run);
     expect(qemuProcessesUnder(path.join(dir, 'data'))).toHaveLength(0);
   });
