@@ -52,9 +52,3 @@ export function allowed(actor: Pick<Actor, 'grants'>, action: Action, project: s
   const role = roleIn(actor, project);
   return role !== undefined && rank[role] >= needed[action];
 }
-
-/** The projects an actor may read, or `all` when it holds a fleet grant. */
-export function readableProjects(actor: Pick<Actor, 'grants'>): string[] | 'all' {
-  if (actor.grants.some((g) => g.project === FLEET)) return 'all';
-  return [...new Set(actor.grants.map((g) => g.project))];
-}

@@ -86,6 +86,29 @@ export async function projectUsage(
 
 const counts = (c: QuotaClaimDoc) => c.state === 'active' && Date.now() - c.at.getTime() < CLAIM_TTL_MS;
 
+/** Throws QuotaExceededError when `vm` does not fit in `quota` beside what is `used`. */
+function assertRoom(
+  quota: Quota,
+  used: QuotaUsage,
+  vm: { project: string; vmId: string; vcpus: number; memoryMiB: number },
+): void {
+  const short = quotaShortfall(quota, used, vm);
+  if (short.length) throw new QuotaExceededError(vm.project, vm.vmId, short);
+}
+
+/**
+ * Refuses at once a VM its project's quota has no room for. Not the arbiter: two creates can
+ * both pass here; withinQuota's claim decides between them. The API calls it to answer 409
+ * instead of starting an operation bound to fail.
+ */
+export async function checkQuotaRoom(
+  inv: Inventory,
+  vm: { project: string; vmId: string; vcpus: number; memoryMiB: number },
+): Promise<void> {
+  const quota = await getQuota(inv, vm.project);
+  if (quota) assertRoom(quota, await projectUsage(inv, vm.project), vm);
+}
+
 /**
  * Records a new VM (`record`) only if its project's quota has room, arbitrated against every
  * concurrent create by a numbered claim; throws QuotaExceededError otherwise. A project with no
@@ -104,8 +127,7 @@ export async function withinQuota<T>(
     const claims = await inv.quotaClaims.find({ project: vm.project }).toArray();
     claim = claims.find((c) => c.owner === owner && counts(c));
     if (claim) break;
-    const short = quotaShortfall(quota, await projectUsage(inv, vm.project, claims), vm);
-    if (short.length) throw new QuotaExceededError(vm.project, vm.vmId, short);
+    assertRoom(quota, await projectUsage(inv, vm.project, claims), vm);
     const seq = Math.max(0, ...claims.map((c) => c.seq)) + 1;
     const doc: QuotaClaimDoc = {
       _id: `${vm.project}-q${seq}`,

@@ -1,4 +1,5 @@
 import rateLimit from '@fastify/rate-limit';
+import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { parseInput } from '../domain/errors';
 import { clientActingAs } from '../client/actor';
@@ -76,9 +77,13 @@ export async function buildApiServer(deps: ApiDeps, opts: ApiServerOptions = {})
       handler: async (req, reply) => {
         const actor = r.auth === false ? undefined : await authenticate(deps.inv, req);
         const body = r.body ? parseInput(r.body, req.body ?? {}, '') : undefined;
+        // Built on first use: most requests only read the inventory.
+        let acting: Client | undefined;
         const result = await r.handle({
           actor: actor!,
-          client: actor ? clientActingAs(deps.client, actor) : deps.client,
+          get client() {
+            return (acting ??= actor ? clientActingAs(deps.client, actor) : deps.client);
+          },
           clientIn: (project) => clientActingAs(deps.client, actor!, { project }),
           params: req.params as Record<string, string>,
           body,

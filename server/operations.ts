@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import { readableProjects, type Actor } from '../domain/access';
+import { allowed, type Actor } from '../domain/access';
 import { NotFoundError } from '../domain/errors';
 import { workflowIds } from '../domain/names';
 import { runUrl } from '../client/temporal';
@@ -23,9 +23,7 @@ export async function readableOperation(
     .catch(() => undefined);
   const vm = await deps.inv.vms.findOne({ _id: vmId });
   const project = (run?.memo?.project as string | undefined) ?? (vm ? projectOf(vm) : undefined);
-  const projects = readableProjects(actor);
-  if (!run || !project || (projects !== 'all' && !projects.includes(project)))
-    throw new NotFoundError('operation of vm', vmId);
+  if (!run || !project || !allowed(actor, 'read', project)) throw new NotFoundError('operation of vm', vmId);
   return vmId;
 }
 

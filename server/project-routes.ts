@@ -1,28 +1,12 @@
 import { parseInput } from '../domain/errors';
-import { quotaSchema, quotaShortfall, QuotaExceededError, type Quota } from '../domain/quota';
+import { quotaSchema, type Quota } from '../domain/quota';
 import { idSchema } from '../domain/ids';
 import { getQuota, projectUsage, setQuota } from '../inventory/quotas';
-import type { Inventory } from '../inventory/db';
 import { authorize } from './auth';
 import { route, type ApiDeps, type ApiRoute } from './route';
 
 /** A project's name from the path: a DNS label like every id. */
 const projectParam = (params: Record<string, string>) => parseInput(idSchema, params.project, 'project');
-
-/**
- * Refuses at once a create that its project's quota has no room for, so the caller gets a 409
- * instead of a 202 for an operation bound to fail. Not the arbiter: two creates can both pass
- * here, and the create's own first step (inventory/quotas.ts withinQuota) decides between them.
- */
-export async function precheckQuota(
-  inv: Inventory,
-  vm: { project: string; vmId: string; vcpus: number; memoryMiB: number },
-): Promise<void> {
-  const quota = await getQuota(inv, vm.project);
-  if (!quota) return;
-  const short = quotaShortfall(quota, await projectUsage(inv, vm.project), vm);
-  if (short.length) throw new QuotaExceededError(vm.project, vm.vmId, short);
-}
 
 /** A project's quota and what its VMs use; the quota is set by a fleet admin. */
 export function projectRoutes(deps: ApiDeps): ApiRoute[] {

@@ -1,4 +1,4 @@
-import { DEFAULT_PROJECT, readableProjects, type Actor } from '../domain/access';
+import { allowed, DEFAULT_PROJECT, type Actor } from '../domain/access';
 import { NotFoundError } from '../domain/errors';
 import type { VmDoc } from '../inventory/schemas';
 import { authorize } from './auth';
@@ -13,8 +13,7 @@ export const projectOf = (vm: Pick<VmDoc, 'project'>) => vm.project ?? DEFAULT_P
  */
 export async function readableVm(deps: ApiDeps, actor: Actor, vmId: string): Promise<VmDoc> {
   const vm = await deps.inv.vms.findOne({ _id: vmId });
-  const projects = readableProjects(actor);
-  if (!vm || (projects !== 'all' && !projects.includes(projectOf(vm)))) throw new NotFoundError('vm', vmId);
+  if (!vm || !allowed(actor, 'read', projectOf(vm))) throw new NotFoundError('vm', vmId);
   return vm;
 }
 

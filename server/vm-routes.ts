@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { readableProjects } from '../domain/access';
+import { allowed } from '../domain/access';
 import { parseInput } from '../domain/errors';
 import { migrationRequestSchema } from '../domain/migration';
 import {
@@ -9,13 +9,13 @@ import {
   type CreateVmRequest,
 } from '../domain/requests';
 import { listHosts } from '../inventory/hosts';
+import { checkQuotaRoom } from '../inventory/quotas';
 import { readUsage } from '../inventory/reservations';
 import { listVms } from '../inventory/vms';
 import { vmOperations, type StartedOperation } from '../client/vm-operations';
 import { operableVm, projectOf, readableVm } from './vm-access';
 import { vmView } from './vm-view';
 import { authorize } from './auth';
-import { precheckQuota } from './project-routes';
 import { operationOf, readableOperation } from './operations';
 import { pathId, route, type ApiDeps, type ApiRoute, type RouteContext } from './route';
 
@@ -79,9 +79,8 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       summary: 'The VMs of every project the caller holds a grant in',
       status: 200,
       async handle({ actor }) {
-        const projects = readableProjects(actor);
         const vms = await listVms(deps.inv);
-        return vms.filter((vm) => projects === 'all' || projects.includes(projectOf(vm))).map(vmView);
+        return vms.filter((vm) => allowed(actor, 'read', projectOf(vm))).map(vmView);
       },
     }),
     route({
@@ -102,7 +101,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       async handle(ctx) {
         const spec = parseInput(createVmRequestSchema, ctx.body, '');
         authorize(ctx.actor, 'operate', spec.project);
-        await precheckQuota(deps.inv, spec);
+        await checkQuotaRoom(deps.inv, spec);
         const op = await ops(ctx, spec.project).create(spec);
         return accepted(op.workflowId.slice('vm/'.length), op);
       },
