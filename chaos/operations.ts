@@ -8,6 +8,7 @@ import type { Config } from '../domain/config';
 import { ResourceBusyError, VirtflowError } from '../domain/errors';
 import { localHosts } from '../scripts/services/entry-points';
 import type { Inventory } from '../inventory/db';
+import { operateRollout } from './rollout-operator';
 
 export const opKinds = [
   'create',
@@ -87,9 +88,16 @@ async function untilDeadline<T>(deadline: number, fn: () => Promise<T>): Promise
 /**
  * Chooses and runs the chaos run's operations through the same typed clients the CLI uses.
  * Each operation is started and followed through any outage of Temporal or the database:
- * a start that may have reached the server before the outage is found again by its id.
+ * a start that may have reached the server before the outage is found again by its id. The
+ * rolling patch has an operator (chaos/rollout-operator.ts) who answers its halts.
  */
-export function chaosOperations(client: Client, config: Config, inv: Inventory, rng: PRNG) {
+export function chaosOperations(
+  client: Client,
+  config: Config,
+  inv: Inventory,
+  rng: PRNG,
+  log: (line: string) => void = () => undefined,
+) {
   const vms = vmOperations(client, config);
   const backups = backupOperations(client, config);
   const rollouts = rolloutOperations(client, config);
@@ -188,24 +196,34 @@ export function chaosOperations(client: Client, config: Config, inv: Inventory, 
         return record(transient(err) ? 'stuck' : 'rejected', describeError(err));
       }
       let result: unknown;
+      let ended = false;
+      const operator =
+        kind === 'rollout' ? operateRollout(rollouts, 'chaos', () => ended, log) : Promise.resolve([]);
+      const operated = async () => {
+        ended = true;
+        const actions = await operator;
+        return actions.length ? `; operator: ${actions.join('; ')}` : '';
+      };
       try {
         // A run's result survives restarts of the server; the handle follows continue-as-new.
         result = await untilDeadline(deadline, () => client.workflow.getHandle(started.workflowId).result());
       } catch (err) {
+        const actions = await operated();
         if (err instanceof WorkflowFailedError) {
           const type = (err.cause as { type?: string } | undefined)?.type ?? '';
           return record(
             REFUSALS.includes(type) ? 'rejected' : 'rolled-back',
-            describeError(err.cause ?? err),
+            describeError(err.cause ?? err) + actions,
           );
         }
-        return record('stuck', describeError(err));
+        return record('stuck', describeError(err) + actions);
       }
+      const actions = await operated();
       if (kind === 'create' || kind === 'restore') model.vms.add(subject);
       if (kind === 'delete') model.vms.delete(subject);
       if (kind === 'backup') model.backups.push((result as { backupId: string }).backupId);
       if (kind === 'rollout') model.rolloutDone = true;
-      return record('completed');
+      return record('completed', actions ? actions.slice(2) : undefined);
     } finally {
       model.busy.delete(subject);
     }

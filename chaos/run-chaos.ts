@@ -96,7 +96,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     log(`stack up (Temporal UI ${stack.config.temporal.uiUrl})`);
     phase = 'running operations';
 
-    const ops = chaosOperations(client, stack.config, inv, rng);
+    const ops = chaosOperations(client, stack.config, inv, rng, log);
     const began = Date.now();
     let next = 0;
 

@@ -8,8 +8,9 @@ import { isProcessRunning } from '../../hypervisor/qemu-host';
 import { createNetwork } from '../../inventory/networks';
 import { LAB_UPLINK, type LabNetwork } from '../../scripts/services/lab-network';
 import { auditOperations } from '../../client/audit-operations';
-import { parsePingRounds, reachProbe, steadyPinger } from '../../scripts/guest/workloads';
+import { parsePingRounds, type PingRound, reachProbe, steadyPinger } from '../../scripts/guest/workloads';
 import { cli, GUEST_IMAGE, importGuestImage, qemuOn } from '../helpers/guests';
+import { committedMigration } from '../helpers/committed-migration';
 import { TestStack } from '../helpers/test-stack';
 import { until } from '../helpers/until';
 
@@ -138,14 +139,17 @@ describe('guest networks', () => {
 
   test('a migrating VM keeps its MAC and address; a peer pinging it every 10 ms loses only the switch-over', async () => {
     const before = await stack.inventory.vms.findOne({ _id: 'a1' });
-    // a2 pings a1 in rounds of 2 s: wait for a whole round answered.
-    const steady = await until('a2 to ping a1 steadily', async () => {
-      const rounds = await pingRounds('a2');
-      const last = rounds.at(-1);
-      return last && last.sent > 0 && last.received === last.sent ? last : undefined;
+    // a2 pings a1 in rounds of 2 s: wait for a whole round answered (again before a second
+    // attempt: a rolled-back one paused a1 while its target was refused).
+    let steady: PingRound | undefined;
+    const result = await committedMigration(stack.inventory, 'a1', async () => {
+      steady = await until('a2 to ping a1 steadily', async () => {
+        const rounds = await pingRounds('a2');
+        const last = rounds.at(-1);
+        return last && last.sent > 0 && last.received === last.sent ? last : undefined;
+      });
+      return vms.migrate({ vmId: 'a1', to: 'host-c' });
     });
-    const op = await vms.migrate({ vmId: 'a1', to: 'host-c' });
-    const result = await op.result();
     where.a1 = 'host-c';
     const endedIn = (await pingRounds('a2')).at(-1)!.round;
     // Two whole rounds after the migration ended, so the switch-over's round is complete.
@@ -153,7 +157,7 @@ describe('guest networks', () => {
       const all = await pingRounds('a2');
       return all.at(-1)!.round >= endedIn + 2 ? all : undefined;
     });
-    const during = rounds.filter((r) => r.round > steady.round && r.round <= endedIn + 1);
+    const during = rounds.filter((r) => r.round > steady!.round && r.round <= endedIn + 1);
     const sent = during.reduce((n, r) => n + r.sent, 0);
     const lost = during.reduce((n, r) => n + r.sent - r.received, 0);
     console.log(

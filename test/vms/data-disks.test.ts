@@ -10,6 +10,7 @@ import { readGuestFile } from '../../hypervisor/guest-agent';
 import { vmFiles } from '../../hypervisor/vm-files';
 import { dataDiskWriter } from '../../scripts/guest/workloads';
 import { GUEST_IMAGE, hostsRunning, importGuestImage, qemuOn } from '../helpers/guests';
+import { committedMigration } from '../helpers/committed-migration';
 import { TestStack } from '../helpers/test-stack';
 import { until } from '../helpers/until';
 
@@ -84,7 +85,7 @@ describe('data disks', () => {
     expect(await readsNow('host-a', 'files')).toBe(first);
 
     // The destination's QEMU opens the same data disk: the guest reads there what it wrote here.
-    await (await vms.migrate({ vmId: 'files', to: 'host-b' })).result();
+    await committedMigration(stack.inventory, 'files', () => vms.migrate({ vmId: 'files', to: 'host-b' }));
     expect(hostsRunning(stack.config, 'files', ['host-a', 'host-b'])).toEqual(['host-b']);
     expect(await readsNow('host-b', 'files')).toBe(first);
 
