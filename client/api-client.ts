@@ -27,6 +27,25 @@ export class ApiClient {
   ) {}
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return (await this.exchange<T>(method, path, body)).answer;
+  }
+
+  /** Every item of a paged list: its pages in turn, as each one's `Link: rel="next"` names the next. */
+  async list<T>(path: string): Promise<T[]> {
+    const items: T[] = [];
+    for (let next: string | undefined = path; next;) {
+      const page: { answer: T[]; res: Response } = await this.exchange<T[]>('GET', next);
+      items.push(...page.answer);
+      next = /<([^>]+)>;\s*rel="next"/.exec(page.res.headers.get('link') ?? '')?.[1];
+    }
+    return items;
+  }
+
+  private async exchange<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ answer: T; res: Response }> {
     const res = await fetch(new URL(path, this.url), {
       method,
       headers: {
@@ -37,7 +56,7 @@ export class ApiClient {
     });
     const text = await res.text();
     const answer = text ? JSON.parse(text) : undefined;
-    if (res.ok) return answer as T;
+    if (res.ok) return { answer: answer as T, res };
     const { error, message, field } = (answer ?? {}) as { error?: string; message?: string; field?: string };
     if (error === 'ValidationError' && field)
       throw new ValidationError(field, (message ?? '').replace(`${field}: `, ''));

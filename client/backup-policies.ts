@@ -35,6 +35,25 @@ export interface PolicyView {
   schedule?: ScheduleDescription;
 }
 
+/** A policy as a table row or an API answer: what it backs up, when, and how its runs went. */
+export function policySummary(v: PolicyView) {
+  const s = v.policy.spec as BackupPolicyInput;
+  return {
+    name: v.policy._id,
+    vms:
+      s.vmIds?.join(',') ??
+      Object.entries(s.vmLabels ?? {})
+        .map(([k, x]) => `${k}=${x}`)
+        .join(','),
+    schedule: s.schedule.cron ?? (s.schedule.everySec ? `every ${s.schedule.everySec}s` : 'calendar'),
+    paused: v.schedule?.state.paused ? 'yes' : 'no',
+    next: v.schedule?.info.nextActionTimes[0],
+    'last-run': v.policy.lastRunAt,
+    'last-outcome': v.policy.lastOutcome,
+    failures: v.policy.consecutiveFailures,
+  };
+}
+
 /**
  * Backup policies: a document in `backupPolicies` and a Temporal Schedule that runs
  * `scheduledBackup` for it. Everything is validated (spec, VMs, retention) before either is

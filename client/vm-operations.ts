@@ -36,8 +36,8 @@ import type {
   stopVm,
 } from '../workflows';
 import { formatBytes } from '../domain/bytes';
-import { inspectGuest, screenshotGuest } from '../workflows/inspect-guest';
-import type { GuestInfo } from '../domain/guest';
+import { inspectGuest, readConsoleLog, screenshotGuest } from '../workflows/inspect-guest';
+import { consoleBytesSchema, type GuestInfo } from '../domain/guest';
 import { setHaRequestSchema, type SetHaRequest } from '../domain/ha';
 import {
   migrationRequestSchema,
@@ -271,6 +271,18 @@ export function vmOperations(client: Client, config: Config) {
         staticSummary: `Ask the guest agent of VM ${vmId} on ${host}`,
         workflowExecutionTimeout: '1 minute',
       });
+    },
+
+    /** The end of a VM's console log on `host`; beside `vm/<vmId>` like guestInfo. */
+    async consoleLog(vmId: string, host: string, bytes = 16 * 1024): Promise<string> {
+      const { text } = await client.workflow.execute(readConsoleLog, {
+        taskQueue: CONTROLLER_TASK_QUEUE,
+        workflowId: `${workflowIds.vm(vmId)}/console-log/${Date.now().toString(36)}`,
+        args: [{ vmId, host, bytes: parseInput(consoleBytesSchema, bytes, 'bytes') }],
+        staticSummary: `Read the console log of VM ${vmId} on ${host}`,
+        workflowExecutionTimeout: '1 minute',
+      });
+      return text;
     },
 
     /** The screen of a VM running on `host`, as a PNG; beside `vm/<vmId>` like guestInfo. */

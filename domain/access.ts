@@ -46,6 +46,15 @@ export function roleIn(actor: Pick<Actor, 'grants'>, project: string): Role | un
   return best;
 }
 
+/**
+ * The projects `actor` may read, as a set for a query's filter (`all` with a fleet grant): the
+ * same rule as `allowed(actor, 'read', project)`.
+ */
+export function readableProjects(actor: Pick<Actor, 'grants'>): string[] | 'all' {
+  if (actor.grants.some((g) => g.project === FLEET)) return 'all';
+  return [...new Set(actor.grants.map((g) => g.project))];
+}
+
 /** Whether `actor` may do `action` in `project` (or on the fleet, for fleet-wide resources). */
 export function allowed(actor: Pick<Actor, 'grants'>, action: Action, project: string = FLEET): boolean {
   if (project === FLEET && action === 'read') return actor.grants.length > 0;

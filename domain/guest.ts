@@ -1,5 +1,12 @@
 import { z } from 'zod';
 import { cpuModelSchema, DEFAULT_CPU_BASELINE } from './cpu';
+
+/** How much of a console log one request reads: it travels in a Temporal payload. */
+export const consoleBytesSchema = z
+  .number()
+  .int()
+  .min(1)
+  .max(64 * 1024);
 import { nicConfigSchema } from './network';
 
 /**

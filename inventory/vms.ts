@@ -2,7 +2,8 @@ import { allocateNic, releaseNicClaims } from './networks';
 import type { NicConfig, NicRequest } from '../domain/network';
 import { DEFAULT_CPU_BASELINE } from '../domain/cpu';
 import type { ProvisionSpec } from '../domain/requests';
-import { MongoServerError } from 'mongodb';
+import { MongoServerError, type Filter } from 'mongodb';
+import { DEFAULT_PROJECT } from '../domain/access';
 import { NotFoundError, ValidationError } from '../domain/errors';
 import type { Inventory } from './db';
 import { withinQuota } from './quotas';
@@ -181,6 +182,24 @@ export function listVms(inv: Inventory, filter: { host?: string } = {}): Promise
     .find(filter.host ? { host: filter.host } : {})
     .sort({ _id: 1 })
     .toArray();
+}
+
+/**
+ * One page of VMs in id order: those after `after`, at most `limit`, of the given projects only
+ * (`all`: every project; VMs made before projects existed are in the default one). The filter is
+ * in the query, so a page is full whenever more VMs of those projects follow.
+ */
+export function pageOfVms(
+  inv: Inventory,
+  page: { after?: string; limit: number; projects: string[] | 'all' },
+): Promise<VmDoc[]> {
+  const filter: Filter<VmDoc> = page.after ? { _id: { $gt: page.after } } : {};
+  if (page.projects !== 'all') {
+    const inProjects: Filter<VmDoc>[] = [{ project: { $in: page.projects } }];
+    if (page.projects.includes(DEFAULT_PROJECT)) inProjects.push({ project: { $exists: false } });
+    filter.$or = inProjects;
+  }
+  return inv.vms.find(filter).sort({ _id: 1 }).limit(page.limit).toArray();
 }
 
 /** The CPU model a VM runs with: its cluster's baseline when created (older VMs: qemu64). */

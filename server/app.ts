@@ -9,7 +9,11 @@ import { registerConsole } from './console-routes';
 import { openApiDocument } from './openapi';
 import { operationEventsRoute } from './operation-events';
 import { route, type ApiDeps, type ApiRoute } from './route';
+import { backupRoutes } from './backup-routes';
+import { driftRoutes } from './drift-routes';
+import { guestRoutes } from './guest-routes';
 import { projectRoutes } from './project-routes';
+import { rolloutRoutes } from './rollout-routes';
 import { tokenRoutes } from './token-routes';
 import { vmRoutes } from './vm-routes';
 
@@ -54,7 +58,11 @@ export async function buildApiServer(deps: ApiDeps, opts: ApiServerOptions = {})
   const routes: ApiRoute[] = [
     ...tokenRoutes(deps),
     ...vmRoutes(deps),
+    ...guestRoutes(deps),
     ...projectRoutes(deps),
+    ...rolloutRoutes(deps),
+    ...backupRoutes(deps),
+    ...driftRoutes(deps),
     operationEventsRoute(deps, opts.eventIntervalMs),
   ];
   const document = openApiDocument(routes);

@@ -4,8 +4,17 @@ import { NotFoundError } from '../domain/errors';
 import { workflowIds } from '../domain/names';
 import { runUrl } from '../client/temporal';
 import { progressQuery } from '../workflows/observability';
+import type { StartedOperation } from '../client/vm-operations';
 import type { ApiDeps } from './route';
 import { projectOf } from './vm-access';
+
+/** A started operation, as a 202 answers it: where to follow it. */
+export const accepted = (vmId: string, op: StartedOperation<unknown>) => ({
+  workflowId: op.workflowId,
+  runId: op.runId,
+  temporalUrl: op.url,
+  progressUrl: `/v1/vms/${vmId}/operation`,
+});
 
 /**
  * The id of a VM whose latest operation the caller may read: the project the operation was

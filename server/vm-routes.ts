@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { allowed } from '../domain/access';
+import { readableProjects } from '../domain/access';
+import { idSchema } from '../domain/ids';
 import { parseInput } from '../domain/errors';
 import { migrationRequestSchema } from '../domain/migration';
 import {
@@ -11,21 +12,13 @@ import {
 import { listHosts } from '../inventory/hosts';
 import { checkQuotaRoom } from '../inventory/quotas';
 import { readUsage } from '../inventory/reservations';
-import { listVms } from '../inventory/vms';
+import { pageOfVms } from '../inventory/vms';
 import { vmOperations, type StartedOperation } from '../client/vm-operations';
 import { operableVm, projectOf, readableVm } from './vm-access';
 import { vmView } from './vm-view';
 import { authorize } from './auth';
-import { operationOf, readableOperation } from './operations';
+import { accepted, operationOf, readableOperation } from './operations';
 import { pathId, route, type ApiDeps, type ApiRoute, type RouteContext } from './route';
-
-/** A started operation, as a 202 answers it: where to follow it. */
-const accepted = (vmId: string, op: StartedOperation<unknown>) => ({
-  workflowId: op.workflowId,
-  runId: op.runId,
-  temporalUrl: op.url,
-  progressUrl: `/v1/vms/${vmId}/operation`,
-});
 
 export function vmRoutes(deps: ApiDeps): ApiRoute[] {
   /** The VM operations, started in `project` as the caller. */
@@ -76,11 +69,18 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
     route({
       method: 'GET',
       url: '/v1/vms',
-      summary: 'The VMs of every project the caller holds a grant in',
+      summary:
+        'The VMs of every project the caller holds a grant in, in id order, a page at a time ' +
+        '(?limit= up to 1000, default 500; ?after=<last id>); a `Link: rel="next"` header names the next page',
       status: 200,
-      async handle({ actor }) {
-        const vms = await listVms(deps.inv);
-        return vms.filter((vm) => allowed(actor, 'read', projectOf(vm))).map(vmView);
+      async handle({ actor, req, reply }) {
+        const page = parseInput(pageQuery, req.query, 'query');
+        const vms = await pageOfVms(deps.inv, { ...page, projects: readableProjects(actor) });
+        if (vms.length === page.limit) {
+          const next = new URLSearchParams({ after: vms.at(-1)!._id, limit: String(page.limit) });
+          void reply.header('link', `</v1/vms?${next}>; rel="next"`);
+        }
+        return vms.map(vmView);
       },
     }),
     route({
@@ -168,3 +168,7 @@ const startBody = vmRefSchema.omit({ vmId: true }).strict();
 const stopBody = stopVmRequestSchema.omit({ vmId: true }).strict();
 const migrateBody = migrationRequestSchema.omit({ vmId: true }).strict();
 const abortBody = z.strictObject({ reason: z.string().max(500).optional() });
+const pageQuery = z.strictObject({
+  after: idSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(500),
+});

@@ -18,7 +18,7 @@ export { reconcileHost, reconcileFleet } from './reconcile';
 export { fixDrift, fixVmDrift } from './fix-drift';
 export { haRestart, haRestartVm } from './ha-restart';
 export { setVmHa } from './set-vm-ha';
-export { inspectGuest, screenshotGuest } from './inspect-guest';
+export { inspectGuest, readConsoleLog, screenshotGuest } from './inspect-guest';
 export { resizeDisk } from './resize-disk';
 export { addNic, removeNic } from './vm-nics';
 export { pruneMetrics } from './prune-metrics';

@@ -18,6 +18,19 @@ export async function inspectGuest(req: { vmId: string; host: string }): Promise
   return info;
 }
 
+/** Reads the end of a VM's console log on the host that ran it last; like inspectGuest, it changes nothing. */
+export async function readConsoleLog(req: {
+  vmId: string;
+  host: string;
+  bytes: number;
+}): Promise<{ text: string }> {
+  return onHost(req.host, {
+    scheduleToStartTimeout: '20 seconds',
+    startToCloseTimeout: '30 seconds',
+    attempts: 1,
+  }).consoleLog({ vmId: req.vmId, bytes: req.bytes });
+}
+
 /** Captures a VM's screen on the host that runs it; like inspectGuest, it changes nothing. */
 export async function screenshotGuest(req: {
   vmId: string;

@@ -40,6 +40,8 @@ export interface HostContract {
   guestStatus: (req: VmRequest) => Promise<{ running: boolean; status: string; pid: number | null }>;
   guestInfo: (req: VmRequest) => Promise<GuestInfo>;
   screenshot: (req: VmRequest) => Promise<Screenshot>;
+  /** The end of the guest's serial console log on this host (at most 64 KiB). */
+  consoleLog: (req: { vmId: string; bytes: number }) => Promise<{ text: string }>;
   /** A NIC added to the running guest (its tap, its device at its slot), and its address given. */
   hotplugNic: (req: { vmId: string; nic: NicConfig }) => Promise<HotplugNicResult>;
   /** A NIC removed from the running guest once it released it, and its tap with it. */

@@ -24,6 +24,8 @@ import {
   sha256File,
 } from '../../hypervisor/qemu-img';
 import { formatBytes } from '../../domain/bytes';
+import { consoleBytesSchema } from '../../domain/guest';
+import { consoleTail } from '../../hypervisor/console-log';
 import type { GuestSpec, QemuHost } from '../../hypervisor/qemu-host';
 import { dataDiskIndices, insideDir, vmFiles } from '../../hypervisor/vm-files';
 import type {
@@ -310,6 +312,16 @@ export function createGuestActivities(deps: GuestActivityDeps) {
         );
       // IHDR, the first chunk of every PNG, holds the width and height at bytes 16 and 20.
       return { pngBase64: png.toString('base64'), width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+    },
+
+    /**
+     * The end of the guest's console log, as `vm console --log` prints it on the host. Kept
+     * after the guest stops (until it starts again), so it tells why a guest went down.
+     */
+    async consoleLog(req: { vmId: string; bytes: number }): Promise<{ text: string }> {
+      vmFiles(datastoreDir, req.vmId);
+      const bytes = parseInput(consoleBytesSchema, req.bytes, 'bytes');
+      return { text: consoleTail(qemu.files(req.vmId).serialLog, bytes) };
     },
 
     /** Kills the guest outright: compensation for a create that failed. */

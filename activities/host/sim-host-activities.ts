@@ -153,6 +153,10 @@ export function createSimHostActivities({
       throw ApplicationFailure.nonRetryable('a simulated guest has no screen', 'InvalidStateError');
     },
 
+    async consoleLog(): Promise<{ text: string }> {
+      return { text: '' };
+    },
+
     async hotplugNic(): Promise<never> {
       throw ApplicationFailure.nonRetryable('simulated hosts serve no networks', 'InvalidStateError');
     },

@@ -6,7 +6,7 @@ import type { BackupPolicyInput, RetentionPolicy } from '../../domain/backup';
 import { NotFoundError } from '../../domain/errors';
 import type { BackupDoc } from '../../inventory/schemas';
 import { backupOperations } from '../backup-operations';
-import { backupPolicies, type PolicyView } from '../backup-policies';
+import { backupPolicies, policySummary, type PolicyView } from '../backup-policies';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
 import { runUrl } from '../temporal';
@@ -50,24 +50,6 @@ function backupRow(b: BackupDoc) {
     verified: b.verifiedAt,
     parent: b.parentId,
     'full-reason': b.fullReason,
-  };
-}
-
-function policyRow(v: PolicyView) {
-  const s = v.policy.spec as BackupPolicyInput;
-  return {
-    name: v.policy._id,
-    vms:
-      s.vmIds?.join(',') ??
-      Object.entries(s.vmLabels ?? {})
-        .map(([k, x]) => `${k}=${x}`)
-        .join(','),
-    schedule: s.schedule.cron ?? (s.schedule.everySec ? `every ${s.schedule.everySec}s` : 'calendar'),
-    paused: v.schedule?.state.paused ? 'yes' : 'no',
-    next: v.schedule?.info.nextActionTimes[0],
-    'last-run': v.policy.lastRunAt,
-    'last-outcome': v.policy.lastOutcome,
-    failures: v.policy.consecutiveFailures,
   };
 }
 
@@ -251,7 +233,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
   const show = (o: OutputOptions) => (v: PolicyView) =>
     emit(o, v, (x) =>
       printFields({
-        ...policyRow(x),
+        ...policySummary(x),
         spec: JSON.stringify(x.policy.spec),
         'schedule-id': x.policy.scheduleId,
         'temporal-ui': `${ctx.config.temporal.uiUrl}/namespaces/${ctx.config.temporal.namespace}/schedules/${encodeURIComponent(x.policy.scheduleId)}`,
@@ -311,7 +293,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .action(async (o: OutputOptions) => {
       const views = await (await pol()).list();
       emit(o, views, (vs) =>
-        printTable(vs.map(policyRow), [
+        printTable(vs.map(policySummary), [
           'name',
           'vms',
           'schedule',

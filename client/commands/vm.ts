@@ -256,9 +256,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .action(async (o: OutputOptions & { host?: string }) => {
       const api = ctx.api;
       if (api) {
-        const views = (await api.request<VmView[]>('GET', '/v1/vms')).filter(
-          (v) => !o.host || v.host === o.host,
-        );
+        const views = (await api.list<VmView>('/v1/vms')).filter((v) => !o.host || v.host === o.host);
         emit(o, views, (vs) =>
           printTable(vs.map(viewRow), [
             'id',

@@ -9,6 +9,7 @@ import { createApiToken } from '../../inventory/api-tokens';
 import { insertSimImage, populateSimFleet } from '../../inventory/sim-fleet';
 import { buildApiServer } from '../../server/app';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
+import { until } from '../helpers/until';
 
 /**
  * The API against the real controller, Temporal and FerretDB, on simulated hosts (the hypervisor
@@ -88,6 +89,21 @@ describe('API: tokens, roles, projects and hostile input', () => {
       ['GET', '/v1/vms/a-one', undefined, [401, 200, 200, 404, 200]],
       ['GET', '/v1/vms/a-one/operation', undefined, [401, 200, 200, 404, 200]],
       ['GET', '/v1/tokens', undefined, [401, 403, 403, 403, 200]],
+      ['GET', '/v1/rollouts', undefined, [401, 200, 200, 200, 200]],
+      ['GET', '/v1/backups', undefined, [401, 200, 200, 200, 200]],
+      // Policies and drift span projects: a fleet grant reads them.
+      ['GET', '/v1/backup-policies', undefined, [401, 403, 403, 403, 200]],
+      ['GET', '/v1/drift', undefined, [401, 403, 403, 403, 200]],
+      // What a guest prints is an operator's to read, as a console is.
+      ['GET', '/v1/vms/a-one/console', undefined, [401, 403, 200, 404, 200]],
+      [
+        'POST',
+        '/v1/rollouts',
+        { name: 'nope', patch: 'p1', hosts: ['sim-0001'] },
+        [401, 403, 403, 403, 'skip'],
+      ],
+      ['POST', '/v1/rollouts/nope/pause', {}, [401, 403, 403, 403, 404]],
+      ['POST', '/v1/vms/b-one/backup', {}, [401, 404, 404, 'skip', 'skip']],
       [
         'POST',
         '/v1/tokens',
@@ -362,4 +378,82 @@ describe('API: tokens, roles, projects and hostile input', () => {
       doc.paths['/v1/vms'].post.requestBody.content['application/json'].schema.properties.project,
     ).toBeDefined();
   });
+
+  test('VMs come a page at a time, in id order, each page naming the next; a bad page is refused by field', async () => {
+    const first = await call('op-a', 'GET', '/v1/vms?limit=1');
+    expect(first.body.map((v: { vmId: string }) => v.vmId)).toEqual(['a-one']);
+    expect(first.headers.get('link')).toBe('</v1/vms?after=a-one&limit=1>; rel="next"');
+    const second = await call('op-a', 'GET', '/v1/vms?after=a-one&limit=1');
+    expect(second.body.map((v: { vmId: string }) => v.vmId)).toEqual(['a-two']);
+    const last = await call('op-a', 'GET', '/v1/vms?after=a-two&limit=1');
+    expect(last.body).toEqual([]);
+    expect(last.headers.get('link')).toBeNull();
+    // A project's page holds only its VMs, so it is full while more of them follow.
+    const b = await call('op-b', 'GET', '/v1/vms?limit=1');
+    expect(b.body.map((v: { vmId: string }) => v.vmId)).toEqual(['b-one']);
+    for (const bad of ['limit=0', 'limit=1001', 'after=Not_An_Id', 'sort=vmId']) {
+      const res = await call('admin', 'GET', `/v1/vms?${bad}`);
+      expect(res.status).toBe(400);
+      expect(res.body.field).toMatch(/^query/);
+    }
+  });
+
+  test('a rolling patch is started and steered by a fleet admin, read by any grant, and records who', async () => {
+    // A patch the catalogue does not have fails on every host: the rollout halts at once.
+    const started = await call('admin', 'POST', '/v1/rollouts', {
+      name: 'api-roll',
+      patch: 'not-in-catalogue',
+      hosts: ['sim-0001', 'sim-0002'],
+      canaryHosts: 0,
+      order: 'given',
+      retriesPerHost: 0,
+    });
+    expect(started).toMatchObject({ status: 202, body: { progressUrl: '/v1/rollouts/api-roll' } });
+    /** The rollout as a viewer reads it once it has halted with its hosts in `states`. */
+    const haltedWith = (states: string[]) =>
+      until(
+        `the rollout halted with ${states.join(', ')}`,
+        async () => {
+          const now = (await call('view-a', 'GET', '/v1/rollouts/api-roll')).body;
+          const hosts = now.progress?.hosts?.map((h: { state: string }) => h.state);
+          return now.progress?.phase === 'halted' && JSON.stringify(hosts) === JSON.stringify(states) && now;
+        },
+        60_000,
+      );
+    const first = await haltedWith(['failed', 'pending']);
+    expect(first).toMatchObject({ status: 'RUNNING', actor: 'token:admin' });
+    expect(first.progress.hosts[0]).toMatchObject({ hostId: 'sim-0001', state: 'failed' });
+    expect(first.progress.hosts[0].reason).toMatch(/no patch named "not-in-catalogue"/);
+
+    expect((await call('op-a', 'POST', '/v1/rollouts/api-roll/hosts/sim-0001/skip', {})).status).toBe(403);
+    const early = await call('admin', 'POST', '/v1/rollouts/api-roll/resume', {});
+    expect(early).toMatchObject({
+      status: 409,
+      body: { message: expect.stringMatching(/skip or retry them first/) },
+    });
+    const unknown = await call('admin', 'POST', '/v1/rollouts/api-roll/hosts/sim-0009/skip', {});
+    expect(unknown).toMatchObject({
+      status: 409,
+      body: { message: expect.stringMatching(/not part of this rollout/) },
+    });
+    expect((await call('admin', 'POST', '/v1/rollouts/api-roll/hosts/sim-0001/retry', {})).status).toBe(200);
+    expect((await call('admin', 'POST', '/v1/rollouts/api-roll/resume', {})).status).toBe(200);
+    // A retry counts its attempts afresh (the host was pending again at once, so this failed
+    // host is the retry's). It fails again; the operator skips it and gives up on the patch.
+    const second = await haltedWith(['failed', 'pending']);
+    expect(second.progress.hosts[0]).toMatchObject({ attempts: 1, reason: first.progress.hosts[0].reason });
+    expect((await call('admin', 'POST', '/v1/rollouts/api-roll/hosts/sim-0001/skip', {})).body).toEqual({
+      message: 'sim-0001 skipped',
+    });
+    expect((await call('admin', 'POST', '/v1/rollouts/api-roll/abort', {})).status).toBe(200);
+    await stack.client.workflow.getHandle('rollout/api-roll').result();
+    const done = await call('view-a', 'GET', '/v1/rollouts/api-roll');
+    expect(done.body).toMatchObject({ status: 'COMPLETED', progress: { phase: 'aborted' } });
+    expect(done.body.progress.hosts.map((h: { state: string }) => h.state)).toEqual(['skipped', 'pending']);
+    // A control of a rollout that has ended is refused with its reason, not failed.
+    const late = await call('admin', 'POST', '/v1/rollouts/api-roll/resume', {});
+    expect(late).toMatchObject({ status: 409, body: { message: 'rollout api-roll is completed' } });
+    const list = await call('op-b', 'GET', '/v1/rollouts');
+    expect(list.body.map((r: { name: string }) => r.name)).toContain('api-roll');
+  }, 180_000);
 });

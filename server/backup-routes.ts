@@ -1,0 +1,81 @@
+import { z } from 'zod';
+import { allowed, roleIn, DEFAULT_PROJECT, FLEET } from '../domain/access';
+import { parseInput } from '../domain/errors';
+import { idSchema } from '../domain/ids';
+import { backupOperations } from '../client/backup-operations';
+import { backupPolicies, policySummary } from '../client/backup-policies';
+import { authorize } from './auth';
+import { HttpError } from './http-errors';
+import { accepted } from './operations';
+import { operableVm, projectOf } from './vm-access';
+import { route, type ApiDeps, type ApiRoute } from './route';
+
+/** Backups listed at most, newest first. */
+const LIST_LIMIT = 500;
+
+const listQuery = z.strictObject({ vm: idSchema.optional(), all: z.enum(['true', 'false']).optional() });
+
+/**
+ * Backups belong to the project of the VM they were taken from: a caller sees those of the
+ * projects it holds a grant in and backs up the VMs it may operate. Policies pick VMs across
+ * projects, so they are fleet-scoped: read with a fleet grant, as `virtflow backup policy list`
+ * shows them (next run, failure streak).
+ */
+export function backupRoutes(deps: ApiDeps): ApiRoute[] {
+  return [
+    route({
+      method: 'GET',
+      url: '/v1/backups',
+      summary: 'Backups of the VMs of every project the caller holds a grant in (?vm=, ?all=true)',
+      status: 200,
+      async handle({ actor, req }) {
+        authorize(actor, 'read');
+        const q = parseInput(listQuery, req.query, 'query');
+        const filter: Record<string, unknown> = {};
+        if (q.vm) filter.vmId = q.vm;
+        if (q.all !== 'true') filter.state = { $in: ['good', 'running'] };
+        const docs = await deps.inv.backups.find(filter).sort({ startedAt: -1 }).limit(LIST_LIMIT).toArray();
+        return docs
+          .filter((b) => allowed(actor, 'read', b.vm.project ?? DEFAULT_PROJECT))
+          .map((b) => ({
+            backupId: b._id,
+            vmId: b.vmId,
+            project: b.vm.project ?? DEFAULT_PROJECT,
+            kind: b.kind,
+            state: b.state,
+            sizeBytes: b.sizeBytes,
+            startedAt: b.startedAt,
+            finishedAt: b.finishedAt,
+            verifiedAt: b.verifiedAt,
+            parentId: b.parentId,
+            fullReason: b.fullReason,
+          }));
+      },
+    }),
+    route({
+      method: 'POST',
+      url: '/v1/vms/:vmId/backup',
+      summary: "Back a VM up now (operator in the VM's project)",
+      body: z.strictObject({}),
+      status: 202,
+      async handle(ctx) {
+        const vm = await operableVm(deps, ctx.actor, ctx.params);
+        return accepted(
+          vm._id,
+          await backupOperations(ctx.clientIn(projectOf(vm)), deps.config).run({ vmId: vm._id }),
+        );
+      },
+    }),
+    route({
+      method: 'GET',
+      url: '/v1/backup-policies',
+      summary: 'Backup policies with their next run and failure streak (fleet grant)',
+      status: 200,
+      async handle({ actor, client }) {
+        if (!roleIn(actor, FLEET))
+          throw new HttpError(403, 'Forbidden', `${actor.name} may not read the fleet's backup policies`);
+        return (await backupPolicies(client, deps.inv).list()).map(policySummary);
+      },
+    }),
+  ];
+}

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { roleIn, FLEET, type Actor } from '../domain/access';
+import { auditOperations } from '../client/audit-operations';
+import { authorize } from './auth';
+import { HttpError } from './http-errors';
+import { route, type ApiDeps, type ApiRoute } from './route';
+
+/** Drift is about hosts and what runs on them, whatever project owns it: a fleet grant reads it. */
+function authorizeFleetRead(actor: Actor): void {
+  if (!roleIn(actor, FLEET))
+    throw new HttpError(403, 'Forbidden', `${actor.name} may not read the fleet's drift`);
+}
+
+/** What the reconciler found between the inventory and the hosts, and the fixes it proposes. */
+export function driftRoutes(deps: ApiDeps): ApiRoute[] {
+  return [
+    route({
+      method: 'GET',
+      url: '/v1/drift',
+      summary: 'Open and fixed drift, newest first; ?all=true adds resolved (fleet grant)',
+      status: 200,
+      async handle({ actor, req }) {
+        authorizeFleetRead(actor);
+        const all = (req.query as Record<string, unknown>).all === 'true';
+        const docs = await deps.inv.drift
+          .find(all ? {} : { state: { $in: ['open', 'fixed'] } })
+          .sort({ lastSeenAt: -1 })
+          .limit(500)
+          .toArray();
+        return docs.map((d) => ({
+          id: d._id,
+          kind: d.kind,
+          hostId: d.hostId,
+          state: d.state,
+          subject: d.subject,
+          firstSeenAt: d.createdAt,
+          lastSeenAt: d.lastSeenAt,
+          message: d.message,
+          fix: d.fix,
+        }));
+      },
+    }),
+    route({
+      method: 'POST',
+      url: '/v1/drift/:id/fix',
+      summary: 'Apply the fix an open drift proposes, and wait for it (fleet admin)',
+      body: z.strictObject({}),
+      status: 200,
+      async handle({ actor, client, params }) {
+        authorize(actor, 'administer');
+        return auditOperations(client, deps.config).fix(params.id);
+      },
+    }),
+  ];
+}
