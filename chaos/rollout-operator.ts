@@ -1,10 +1,15 @@
 import { describeError } from '../client/cli';
 import type { rolloutOperations } from '../client/rollout-operations';
 
-/** How long a halted rollout waits before the operator acts: killed processes are back by then. */
-const SETTLE_MS = 30_000;
 /** Halts the operator answers with retry and resume before it aborts the rollout. */
 const PATIENCE = 3;
+
+export interface OperatorTiming {
+  /** How often the operator looks at the rollout. */
+  pollMs: number;
+  /** How long a halted rollout waits before the operator acts: killed processes are back by then. */
+  settleMs: number;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -17,21 +22,22 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * what it did, for the operation's record. `ended` says when the rollout's run is over.
  */
 export async function operateRollout(
-  rollouts: ReturnType<typeof rolloutOperations>,
+  rollouts: Pick<ReturnType<typeof rolloutOperations>, 'status' | 'retry' | 'resume' | 'abort'>,
   name: string,
   ended: () => boolean,
   log: (line: string) => void,
+  timing: OperatorTiming = { pollMs: 5_000, settleMs: 30_000 },
 ): Promise<string[]> {
   const actions: string[] = [];
   // Sleeps that end as soon as the rollout does, so the operation's record is not held back.
   const wait = async (ms: number) => {
-    for (const until = Date.now() + ms; !ended() && Date.now() < until;) await sleep(500);
+    for (const until = Date.now() + ms; !ended() && Date.now() < until;) await sleep(Math.min(ms, 500));
   };
   while (!ended()) {
-    await wait(5_000);
+    await wait(timing.pollMs);
     const progress = await rollouts.status(name).catch(() => undefined);
     if (!progress || progress.phase !== 'halted' || progress.aborted) continue;
-    await wait(SETTLE_MS);
+    await wait(timing.settleMs);
     if (ended()) break;
     const act = async (what: string, control: () => Promise<string>) => {
       const answer = await control().catch((err: unknown) => `refused: ${describeError(err)}`);
