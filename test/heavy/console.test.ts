@@ -5,13 +5,16 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { repoRoot } from '../../domain/config';
 import { createApiToken } from '../../inventory/api-tokens';
 import { buildApiServer } from '../../server/app';
+import { vmOperations } from '../../client/vm-operations';
 import { GUEST_IMAGE, hostsRunning, importGuestImage } from '../helpers/guests';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
+import { until } from '../helpers/until';
 
 /**
  * The web console in Debian's Chromium (playwright-core drives it; no browser is downloaded),
  * against the API, the controller and real QEMU hosts: an operator creates a VM, watches its
- * migration to the end and aborts another; a viewer is offered no action. Each page's screenshot
+ * migration to the end and aborts another, reads its console and screen; a viewer is offered no
+ * action; a fleet admin steers a rollout through a failing host. Each page's screenshot
  * is kept under .virtflow/test-artifacts/console/.
  */
 describe('the web console in a real browser', () => {
@@ -47,14 +50,17 @@ describe('the web console in a real browser', () => {
     fs.mkdirSync(shots, { recursive: true });
     stack = await TestStack.create('console');
     await stack.startController(await bundleWorkflows());
-    await stack.startAgents(['host-a', 'host-b'], ['--memory', '2048']);
+    // Supervised: a patch restarts its host's agent, and the supervisor starts it again.
+    for (const h of ['host-a', 'host-b'])
+      await stack.startAgent(h, ['--memory', '2048'], {}, { supervised: true });
     await importGuestImage(stack.inventory, stack.config);
-    for (const [name, role] of [
-      ['lab-operator', 'operator'],
-      ['lab-viewer', 'viewer'],
+    for (const [name, project, role] of [
+      ['lab-operator', 'lab', 'operator'],
+      ['lab-viewer', 'lab', 'viewer'],
+      ['fleet-admin', '*', 'admin'],
     ] as const)
       tokens[name] = (
-        await createApiToken(stack.inventory, { name, grants: [{ project: 'lab', role }] }, 'test')
+        await createApiToken(stack.inventory, { name, grants: [{ project, role }] }, 'test')
       ).token;
     app = await buildApiServer({ inv: stack.inventory, client: stack.client, config: stack.config });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -113,6 +119,17 @@ describe('the web console in a real browser', () => {
     await shot(page, '5-migration-done');
     expect(hostsRunning(stack.config, 'web-1', ['host-a', 'host-b'])).toEqual([target]);
 
+    // What the guest shows, read on its new host: its console's heartbeats and its screen.
+    await page.reload();
+    await page.click('#read-console');
+    await page.waitForSelector('#console-log:has-text("virtflow-heartbeat vm=web-1")');
+    await page.click('#take-screenshot');
+    // Shown once the PNG has loaded: an image that failed to load has no width.
+    const image = await page.waitForSelector('#screen img');
+    const width = () => image.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth);
+    expect(await until('the screenshot to load', async () => (await width()) > 0, 30_000)).toBe(true);
+    await shot(page, '5b-console-and-screen');
+
     // The second one, slow enough to abort while it copies memory.
     await page.waitForSelector('#migrate');
     await page.fill('#migrate input[name=to]', source);
@@ -140,7 +157,54 @@ describe('the web console in a real browser', () => {
     await shot(page, '8-viewer-vms');
     await page.click('tr[data-vm="web-1"] a');
     await page.waitForSelector('#operation');
-    expect(await page.$$('#controls button, #controls form, #abort')).toHaveLength(0);
+    expect(await page.$$('#controls button, #controls form, #abort, #guest')).toHaveLength(0);
     await shot(page, '9-viewer-vm');
+    await page.goto(`${base}/console/#/drift`);
+    await page.waitForSelector('text=Drift is read with a fleet grant.');
   }, 120_000);
+
+  test('a fleet admin starts a rollout, sees it halt on a failing host, skips the host and resumes it to the end', async () => {
+    // No VM to move: the rollout is about the hosts.
+    const vm = await stack.inventory.vms.findOne({ _id: 'web-1' });
+    if (vm)
+      await (
+        await vmOperations(stack.client, stack.config).delete({ vmId: 'web-1', gracefulTimeoutSec: 0 })
+      ).result();
+    const page = await logIn('fleet-admin');
+    await page.goto(`${base}/console/#/rollouts`);
+    await page.fill('#start-rollout input[name=name]', 'web-roll');
+    await page.fill('#start-rollout input[name=patch]', 'flaky-on-host-b');
+    await page.fill('#start-rollout input[name=hosts]', 'host-a, host-b');
+    await page.fill('#start-rollout input[name=canaryHosts]', '0');
+    await page.click('#start-rollout button[type=submit]');
+    await page.waitForSelector('#rollout-phase:text("halted")', { timeout: 240_000 });
+    await page.waitForSelector('tr[data-host="host-b"][data-state="failed"]');
+    expect(await page.textContent('#waiting-for')).toMatch(/skip or retry/);
+    await shot(page, '10-rollout-halted');
+    await page.click('tr[data-host="host-b"] button[data-control="skip"]');
+    await page.waitForSelector('tr[data-host="host-b"][data-state="skipped"]');
+    await page.click('#rollout-controls button[data-control="resume"]');
+    await page.waitForSelector('#rollout-status:text("COMPLETED")', { timeout: 240_000 });
+    await shot(page, '11-rollout-done');
+    expect(await page.getAttribute('tr[data-host="host-a"]', 'data-state')).toBe('patched');
+    const result = await stack.client.workflow.getHandle('rollout/web-roll').result();
+    expect(result.hosts.map((h: { hostId: string; state: string }) => [h.hostId, h.state]).sort()).toEqual([
+      ['host-a', 'patched'],
+      ['host-b', 'skipped'],
+    ]);
+    const events = await stack.inventory.events.find({ subject: 'host/host-a' }).toArray();
+    expect(events.some((e) => e.actor === 'token:fleet-admin')).toBe(true);
+
+    // The fleet's other pages, as the admin sees them.
+    for (const [hash, heading, name] of [
+      ['#/backups', 'Backups', '12-backups'],
+      ['#/drift', 'Drift', '13-drift'],
+      ['#/rollouts', 'Rollouts', '14-rollouts'],
+    ]) {
+      await page.goto(`${base}/console/${hash}`);
+      await page.waitForSelector(`h1:text("${heading}")`);
+      await shot(page, name);
+    }
+    await page.waitForSelector('tr[data-rollout="web-roll"]');
+  }, 600_000);
 });

@@ -1,0 +1,65 @@
+import { api, h, hasFleetGrant, show, table, when } from './ui.js';
+
+const mib = (bytes) => (bytes === undefined ? '' : `${(bytes / 1048576).toFixed(1)} MiB`);
+
+/**
+ * Backups of the VMs the operator may see, newest first, and (with a fleet grant) the backup
+ * policies with their next run and how many runs in a row failed.
+ */
+export async function backupsView() {
+  const [backups, policies] = await Promise.all([
+    api('GET', '/v1/backups'),
+    hasFleetGrant() ? api('GET', '/v1/backup-policies') : undefined,
+  ]);
+  show(
+    h('h1', {}, 'Backups'),
+    table(
+      ['backup', 'VM', 'project', 'kind', 'state', 'size', 'finished', 'verified'],
+      backups.map((b) =>
+        h(
+          'tr',
+          { 'data-backup': b.backupId },
+          h('td', {}, b.backupId),
+          h('td', {}, h('a', { href: `#/vms/${encodeURIComponent(b.vmId)}` }, b.vmId)),
+          h('td', {}, b.project),
+          h('td', { title: b.fullReason ?? '' }, b.kind),
+          h('td', {}, b.state),
+          h('td', {}, mib(b.sizeBytes)),
+          h('td', {}, when(b.finishedAt)),
+          h('td', {}, when(b.verifiedAt)),
+        ),
+      ),
+    ),
+    policies
+      ? [
+          h('h2', {}, 'Policies'),
+          table(
+            [
+              'policy',
+              'VMs',
+              'schedule',
+              'paused',
+              'next run',
+              'last run',
+              'last outcome',
+              'failures in a row',
+            ],
+            policies.map((p) =>
+              h(
+                'tr',
+                { 'data-policy': p.name, class: p.failures > 0 ? 'failing' : '' },
+                h('td', {}, p.name),
+                h('td', {}, p.vms),
+                h('td', {}, p.schedule),
+                h('td', {}, p.paused),
+                h('td', {}, when(p.next)),
+                h('td', {}, when(p['last-run'])),
+                h('td', {}, p['last-outcome'] ?? ''),
+                h('td', {}, String(p.failures)),
+              ),
+            ),
+          ),
+        ]
+      : '',
+  );
+}

@@ -1,0 +1,40 @@
+import { api, h, show, table } from './ui.js';
+
+function bar(used, total) {
+  const pct = total ? Math.min(100, Math.round((100 * used) / total)) : 0;
+  return h('span', { class: 'bar', title: `${used} of ${total}` }, h('span', { style: `width:${pct}%` }));
+}
+
+/** Hosts with their capacity bars, liveness and maintenance. */
+export async function hostsView() {
+  const hosts = await api('GET', '/v1/hosts');
+  show(
+    h('h1', {}, 'Hosts'),
+    h(
+      'table',
+      {},
+      h(
+        'tr',
+        {},
+        ['host', 'state', 'maintenance', 'memory', 'vCPUs', 'patch level'].map((c) => h('th', {}, c)),
+      ),
+      hosts.map((x) =>
+        h(
+          'tr',
+          { 'data-host': x.hostId },
+          h('td', {}, x.hostId),
+          h('td', {}, x.state),
+          h('td', {}, x.maintenance),
+          h(
+            'td',
+            {},
+            bar(x.used.memoryMiB, x.allocatable.memoryMiB),
+            ` ${x.used.memoryMiB} / ${x.allocatable.memoryMiB} MiB`,
+          ),
+          h('td', {}, bar(x.used.vcpus, x.allocatable.vcpus), ` ${x.used.vcpus} / ${x.allocatable.vcpus}`),
+          h('td', {}, x.patchLevel),
+        ),
+      ),
+    ),
+  );
+}
