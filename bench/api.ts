@@ -1,7 +1,8 @@
 /**
  * bench/api: what the HTTP API costs over the typed client library it wraps, in one run on one
- * stack. Two requests: `GET /v1/vms` with 10,000 VMs in the inventory (against listVms called
- * in-process), and starting an operation (`POST /v1/vms/<id>/stop`, against vmOperations.stop
+ * stack. Three requests: all 10,000 VMs of the inventory (the API's pages of 1,000 followed to
+ * the end, against listVms called in-process), one page of 500 (`GET /v1/vms`, against
+ * pageOfVms), and starting an operation (`POST /v1/vms/<id>/stop`, against vmOperations.stop
  * in-process), each at the same concurrency. Prints requests per second and p99, and the ratios.
  *
  *   npx tsx bench/api.ts [--vms 10000] [--requests 200] [--concurrency 8]
@@ -13,7 +14,8 @@ import { parseArgs } from 'node:util';
 import { vmOperations } from '../client/vm-operations';
 import { createApiToken } from '../inventory/api-tokens';
 import { populateSimFleet } from '../inventory/sim-fleet';
-import { listVms } from '../inventory/vms';
+import { listVms, pageOfVms } from '../inventory/vms';
+import { ApiClient } from '../client/api-client';
 import { buildApiServer } from '../server/app';
 import { startSimulation } from '../worker/simulation';
 import { startBenchStack } from './bench-stack';
@@ -27,6 +29,8 @@ const { values } = parseArgs({
 });
 const vmCount = Number(values.vms);
 const requests = Number(values.requests);
+/** The API's default page. */
+const PAGE = 500;
 const concurrency = Number(values.concurrency);
 
 interface Measured {
@@ -80,13 +84,19 @@ async function main() {
       if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${await res.text()}`);
       return res.json();
     };
-    const listed = (await http('GET', '/v1/vms')) as unknown[];
+    const api = new ApiClient(base, token);
+    const listAll = () => api.list('/v1/vms?limit=1000');
+    const listed = await listAll();
     if (listed.length !== vmCount) throw new Error(`the API listed ${listed.length} VMs, not ${vmCount}`);
     console.log(`api: ${vmCount} VMs on 100 simulated hosts, ${concurrency} lanes`);
 
     const listRounds = Math.max(10, Math.round(requests / 10));
     const listDirect = await measure(listRounds, () => listVms(stack.inventory));
-    const listApi = await measure(listRounds, () => http('GET', '/v1/vms'));
+    const listApi = await measure(listRounds, listAll);
+    const pageDirect = await measure(requests, () =>
+      pageOfVms(stack.inventory, { limit: PAGE, projects: 'all' }),
+    );
+    const pageApi = await measure(requests, () => http('GET', `/v1/vms?limit=${PAGE}`));
 
     // Each start stops a different running VM: the operation's start is measured, not its end.
     const vmIds = (
@@ -103,16 +113,17 @@ async function main() {
 
     const row = (name: string, m: Measured) =>
       `  ${name.padEnd(44)} ${m.perSec.toFixed(1).padStart(8)} req/s   p50 ${String(m.p50).padStart(6)} ms   p99 ${String(m.p99).padStart(6)} ms`;
-    console.log(row(`GET /v1/vms (${vmCount} VMs), in-process listVms`, listDirect));
-    console.log(row(`GET /v1/vms (${vmCount} VMs), HTTP API`, listApi));
-    console.log(
-      `    API / in-process: req/s ×${(listApi.perSec / listDirect.perSec).toFixed(2)}, p99 ×${(listApi.p99 / listDirect.p99).toFixed(2)}`,
-    );
+    const ratio = (api: Measured, direct: Measured) =>
+      `    API / in-process: req/s ×${(api.perSec / direct.perSec).toFixed(2)}, p99 ×${(api.p99 / direct.p99).toFixed(2)}`;
+    console.log(row(`all ${vmCount} VMs, in-process listVms`, listDirect));
+    console.log(row(`all ${vmCount} VMs, HTTP API (pages of 1000)`, listApi));
+    console.log(ratio(listApi, listDirect));
+    console.log(row(`one page of ${PAGE} VMs, in-process pageOfVms`, pageDirect));
+    console.log(row(`one page of ${PAGE} VMs, GET /v1/vms`, pageApi));
+    console.log(ratio(pageApi, pageDirect));
     console.log(row('start an operation, in-process client', startDirect));
     console.log(row('start an operation, HTTP API', startApi));
-    console.log(
-      `    API / in-process: req/s ×${(startApi.perSec / startDirect.perSec).toFixed(2)}, p99 ×${(startApi.p99 / startDirect.p99).toFixed(2)}`,
-    );
+    console.log(ratio(startApi, startDirect));
   } finally {
     await app.close();
     await sim.stop();

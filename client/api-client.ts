@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ValidationError, VirtflowError } from '../domain/errors';
 import type { StartedOperation } from './vm-operations';
@@ -30,6 +32,29 @@ export class ApiClient {
     return (await this.exchange<T>(method, path, body)).answer;
   }
 
+  /**
+   * Sends a file as a request's body, streamed (an image upload): never read into memory whole.
+   * The file must be a regular file here; the server checks everything else.
+   */
+  async upload<T>(path: string, file: string): Promise<T> {
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    if (!st?.isFile()) throw new ValidationError('file', `"${file}" is not a regular file`);
+    const res = await fetch(new URL(path, this.url), {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/octet-stream' },
+      body: Readable.toWeb(fs.createReadStream(file)) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit);
+    return this.answer<T>('PUT', path, res);
+  }
+
+  /** A response that is not JSON (a screenshot's PNG), as bytes; a refusal as `request` throws it. */
+  async download(path: string): Promise<Buffer> {
+    const res = await fetch(new URL(path, this.url), { headers: { authorization: `Bearer ${this.token}` } });
+    if (!res.ok) await this.answer('GET', path, res);
+    return Buffer.from(await res.arrayBuffer());
+  }
+
   /** Every item of a paged list: its pages in turn, as each one's `Link: rel="next"` names the next. */
   async list<T>(path: string): Promise<T[]> {
     const items: T[] = [];
@@ -54,9 +79,14 @@ export class ApiClient {
       },
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
+    return { answer: await this.answer<T>(method, path, res), res };
+  }
+
+  /** A response's JSON, or its refusal as the error the direct mode would throw. */
+  private async answer<T>(method: string, path: string, res: Response): Promise<T> {
     const text = await res.text();
     const answer = text ? JSON.parse(text) : undefined;
-    if (res.ok) return { answer: answer as T, res };
+    if (res.ok) return answer as T;
     const { error, message, field } = (answer ?? {}) as { error?: string; message?: string; field?: string };
     if (error === 'ValidationError' && field)
       throw new ValidationError(field, (message ?? '').replace(`${field}: `, ''));

@@ -10,14 +10,8 @@ export async function hostsView() {
   const hosts = await api('GET', '/v1/hosts');
   show(
     h('h1', {}, 'Hosts'),
-    h(
-      'table',
-      {},
-      h(
-        'tr',
-        {},
-        ['host', 'state', 'maintenance', 'memory', 'vCPUs', 'patch level'].map((c) => h('th', {}, c)),
-      ),
+    table(
+      ['host', 'state', 'maintenance', 'memory', 'vCPUs', 'patch level'],
       hosts.map((x) =>
         h(
           'tr',

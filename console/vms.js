@@ -9,6 +9,7 @@ import {
   h,
   operableProjects,
   show,
+  table,
   TOKEN_KEY,
   view,
 } from './ui.js';
@@ -60,14 +61,8 @@ export async function vmsView(after) {
   show(
     h('h1', {}, 'VMs'),
     createForm() ?? '',
-    h(
-      'table',
-      {},
-      h(
-        'tr',
-        {},
-        ['VM', 'project', 'state', 'host', 'addresses', 'memory'].map((c) => h('th', {}, c)),
-      ),
+    table(
+      ['VM', 'project', 'state', 'host', 'addresses', 'memory'],
       vms.map((v) =>
         h(
           'tr',

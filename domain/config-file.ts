@@ -59,7 +59,12 @@ const fileSchema = z
       .optional(),
     /** The API server (docs/api.md). */
     api: z
-      .object({ address: z.string().optional(), tlsCert: absolute.optional(), tlsKey: absolute.optional() })
+      .object({
+        address: z.string().optional(),
+        tlsCert: absolute.optional(),
+        tlsKey: absolute.optional(),
+        tlsClientCa: absolute.optional(),
+      })
       .strict()
       .optional(),
     images: z
@@ -154,6 +159,7 @@ export function configFileEnv(file: string, outer: NodeJS.ProcessEnv = {}): Reco
     VIRTFLOW_API_ADDRESS: c.api?.address,
     VIRTFLOW_API_TLS_CERT: c.api?.tlsCert,
     VIRTFLOW_API_TLS_KEY: c.api?.tlsKey,
+    VIRTFLOW_API_TLS_CLIENT_CA: c.api?.tlsClientCa,
     VIRTFLOW_IMAGE_MAX_VIRTUAL_GIB: c.images?.maxVirtualGiB,
     VIRTFLOW_CONSOLE_LOG_MAX_KIB: c.consoleLogMaxKiB,
     VIRTFLOW_LOG_LEVEL: c.logLevel,

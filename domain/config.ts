@@ -88,6 +88,11 @@ const configSchema = z.object({
   /** The API server serves HTTPS with this certificate and key (PEM files); both or neither. */
   VIRTFLOW_API_TLS_CERT: z.string().optional(),
   VIRTFLOW_API_TLS_KEY: z.string().optional(),
+  /**
+   * With TLS: client certificates issued by this CA (PEM) are accepted in place of a bearer
+   * token; the certificate's subject CN is the id of the token whose grants it carries.
+   */
+  VIRTFLOW_API_TLS_CLIENT_CA: z.string().optional(),
   VIRTFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -117,7 +122,7 @@ export interface Config {
   fenceConfigPath?: string;
   logLevel: z.infer<typeof configSchema>['VIRTFLOW_LOG_LEVEL'];
   metrics: { address?: string; fleetIntervalMs: number; retentionMs: number };
-  api: { host: string; port: number; tls?: { certPath: string; keyPath: string } };
+  api: { host: string; port: number; tls?: { certPath: string; keyPath: string; clientCaPath?: string } };
 }
 
 /**
@@ -135,6 +140,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`invalid configuration${from}: ${issue.path.join('.')}: ${issue.message}`);
   }
   const e = parsed.data;
+  if (e.VIRTFLOW_API_TLS_CLIENT_CA && !e.VIRTFLOW_API_TLS_CERT)
+    throw new Error('invalid configuration: VIRTFLOW_API_TLS_CLIENT_CA needs VIRTFLOW_API_TLS_CERT and _KEY');
   if (!e.VIRTFLOW_API_TLS_CERT !== !e.VIRTFLOW_API_TLS_KEY)
     throw new Error('invalid configuration: VIRTFLOW_API_TLS_CERT and VIRTFLOW_API_TLS_KEY go together');
   const apiPort = e.VIRTFLOW_API_ADDRESS.lastIndexOf(':');
@@ -176,7 +183,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       port: Number(e.VIRTFLOW_API_ADDRESS.slice(apiPort + 1)),
       tls:
         e.VIRTFLOW_API_TLS_CERT && e.VIRTFLOW_API_TLS_KEY
-          ? { certPath: e.VIRTFLOW_API_TLS_CERT, keyPath: e.VIRTFLOW_API_TLS_KEY }
+          ? {
+              certPath: e.VIRTFLOW_API_TLS_CERT,
+              keyPath: e.VIRTFLOW_API_TLS_KEY,
+              clientCaPath: e.VIRTFLOW_API_TLS_CLIENT_CA,
+            }
           : undefined,
     },
   };

@@ -76,9 +76,28 @@ export async function authenticateToken(
   if (!doc) return 'unknown';
   const expected = Buffer.from(doc.secretSha256, 'hex');
   if (!timingSafeEqual(expected, Buffer.from(sha256(m[2]), 'hex'))) return 'unknown';
+  return liveActor(doc, now);
+}
+
+function liveActor(doc: ApiTokenDoc, now: Date): Actor | TokenRefusal {
   if (doc.revokedAt) return 'revoked';
   if (doc.expiresAt && doc.expiresAt <= now) return 'expired';
   return { name: `token:${doc.name}`, tokenId: doc._id, grants: doc.grants as Grant[] };
+}
+
+/**
+ * The actor of a verified client certificate: its subject CN is a token's id, and the token's
+ * grants, expiry and revocation apply as they do to its secret.
+ */
+export async function authenticateTokenId(
+  inv: Inventory,
+  id: string,
+  now = new Date(),
+): Promise<Actor | TokenRefusal> {
+  if (!/^[0-9a-f]{16}$/.test(id)) return 'malformed';
+  const doc = await inv.apiTokens.findOne({ _id: id });
+  if (!doc) return 'unknown';
+  return liveActor(doc, now);
 }
 
 export async function listApiTokens(inv: Inventory): Promise<ApiTokenView[]> {

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { MongoServerError } from 'mongodb';
 import { parseInput, ValidationError } from '../domain/errors';
-import { importImageRequestSchema, type ImportImageRequest } from '../domain/requests';
+import { importImageRequestSchema, type ImportImageRequest, type ImportImageSpec } from '../domain/requests';
 import { convertToQcow2, ImageRefusedError, inspectImage } from '../hypervisor/image-inspection';
 import { sha256File } from '../hypervisor/qemu-img';
 import type { Inventory } from './db';
@@ -29,20 +29,34 @@ async function stage(source: string, staged: string, onProgress?: ImportProgress
     throw new ValidationError('file', `"${source}" is a symbolic link; import the file it points to`);
   if (!st.isFile())
     throw new ValidationError('file', `"${source}" is not a regular file (a device, FIFO or directory)`);
+  // O_NOFOLLOW: a symlink swapped in after the lstat above is refused by the kernel.
+  const fd = fs.openSync(source, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  return stageStream(fs.createReadStream(source, { fd }), staged, { totalBytes: st.size, onProgress });
+}
+
+/**
+ * Streams `input` into the private staging file, hashing it on the way; past `maxBytes` the
+ * stream is refused (an upload's size is only known once it has arrived).
+ */
+async function stageStream(
+  input: Readable,
+  staged: string,
+  opts: { totalBytes?: number; maxBytes?: number; onProgress?: ImportProgress },
+): Promise<string> {
   const hash = createHash('sha256');
   let copied = 0;
   const meter = new Transform({
     transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
       copied += chunk.length;
-      onProgress?.(copied, st.size);
+      if (opts.maxBytes !== undefined && copied > opts.maxBytes)
+        return done(new ValidationError('body', `the image is larger than ${opts.maxBytes} bytes`));
+      hash.update(chunk);
+      opts.onProgress?.(copied, opts.totalBytes ?? copied);
       done(null, chunk);
     },
   });
-  // O_NOFOLLOW: a symlink swapped in after the lstat above is refused by the kernel.
-  const fd = fs.openSync(source, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  const input = fs.createReadStream(source, { fd });
   await pipeline(input, meter, fs.createWriteStream(staged, { flags: 'wx', mode: 0o600 }));
+  if (copied === 0) throw new ValidationError('body', 'the image is empty');
   return hash.digest('hex');
 }
 
@@ -53,18 +67,43 @@ async function stage(source: string, staged: string, onProgress?: ImportProgress
  * and stored under the SHA-256 of that qcow2. Nothing is stored unless every check passed.
  * Importing the same content under the same name again is a no-op; reusing a name is refused.
  */
-export async function importImage(
+export function importImage(
   inv: Inventory,
   repoDir: string,
   request: ImportImageRequest,
   onProgress?: ImportProgress,
 ): Promise<ImageDoc> {
   const req = parseInput(importImageRequestSchema, request, '');
+  return importStaged(inv, repoDir, req, (staged) => stage(req.file, staged, onProgress));
+}
+
+/**
+ * Imports an image sent as a stream (an upload through the API) exactly as a file is imported;
+ * `request.file` only names where it came from. At most `maxBytes` are taken.
+ */
+export function importImageStream(
+  inv: Inventory,
+  repoDir: string,
+  request: ImportImageRequest,
+  input: Readable,
+  maxBytes: number,
+): Promise<ImageDoc> {
+  const req = parseInput(importImageRequestSchema, request, '');
+  return importStaged(inv, repoDir, req, (staged) => stageStream(input, staged, { maxBytes }));
+}
+
+/** The import after the source is staged: inspect, convert, check again, store, record. */
+async function importStaged(
+  inv: Inventory,
+  repoDir: string,
+  req: ImportImageSpec,
+  stageInto: (staged: string) => Promise<string>,
+): Promise<ImageDoc> {
   fs.mkdirSync(repoDir, { recursive: true });
   const work = fs.mkdtempSync(path.join(repoDir, '.import-'));
   try {
     const staged = path.join(work, 'source');
-    const sourceSha256 = await stage(req.file, staged, onProgress);
+    const sourceSha256 = await stageInto(staged);
     // The same file under the same name again: nothing to inspect or convert.
     const existing = await inv.images.findOne({ _id: req.name });
     if (existing?.sourceSha256 === sourceSha256) return existing;
@@ -113,7 +152,7 @@ export async function importImage(
       actualSizeBytes: fs.statSync(stored).size,
       sourceSizeBytes: fs.statSync(staged).size,
       path: stored,
-      source: path.resolve(req.file),
+      source: req.file.startsWith('upload:') ? req.file : path.resolve(req.file),
     });
     return await insertImage(inv, doc);
   } finally {

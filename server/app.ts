@@ -12,6 +12,7 @@ import { route, type ApiDeps, type ApiRoute } from './route';
 import { backupRoutes } from './backup-routes';
 import { driftRoutes } from './drift-routes';
 import { guestRoutes } from './guest-routes';
+import { imageRoutes } from './image-routes';
 import { projectRoutes } from './project-routes';
 import { rolloutRoutes } from './rollout-routes';
 import { tokenRoutes } from './token-routes';
@@ -20,14 +21,15 @@ import { vmRoutes } from './vm-routes';
 export interface ApiServerOptions {
   /** Fastify's logger settings (pino); off in tests. */
   logger?: FastifyServerOptions['logger'];
-  https?: { cert: Buffer; key: Buffer };
+  /** `ca`: client certificates it issued stand in for a bearer token (server/auth.ts). */
+  https?: { cert: Buffer; key: Buffer; ca?: Buffer };
   /** Requests per minute from one address, on every route. */
   rateLimitPerMinute?: number;
   /** How often the operation event stream looks for progress. */
   eventIntervalMs?: number;
 }
 
-/** JSON bodies only, and small: no request here carries more than a VM's first-boot data. */
+/** JSON bodies are small: none carries more than a VM's first-boot data (images come as streams). */
 const BODY_LIMIT = 256 * 1024;
 
 /**
@@ -41,11 +43,22 @@ export async function buildApiServer(deps: ApiDeps, opts: ApiServerOptions = {})
     bodyLimit: BODY_LIMIT,
     // Ids are DNS labels: a path is never long, and a long one is an attack, not a request.
     routerOptions: { maxParamLength: 100 },
-    ...(opts.https ? { https: opts.https } : {}),
+    // A client certificate is asked for, not required: a bearer token still works without one.
+    ...(opts.https
+      ? {
+          https: {
+            ...opts.https,
+            ...(opts.https.ca ? { requestCert: true, rejectUnauthorized: false } : {}),
+          },
+        }
+      : {}),
   } as FastifyServerOptions);
   await app.register(rateLimit, { max: opts.rateLimitPerMinute ?? 1200, timeWindow: '1 minute' });
   // JSON only: Fastify also parses text/plain by default, which no route here takes (415 instead).
   app.removeContentTypeParser('text/plain');
+  // An image upload's body is the image: handed to its route as a stream, never buffered (the
+  // route caps its size as it arrives). Every other route parses JSON and refuses a stream.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
   app.setErrorHandler(sendError);
   app.setNotFoundHandler((req, reply) =>
     sendError(new HttpError(404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`), req, reply),
@@ -59,6 +72,7 @@ export async function buildApiServer(deps: ApiDeps, opts: ApiServerOptions = {})
     ...tokenRoutes(deps),
     ...vmRoutes(deps),
     ...guestRoutes(deps),
+    ...imageRoutes(deps),
     ...projectRoutes(deps),
     ...rolloutRoutes(deps),
     ...backupRoutes(deps),

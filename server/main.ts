@@ -21,7 +21,13 @@ async function main(): Promise<void> {
     { inv, client, config },
     {
       logger: { level: config.logLevel },
-      https: tls ? { cert: fs.readFileSync(tls.certPath), key: fs.readFileSync(tls.keyPath) } : undefined,
+      https: tls
+        ? {
+            cert: fs.readFileSync(tls.certPath),
+            key: fs.readFileSync(tls.keyPath),
+            ca: tls.clientCaPath ? fs.readFileSync(tls.clientCaPath) : undefined,
+          }
+        : undefined,
     },
   );
   const address = await app.listen({ host: config.api.host, port: config.api.port });

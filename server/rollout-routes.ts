@@ -35,11 +35,17 @@ export function rolloutRoutes(deps: ApiDeps): ApiRoute[] {
     return {
       name,
       status,
+      runId: run.runId,
       startedAt: run.startTime,
       closedAt: run.closeTime,
       actor: run.memo?.actor,
       temporalUrl: runUrl(deps.config, workflowId, run.runId),
       progress,
+      // As a VM operation's progress URL answers, so a client follows either the same way.
+      ...(status === 'COMPLETED' ? { result: progress } : {}),
+      ...(status === 'FAILED' || status === 'TERMINATED' || status === 'TIMED_OUT'
+        ? { failure: { message: `the rollout's run ${status.toLowerCase()}` } }
+        : {}),
     };
   }
 

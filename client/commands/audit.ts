@@ -2,7 +2,14 @@ import type { Command } from 'commander';
 import { auditOperations } from '../audit-operations';
 import type { CliContext } from '../context';
 import { emit, printTable, type OutputOptions } from '../output';
+import type { DriftDoc } from '../../inventory/schemas';
 import { numberArg } from './args';
+
+/** A drift finding as the API answers it (server/drift-routes.ts). */
+type DriftView = Pick<DriftDoc, 'kind' | 'hostId' | 'state' | 'message' | 'fix'> & {
+  id: string;
+  lastSeenAt: string;
+};
 
 export function registerAuditCommands(program: Command, ctx: CliContext): void {
   const audit = program
@@ -16,19 +23,23 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
     .option('--all', 'include drift that has since gone away')
     .option('--json', 'print JSON')
     .action(async (o: OutputOptions & { all?: boolean }) => {
-      const inv = await ctx.inventory();
-      const docs = await inv.drift
-        .find(o.all ? {} : { state: { $in: ['open', 'fixed'] } })
-        .sort({ lastSeenAt: -1 })
-        .toArray();
-      emit(o, docs, (d) =>
+      // Through the API when logged in (its JSON names the id `id`); else from the inventory.
+      const found = ctx.api
+        ? await ctx.api.request<DriftView[]>('GET', `/v1/drift${o.all ? '?all=true' : ''}`)
+        : await (
+            await ctx.inventory()
+          ).drift
+            .find(o.all ? {} : { state: { $in: ['open', 'fixed'] } })
+            .sort({ lastSeenAt: -1 })
+            .toArray();
+      emit(o, found, (d) =>
         printTable(
           d.map((x) => ({
-            id: x._id,
+            id: '_id' in x ? x._id : x.id,
             kind: x.kind,
             host: x.hostId ?? '-',
             state: x.state,
-            'last seen': x.lastSeenAt.toISOString(),
+            'last seen': new Date(x.lastSeenAt).toISOString(),
             message: x.message,
             fix: x.fix,
           })),
@@ -40,7 +51,13 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
   audit
     .command('fix <id>')
     .description('apply the fix an open drift proposes (stop an orphan QEMU, delete an orphan disk, …)')
-    .action(async (id: string) => console.log(await (await ops()).fix(id)));
+    .action(async (id: string) =>
+      console.log(
+        ctx.api
+          ? await ctx.api.request('POST', `/v1/drift/${encodeURIComponent(id)}/fix`, {})
+          : await (await ops()).fix(id),
+      ),
+    );
 
   audit
     .command('run')

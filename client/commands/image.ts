@@ -71,6 +71,21 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
           },
           cliProgress.Presets.shades_classic,
         );
+        // Logged in: the file streams to the repository through the API, which imports it.
+        if (ctx.api) {
+          const query = new URLSearchParams({
+            ...(req.format ? { format: req.format } : {}),
+            firmware: req.firmware,
+            guestAgent: String(req.guestAgent),
+            osFamily: req.osFamily,
+          });
+          const view = await ctx.api.upload<Record<string, unknown>>(
+            `/v1/images/${encodeURIComponent(req.name)}?${query}`,
+            file,
+          );
+          emit(opts, view, (v) => printFields(v));
+          return;
+        }
         // A bar only where it helps: big files, on a terminal, not for JSON output.
         const showBar = !opts.json && process.stderr.isTTY;
         let started = false;
@@ -98,6 +113,13 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .description('list images')
     .option('--json', 'print JSON')
     .action(async (opts: OutputOptions) => {
+      if (ctx.api) {
+        const views = await ctx.api.request<Record<string, unknown>[]>('GET', '/v1/images');
+        emit(opts, views, (vs) =>
+          printTable(vs, ['name', 'format', 'firmware', 'virtualSizeBytes', 'sha256', 'createdAt']),
+        );
+        return;
+      }
       const images = await listImages(await ctx.inventory());
       emit(opts, images, (is) =>
         printTable(

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { RolloutProgress } from '../../workflows/rollout-control';
 import type { CliContext } from '../context';
 import { emit, printTable, type OutputOptions } from '../output';
+import { apiRolloutOperations, type RolloutControls } from '../api-rollout-operations';
 import { rolloutOperations } from '../rollout-operations';
 import { forecastRollout, type RolloutForecast } from '../rollout-forecast';
 import { numberArg } from './args';
@@ -34,7 +35,9 @@ function printForecast(f: RolloutForecast): void {
 
 export function registerRolloutCommands(program: Command, ctx: CliContext): void {
   const rollout = program.command('rollout').description('rolling patches across hosts');
-  const ops = async () => rolloutOperations(await ctx.client(), ctx.config);
+  // Through the API when logged in; a dry run's forecast still needs the controller's databases.
+  const ops = async (): Promise<RolloutControls> =>
+    ctx.api ? apiRolloutOperations(ctx.api) : rolloutOperations(await ctx.client(), ctx.config);
 
   rollout
     .command('start <name>')

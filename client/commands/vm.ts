@@ -282,6 +282,16 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--log', 'print the end of the console log instead of attaching')
     .option('--bytes <n>', 'how much of the log to print', numberArg, 16 * 1024)
     .action(async (vmId: string, o: { log?: boolean; bytes: number }) => {
+      if (ctx.api) {
+        // The log is read on the VM's host by the controller; attaching needs the host itself.
+        if (!o.log)
+          throw new InvalidStateError(
+            'attaching to a console needs its host: use --log, or --direct on the host',
+          );
+        const path = `/v1/vms/${encodeURIComponent(vmId)}/console?bytes=${o.bytes}`;
+        process.stdout.write((await ctx.api.request<{ text: string }>('GET', path)).text);
+        return;
+      }
       const doc = await (await ctx.inventory()).vms.findOne({ _id: vmId });
       if (!doc) throw new NotFoundError('vm', vmId);
       if (!doc.host) throw new InvalidStateError(`vm ${vmId} has no host yet`);
@@ -297,6 +307,20 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .description("save a running VM's screen as a PNG (QEMU's VGA display, through QMP screendump)")
     .option('--json', 'print JSON')
     .action(async (vmId: string, file: string, o: OutputOptions) => {
+      if (ctx.api) {
+        const png = await ctx.api.download(`/v1/vms/${encodeURIComponent(vmId)}/screenshot`);
+        fs.writeFileSync(file, png);
+        // A PNG's IHDR chunk holds its width and height at bytes 16 and 20.
+        const shot = {
+          vmId,
+          file,
+          width: png.readUInt32BE(16),
+          height: png.readUInt32BE(20),
+          bytes: png.length,
+        };
+        emit(o, shot, (r) => console.log(`${r.file}: ${r.width}×${r.height} screen of vm ${r.vmId}`));
+        return;
+      }
       const doc = await (await ctx.inventory()).vms.findOne({ _id: vmId });
       if (!doc) throw new NotFoundError('vm', vmId);
       if (doc.state !== 'running' || !doc.host)
