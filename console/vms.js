@@ -239,6 +239,9 @@ export async function vmView(vmId) {
   };
   const showOperation = (op) => {
     panel.replaceChildren(operationPanel(op));
+    // One operation at a time holds a VM: while one runs, no other is offered (the API would
+    // refuse it as busy). The controls come back when the stream ends.
+    if (op.status === 'RUNNING') controls.replaceChildren();
     if (operable && op.status === 'RUNNING' && op.type === 'liveMigration')
       panel.append(
         h(

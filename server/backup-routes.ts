@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { allowed, roleIn, DEFAULT_PROJECT, FLEET } from '../domain/access';
 import { parseInput } from '../domain/errors';
+import { backupRequestSchema } from '../domain/backup';
 import { idSchema } from '../domain/ids';
 import { backupOperations } from '../client/backup-operations';
 import { backupPolicies, policySummary } from '../client/backup-policies';
@@ -12,6 +13,9 @@ import { route, type ApiDeps, type ApiRoute } from './route';
 
 /** Backups listed at most, newest first. */
 const LIST_LIMIT = 500;
+
+/** What an operator chooses of a backup; a policy's own fields are the schedule's, not the API's. */
+const backupBody = backupRequestSchema.pick({ full: true, maxSpeedMiBps: true }).strict();
 
 const listQuery = z.strictObject({ vm: idSchema.optional(), all: z.enum(['true', 'false']).optional() });
 
@@ -55,14 +59,14 @@ export function backupRoutes(deps: ApiDeps): ApiRoute[] {
     route({
       method: 'POST',
       url: '/v1/vms/:vmId/backup',
-      summary: "Back a VM up now (operator in the VM's project)",
-      body: z.strictObject({}),
+      summary: "Back a VM up now: `full`, `maxSpeedMiBps` (operator in the VM's project)",
+      body: backupBody,
       status: 202,
       async handle(ctx) {
         const vm = await operableVm(deps, ctx.actor, ctx.params);
         return accepted(
           vm._id,
-          await backupOperations(ctx.clientIn(projectOf(vm)), deps.config).run({ vmId: vm._id }),
+          await backupOperations(ctx.clientIn(projectOf(vm)), deps.config).run({ ...ctx.body, vmId: vm._id }),
         );
       },
     }),

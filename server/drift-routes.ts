@@ -1,9 +1,12 @@
 import { z } from 'zod';
 import { roleIn, FLEET, type Actor } from '../domain/access';
+import { parseInput } from '../domain/errors';
 import { auditOperations } from '../client/audit-operations';
 import { authorize } from './auth';
 import { HttpError } from './http-errors';
 import { route, type ApiDeps, type ApiRoute } from './route';
+
+const listQuery = z.strictObject({ all: z.enum(['true', 'false']).optional() });
 
 /** Drift is about hosts and what runs on them, whatever project owns it: a fleet grant reads it. */
 function authorizeFleetRead(actor: Actor): void {
@@ -21,7 +24,7 @@ export function driftRoutes(deps: ApiDeps): ApiRoute[] {
       status: 200,
       async handle({ actor, req }) {
         authorizeFleetRead(actor);
-        const all = (req.query as Record<string, unknown>).all === 'true';
+        const all = parseInput(listQuery, req.query, 'query').all === 'true';
         const docs = await deps.inv.drift
           .find(all ? {} : { state: { $in: ['open', 'fixed'] } })
           .sort({ lastSeenAt: -1 })

@@ -35,7 +35,9 @@ export function rolloutRoutes(deps: ApiDeps): ApiRoute[] {
     return {
       name,
       status,
-      runId: run.runId,
+      // The first run's id, as the start answered it: a large rollout continues as new runs,
+      // and a client following it must not take them for another operation.
+      runId: run.raw.workflowExecutionInfo?.firstRunId || run.runId,
       startedAt: run.startTime,
       closedAt: run.closeTime,
       actor: run.memo?.actor,

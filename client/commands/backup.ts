@@ -5,8 +5,10 @@ import type { Command } from 'commander';
 import type { BackupPolicyInput, RetentionPolicy } from '../../domain/backup';
 import { NotFoundError } from '../../domain/errors';
 import type { BackupDoc } from '../../inventory/schemas';
+import type { BackupResult } from '../../workflows/backup-vm';
 import { backupOperations } from '../backup-operations';
 import { backupPolicies, policySummary, type PolicyView } from '../backup-policies';
+import type { ApiOperation } from '../api-client';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
 import { runUrl } from '../temporal';
@@ -39,9 +41,21 @@ function withRetentionOptions(c: Command): Command {
     .option('--keep-yearly <n>', 'keep the newest backup of each of the last N years', numberArg);
 }
 
-function backupRow(b: BackupDoc) {
+/** The fields of a backup a row shows: a backup document's, or the API's view of one. */
+type BackupRowFields = Pick<
+  BackupDoc,
+  'vmId' | 'kind' | 'state' | 'sizeBytes' | 'parentId' | 'fullReason'
+> & {
+  finishedAt?: Date | string;
+  verifiedAt?: Date | string;
+};
+
+/** A backup as `GET /v1/backups` answers it (server/backup-routes.ts). */
+type BackupView = BackupRowFields & { backupId: string; project: string };
+
+function backupRow(id: string, b: BackupRowFields) {
   return {
-    id: b._id,
+    id,
     vm: b.vmId,
     kind: b.kind,
     state: b.state,
@@ -93,10 +107,15 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .option('--json', 'print JSON')
     .action(
       async (vmId: string, o: OutputOptions & { full?: boolean; maxSpeed?: number; watch?: boolean }) => {
-        const op = await (await ops()).run({ vmId, full: o.full ?? false, maxSpeedMiBps: o.maxSpeed ?? 0 });
+        const request = { full: o.full ?? false, maxSpeedMiBps: o.maxSpeed ?? 0 };
+        // Through the API when logged in; the progress bar reads the run's heartbeats, which
+        // only the direct mode sees.
+        const op: ApiOperation<BackupResult> & { handle?: WorkflowHandle } = ctx.api
+          ? await ctx.api.start<BackupResult>('POST', `/v1/vms/${encodeURIComponent(vmId)}/backup`, request)
+          : await (await ops()).run({ vmId, ...request });
         if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
         const result = op.result();
-        if (o.watch && !o.json) await watchBackup(op.handle, result);
+        if (o.watch && !o.json && op.handle) await watchBackup(op.handle, result);
         const r = await result;
         emit(o, { ...r, workflowId: op.workflowId, url: op.url }, () =>
           console.log(
@@ -113,21 +132,30 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .option('--all', 'include failed and pruned backups')
     .option('--json', 'print JSON')
     .action(async (o: OutputOptions & { vm?: string; all?: boolean }) => {
+      if (ctx.api) {
+        // The API's view: the backups of the token's projects, newest first.
+        const query = new URLSearchParams({
+          ...(o.vm ? { vm: o.vm } : {}),
+          ...(o.all ? { all: 'true' } : {}),
+        });
+        const views = await ctx.api.request<BackupView[]>('GET', `/v1/backups?${query}`);
+        emit(o, views, (vs) =>
+          printTable(
+            vs.map((b) => backupRow(b.backupId, b)),
+            ['id', 'vm', 'kind', 'state', 'size', 'finished', 'verified', 'parent'],
+          ),
+        );
+        return;
+      }
       const filter: Record<string, unknown> = {};
       if (o.vm) filter.vmId = o.vm;
       if (!o.all) filter.state = { $in: ['good', 'running'] };
       const docs = await (await ctx.inventory()).backups.find(filter).sort({ startedAt: -1 }).toArray();
       emit(o, docs, (ds) =>
-        printTable(ds.map(backupRow), [
-          'id',
-          'vm',
-          'kind',
-          'state',
-          'size',
-          'finished',
-          'verified',
-          'parent',
-        ]),
+        printTable(
+          ds.map((b) => backupRow(b._id, b)),
+          ['id', 'vm', 'kind', 'state', 'size', 'finished', 'verified', 'parent'],
+        ),
       );
     });
 
@@ -140,7 +168,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
       if (!doc) throw new NotFoundError('backup', id);
       emit(o, doc, (b) =>
         printFields({
-          ...backupRow(b),
+          ...backupRow(b._id, b),
           chain: b.chainId,
           bitmap: b.bitmap,
           path: b.path,

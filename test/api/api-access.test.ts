@@ -384,6 +384,9 @@ describe('API: tokens, roles, projects and hostile input', () => {
       1,
       'virtflow: error: token:op-a may not administer the fleet',
     ]);
+    const backups = await virtflow(['backup', 'list', '--json']);
+    expect(backups).toMatchObject({ code: 0, stderr: '' });
+    expect(Array.isArray(JSON.parse(backups.stdout))).toBe(true);
     // A console's log is read on its host by the controller; drift needs a fleet grant.
     expect(await virtflow(['vm', 'console', 'a-one', '--log'])).toMatchObject({ code: 0, stderr: '' });
     const drift = await virtflow(['audit', 'drift']);
