@@ -136,6 +136,8 @@ describe('the web console in a real browser', () => {
     await page.fill('#migrate input[name=bandwidth]', '1');
     await page.click('#migrate button[type=submit]');
     await page.waitForSelector('#phase:text("transferring")', { timeout: 120_000 });
+    // While the migration holds the VM, the page offers nothing else: only its abort.
+    expect(await page.$$('#controls button, #controls form')).toHaveLength(0);
     await shot(page, '6-before-abort');
     await page.click('#abort');
     expect(await endOf(page, 'liveMigration')).not.toBe('RUNNING');
