@@ -31,17 +31,22 @@ async function stage(source: string, staged: string, onProgress?: ImportProgress
     throw new ValidationError('file', `"${source}" is not a regular file (a device, FIFO or directory)`);
   // O_NOFOLLOW: a symlink swapped in after the lstat above is refused by the kernel.
   const fd = fs.openSync(source, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  return stageStream(fs.createReadStream(source, { fd }), staged, { totalBytes: st.size, onProgress });
+  return stageStream(fs.createReadStream(source, { fd }), staged, {
+    field: 'file',
+    totalBytes: st.size,
+    onProgress,
+  });
 }
 
 /**
  * Streams `input` into the private staging file, hashing it on the way; past `maxBytes` the
- * stream is refused (an upload's size is only known once it has arrived).
+ * stream is refused (an upload's size is only known once it has arrived). A refusal names
+ * `field`: where the bytes came from (a file, an upload's body).
  */
 async function stageStream(
   input: Readable,
   staged: string,
-  opts: { totalBytes?: number; maxBytes?: number; onProgress?: ImportProgress },
+  opts: { field: string; totalBytes?: number; maxBytes?: number; onProgress?: ImportProgress },
 ): Promise<string> {
   const hash = createHash('sha256');
   let copied = 0;
@@ -49,14 +54,14 @@ async function stageStream(
     transform(chunk: Buffer, _enc, done) {
       copied += chunk.length;
       if (opts.maxBytes !== undefined && copied > opts.maxBytes)
-        return done(new ValidationError('body', `the image is larger than ${opts.maxBytes} bytes`));
+        return done(new ValidationError(opts.field, `the image is larger than ${opts.maxBytes} bytes`));
       hash.update(chunk);
       opts.onProgress?.(copied, opts.totalBytes ?? copied);
       done(null, chunk);
     },
   });
   await pipeline(input, meter, fs.createWriteStream(staged, { flags: 'wx', mode: 0o600 }));
-  if (copied === 0) throw new ValidationError('body', 'the image is empty');
+  if (copied === 0) throw new ValidationError(opts.field, 'the image is empty');
   return hash.digest('hex');
 }
 
@@ -89,7 +94,7 @@ export function importImageStream(
   maxBytes: number,
 ): Promise<ImageDoc> {
   const req = parseInput(importImageRequestSchema, request, '');
-  return importStaged(inv, repoDir, req, (staged) => stageStream(input, staged, { maxBytes }));
+  return importStaged(inv, repoDir, req, (staged) => stageStream(input, staged, { field: 'body', maxBytes }));
 }
 
 /** The import after the source is staged: inspect, convert, check again, store, record. */

@@ -540,9 +540,16 @@ describe('API: tokens, roles, projects and hostile input', () => {
     expect(lying).toMatchObject({ status: 400, body: { error: 'ValidationError' } });
     const badQuery = await upload('admin', '/v1/images/odd?firmware=coreboot', Buffer.alloc(512));
     expect(badQuery).toMatchObject({ status: 400, body: { field: 'query.firmware' } });
+    const empty = await upload('admin', '/v1/images/empty?format=raw', Buffer.alloc(0));
+    expect(empty).toMatchObject({
+      status: 400,
+      body: { field: 'body', message: 'body: the image is empty' },
+    });
     const json = await call('admin', 'PUT', '/v1/images/json', { bytes: 'no' });
     expect(json.status).toBe(415);
-    expect(await stack.inventory.images.countDocuments({ _id: { $in: ['liar', 'odd', 'json'] } })).toBe(0);
+    expect(
+      await stack.inventory.images.countDocuments({ _id: { $in: ['liar', 'odd', 'empty', 'json'] } }),
+    ).toBe(0);
     const leftovers = fs
       .readdirSync(dataPaths(stack.config.dataDir).images)
       .filter((f) => f.startsWith('.import-'));
