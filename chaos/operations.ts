@@ -199,31 +199,31 @@ export function chaosOperations(
       let ended = false;
       const operator =
         kind === 'rollout' ? operateRollout(rollouts, 'chaos', () => ended, log) : Promise.resolve([]);
-      const operated = async () => {
+      /** What the operator did, for the record's reason: after `reason` when there is one. */
+      const operated = async (reason?: string) => {
         ended = true;
         const actions = await operator;
-        return actions.length ? `; operator: ${actions.join('; ')}` : '';
+        const did = actions.length ? `operator: ${actions.join('; ')}` : undefined;
+        return [reason, did].filter(Boolean).join('; ') || undefined;
       };
       try {
         // A run's result survives restarts of the server; the handle follows continue-as-new.
         result = await untilDeadline(deadline, () => client.workflow.getHandle(started.workflowId).result());
       } catch (err) {
-        const actions = await operated();
         if (err instanceof WorkflowFailedError) {
           const type = (err.cause as { type?: string } | undefined)?.type ?? '';
           return record(
             REFUSALS.includes(type) ? 'rejected' : 'rolled-back',
-            describeError(err.cause ?? err) + actions,
+            await operated(describeError(err.cause ?? err)),
           );
         }
-        return record('stuck', describeError(err) + actions);
+        return record('stuck', await operated(describeError(err)));
       }
-      const actions = await operated();
       if (kind === 'create' || kind === 'restore') model.vms.add(subject);
       if (kind === 'delete') model.vms.delete(subject);
       if (kind === 'backup') model.backups.push((result as { backupId: string }).backupId);
       if (kind === 'rollout') model.rolloutDone = true;
-      return record('completed', actions ? actions.slice(2) : undefined);
+      return record('completed', await operated());
     } finally {
       model.busy.delete(subject);
     }

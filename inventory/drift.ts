@@ -97,3 +97,11 @@ async function resolveOpen(
   }
   return n;
 }
+
+/** Drift newest first: open and fixed, or with `all` resolved too; at most `limit`. */
+export function listDrift(inv: Inventory, opts: { all?: boolean; limit?: number } = {}): Promise<DriftDoc[]> {
+  const found = inv.drift
+    .find(opts.all ? {} : { state: { $in: ['open', 'fixed'] } })
+    .sort({ lastSeenAt: -1 });
+  return (opts.limit ? found.limit(opts.limit) : found).toArray();
+}

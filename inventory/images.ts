@@ -79,29 +79,36 @@ export function importImage(
   onProgress?: ImportProgress,
 ): Promise<ImageDoc> {
   const req = parseInput(importImageRequestSchema, request, '');
-  return importStaged(inv, repoDir, req, (staged) => stage(req.file, staged, onProgress));
+  const origin = { field: 'file', shown: req.file, source: path.resolve(req.file) };
+  return importStaged(inv, repoDir, req, origin, (staged) => stage(req.file, staged, onProgress));
 }
 
 /**
  * Imports an image sent as a stream (an upload through the API) exactly as a file is imported;
- * `request.file` only names where it came from. At most `maxBytes` are taken.
+ * `source` says where it came from, as a file's path does. At most `maxBytes` are taken.
  */
 export function importImageStream(
   inv: Inventory,
   repoDir: string,
-  request: ImportImageRequest,
+  request: Omit<ImportImageRequest, 'file'>,
+  source: string,
   input: Readable,
   maxBytes: number,
 ): Promise<ImageDoc> {
-  const req = parseInput(importImageRequestSchema, request, '');
-  return importStaged(inv, repoDir, req, (staged) => stageStream(input, staged, { field: 'body', maxBytes }));
+  const req = parseInput(importImageRequestSchema.omit({ file: true }), request, '');
+  const origin = { field: 'body', shown: source, source };
+  return importStaged(inv, repoDir, req, origin, (staged) =>
+    stageStream(input, staged, { field: 'body', maxBytes }),
+  );
 }
 
 /** The import after the source is staged: inspect, convert, check again, store, record. */
 async function importStaged(
   inv: Inventory,
   repoDir: string,
-  req: ImportImageSpec,
+  req: Omit<ImportImageSpec, 'file'>,
+  /** Where the bytes came from: the field a refusal names, the name it shows, what is recorded. */
+  origin: { field: string; shown: string; source: string },
   stageInto: (staged: string) => Promise<string>,
 ): Promise<ImageDoc> {
   fs.mkdirSync(repoDir, { recursive: true });
@@ -119,7 +126,8 @@ async function importStaged(
         maxVirtualSizeBytes: req.maxVirtualSizeBytes,
       });
     } catch (err) {
-      if (err instanceof ImageRefusedError) throw new ValidationError('file', `"${req.file}" ${err.message}`);
+      if (err instanceof ImageRefusedError)
+        throw new ValidationError(origin.field, `"${origin.shown}" ${err.message}`);
       throw err;
     }
     const converted = path.join(work, 'image.qcow2');
@@ -157,7 +165,7 @@ async function importStaged(
       actualSizeBytes: fs.statSync(stored).size,
       sourceSizeBytes: fs.statSync(staged).size,
       path: stored,
-      source: req.file.startsWith('upload:') ? req.file : path.resolve(req.file),
+      source: origin.source,
     });
     return await insertImage(inv, doc);
   } finally {

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { allowed, type Action, type Actor } from '../domain/access';
+import { allowed, FLEET, roleIn, type Action, type Actor } from '../domain/access';
 import { TLSSocket } from 'node:tls';
 import { authenticateToken, authenticateTokenId } from '../inventory/api-tokens';
 import type { Inventory } from '../inventory/db';
@@ -32,6 +32,15 @@ export function authorize(actor: Actor, action: Action, project?: string): void 
       'Forbidden',
       `${actor.name} may not ${action} ${project ? `in project ${project}` : 'the fleet'}`,
     );
+}
+
+/**
+ * Refuses (403) a caller with no fleet grant. What spans projects (backup policies, drift) is
+ * read with one: a project's grant would show it other projects' VMs.
+ */
+export function authorizeFleetRead(actor: Actor, what: string): void {
+  if (!roleIn(actor, FLEET))
+    throw new HttpError(403, 'Forbidden', `${actor.name} may not read the fleet's ${what}`);
 }
 
 /**

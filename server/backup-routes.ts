@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { allowed, roleIn, DEFAULT_PROJECT, FLEET } from '../domain/access';
+import { allowed, DEFAULT_PROJECT } from '../domain/access';
 import { parseInput } from '../domain/errors';
 import { backupRequestSchema } from '../domain/backup';
 import { idSchema } from '../domain/ids';
 import { backupOperations } from '../client/backup-operations';
 import { backupPolicies, policySummary } from '../client/backup-policies';
-import { authorize } from './auth';
-import { HttpError } from './http-errors';
+import { listBackups } from '../inventory/backups';
+import { authorize, authorizeFleetRead } from './auth';
 import { accepted } from './operations';
 import { operableVm, projectOf } from './vm-access';
 import { route, type ApiDeps, type ApiRoute } from './route';
@@ -35,10 +35,7 @@ export function backupRoutes(deps: ApiDeps): ApiRoute[] {
       async handle({ actor, req }) {
         authorize(actor, 'read');
         const q = parseInput(listQuery, req.query, 'query');
-        const filter: Record<string, unknown> = {};
-        if (q.vm) filter.vmId = q.vm;
-        if (q.all !== 'true') filter.state = { $in: ['good', 'running'] };
-        const docs = await deps.inv.backups.find(filter).sort({ startedAt: -1 }).limit(LIST_LIMIT).toArray();
+        const docs = await listBackups(deps.inv, { vmId: q.vm, all: q.all === 'true', limit: LIST_LIMIT });
         return docs
           .filter((b) => allowed(actor, 'read', b.vm.project ?? DEFAULT_PROJECT))
           .map((b) => ({
@@ -76,8 +73,7 @@ export function backupRoutes(deps: ApiDeps): ApiRoute[] {
       summary: 'Backup policies with their next run and failure streak (fleet grant)',
       status: 200,
       async handle({ actor, client }) {
-        if (!roleIn(actor, FLEET))
-          throw new HttpError(403, 'Forbidden', `${actor.name} may not read the fleet's backup policies`);
+        authorizeFleetRead(actor, 'backup policies');
         return (await backupPolicies(client, deps.inv).list()).map(policySummary);
       },
     }),

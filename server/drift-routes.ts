@@ -1,18 +1,11 @@
 import { z } from 'zod';
-import { roleIn, FLEET, type Actor } from '../domain/access';
 import { parseInput } from '../domain/errors';
 import { auditOperations } from '../client/audit-operations';
-import { authorize } from './auth';
-import { HttpError } from './http-errors';
+import { listDrift } from '../inventory/drift';
+import { authorize, authorizeFleetRead } from './auth';
 import { route, type ApiDeps, type ApiRoute } from './route';
 
 const listQuery = z.strictObject({ all: z.enum(['true', 'false']).optional() });
-
-/** Drift is about hosts and what runs on them, whatever project owns it: a fleet grant reads it. */
-function authorizeFleetRead(actor: Actor): void {
-  if (!roleIn(actor, FLEET))
-    throw new HttpError(403, 'Forbidden', `${actor.name} may not read the fleet's drift`);
-}
 
 /** What the reconciler found between the inventory and the hosts, and the fixes it proposes. */
 export function driftRoutes(deps: ApiDeps): ApiRoute[] {
@@ -23,13 +16,10 @@ export function driftRoutes(deps: ApiDeps): ApiRoute[] {
       summary: 'Open and fixed drift, newest first; ?all=true adds resolved (fleet grant)',
       status: 200,
       async handle({ actor, req }) {
-        authorizeFleetRead(actor);
+        // About hosts and what runs on them, whatever project owns it.
+        authorizeFleetRead(actor, 'drift');
         const all = parseInput(listQuery, req.query, 'query').all === 'true';
-        const docs = await deps.inv.drift
-          .find(all ? {} : { state: { $in: ['open', 'fixed'] } })
-          .sort({ lastSeenAt: -1 })
-          .limit(500)
-          .toArray();
+        const docs = await listDrift(deps.inv, { all, limit: 500 });
         return docs.map((d) => ({
           id: d._id,
           kind: d.kind,

@@ -1,17 +1,12 @@
 import { z } from 'zod';
 import { InvalidStateError, parseInput } from '../domain/errors';
+import { consoleBytesSchema } from '../domain/guest';
 import { vmOperations } from '../client/vm-operations';
 import { operableVm } from './vm-access';
 import { route, type ApiDeps, type ApiRoute } from './route';
 
-const consoleQuery = z.strictObject({
-  bytes: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(64 * 1024)
-    .default(16 * 1024),
-});
+// The log's own bound (domain/guest.ts), from a query string; absent: vmOperations' default.
+const consoleQuery = z.strictObject({ bytes: z.coerce.number().pipe(consoleBytesSchema).optional() });
 
 /**
  * What a VM's guest shows: the end of its serial console log and its screen, read on its host

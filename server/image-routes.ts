@@ -68,10 +68,10 @@ export function imageRoutes(deps: ApiDeps): ApiRoute[] {
           {
             ...q,
             name,
-            file: `upload:${name}`,
             guestAgent: q.guestAgent === undefined ? undefined : q.guestAgent === 'true',
             maxVirtualSizeBytes: deps.config.images.maxVirtualSizeBytes,
           },
+          `upload:${name}`,
           req.body,
           MAX_IMAGE_BYTES,
         );

@@ -1,4 +1,6 @@
 import type { Client } from '@temporalio/client';
+import type { QueryDefinition } from '@temporalio/common';
+import type { Config } from '../domain/config';
 import { allowed, type Actor } from '../domain/access';
 import { NotFoundError } from '../domain/errors';
 import { workflowIds } from '../domain/names';
@@ -43,22 +45,32 @@ function failureOf(err: unknown): { type?: string; message: string } {
   return { type: e.type, message: e.message };
 }
 
-/** The latest run under `vm/<vmId>`: status, link, and the `progress` query's answer while it runs. */
-export async function operationOf(client: Client, deps: ApiDeps, vmId: string) {
-  const workflowId = workflowIds.vm(vmId);
+/**
+ * The latest run under `workflowId` as the API shows it: status, link, and while it runs the
+ * answer of its progress query; once ended, its result or the operator's reason it failed (the
+ * innermost message). `runId` is the first run's, as a start answers it: a run that continues
+ * as new is the same operation to a client following it.
+ */
+export async function runOf(
+  client: Client,
+  config: Config,
+  workflowId: string,
+  progress: QueryDefinition<unknown>,
+) {
   const handle = client.workflow.getHandle(workflowId);
   const run = await handle.describe().catch(() => undefined);
-  if (!run) throw new NotFoundError('operation of vm', vmId);
+  if (!run) return undefined;
   const status = run.status.name;
   return {
     workflowId,
-    runId: run.runId,
+    runId: run.raw.workflowExecutionInfo?.firstRunId || run.runId,
     type: run.type,
     status,
     actor: run.memo?.actor,
-    temporalUrl: runUrl(deps.config, workflowId, run.runId),
-    progress: status === 'RUNNING' ? await handle.query(progressQuery).catch(() => undefined) : undefined,
-    // How it ended: its result, or the operator's reason it failed (the innermost message).
+    startedAt: run.startTime,
+    closedAt: run.closeTime,
+    temporalUrl: runUrl(config, workflowId, run.runId),
+    progress: status === 'RUNNING' ? await handle.query(progress).catch(() => undefined) : undefined,
     ...(status === 'COMPLETED' ? { result: await handle.result() } : {}),
     ...(status === 'FAILED'
       ? {
@@ -69,4 +81,11 @@ export async function operationOf(client: Client, deps: ApiDeps, vmId: string) {
         }
       : {}),
   };
+}
+
+/** The latest run under `vm/<vmId>`. */
+export async function operationOf(client: Client, deps: ApiDeps, vmId: string) {
+  const run = await runOf(client, deps.config, workflowIds.vm(vmId), progressQuery);
+  if (!run) throw new NotFoundError('operation of vm', vmId);
+  return run;
 }

@@ -5,6 +5,7 @@ import { rolloutRequestSchema, type RolloutRequest } from '../domain/rollout';
 import { rolloutOperations } from '../client/rollout-operations';
 import { runUrl } from '../client/temporal';
 import { rolloutProgress } from '../workflows/rollout-control';
+import { runOf } from './operations';
 import { authorize } from './auth';
 import { pathId, route, type ApiDeps, type ApiRoute, type RouteContext } from './route';
 
@@ -19,36 +20,12 @@ const LIST_LIMIT = 50;
 export function rolloutRoutes(deps: ApiDeps): ApiRoute[] {
   const rollouts = (ctx: RouteContext<unknown>) => rolloutOperations(ctx.client, deps.config);
 
+  /** A rollout's run: while it runs, `progress` is its query's answer; once done, its result. */
   async function rolloutOf(ctx: RouteContext<unknown>) {
     const name = pathId(ctx.params, 'name');
-    const workflowId = workflowIds.rollout(name);
-    const handle = ctx.client.workflow.getHandle(workflowId);
-    const run = await handle.describe().catch(() => undefined);
+    const run = await runOf(ctx.client, deps.config, workflowIds.rollout(name), rolloutProgress);
     if (!run || run.type !== 'rollingPatch') throw new NotFoundError('rollout', name);
-    const status = run.status.name;
-    const progress =
-      status === 'RUNNING'
-        ? await handle.query(rolloutProgress).catch(() => undefined)
-        : status === 'COMPLETED'
-          ? await handle.result()
-          : undefined;
-    return {
-      name,
-      status,
-      // The first run's id, as the start answered it: a large rollout continues as new runs,
-      // and a client following it must not take them for another operation.
-      runId: run.raw.workflowExecutionInfo?.firstRunId || run.runId,
-      startedAt: run.startTime,
-      closedAt: run.closeTime,
-      actor: run.memo?.actor,
-      temporalUrl: runUrl(deps.config, workflowId, run.runId),
-      progress,
-      // As a VM operation's progress URL answers, so a client follows either the same way.
-      ...(status === 'COMPLETED' ? { result: progress } : {}),
-      ...(status === 'FAILED' || status === 'TERMINATED' || status === 'TIMED_OUT'
-        ? { failure: { message: `the rollout's run ${status.toLowerCase()}` } }
-        : {}),
-    };
+    return { name, ...run, progress: run.progress ?? run.result };
   }
 
   /** A control of a running rollout; its validator's refusal is a 409 with its reason. */

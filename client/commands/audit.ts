@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { listDrift } from '../../inventory/drift';
 import { auditOperations } from '../audit-operations';
 import type { CliContext } from '../context';
 import { emit, printTable, type OutputOptions } from '../output';
@@ -26,12 +27,7 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
       // Through the API when logged in (its JSON names the id `id`); else from the inventory.
       const found = ctx.api
         ? await ctx.api.request<DriftView[]>('GET', `/v1/drift${o.all ? '?all=true' : ''}`)
-        : await (
-            await ctx.inventory()
-          ).drift
-            .find(o.all ? {} : { state: { $in: ['open', 'fixed'] } })
-            .sort({ lastSeenAt: -1 })
-            .toArray();
+        : await listDrift(await ctx.inventory(), { all: o.all });
       emit(o, found, (d) =>
         printTable(
           d.map((x) => ({

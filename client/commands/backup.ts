@@ -6,6 +6,7 @@ import type { BackupPolicyInput, RetentionPolicy } from '../../domain/backup';
 import { NotFoundError } from '../../domain/errors';
 import type { BackupDoc } from '../../inventory/schemas';
 import type { BackupResult } from '../../workflows/backup-vm';
+import { listBackups } from '../../inventory/backups';
 import { backupOperations } from '../backup-operations';
 import { backupPolicies, policySummary, type PolicyView } from '../backup-policies';
 import type { ApiOperation } from '../api-client';
@@ -147,10 +148,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
         );
         return;
       }
-      const filter: Record<string, unknown> = {};
-      if (o.vm) filter.vmId = o.vm;
-      if (!o.all) filter.state = { $in: ['good', 'running'] };
-      const docs = await (await ctx.inventory()).backups.find(filter).sort({ startedAt: -1 }).toArray();
+      const docs = await listBackups(await ctx.inventory(), { vmId: o.vm, all: o.all });
       emit(o, docs, (ds) =>
         printTable(
           ds.map((b) => backupRow(b._id, b)),
