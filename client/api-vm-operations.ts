@@ -1,15 +1,22 @@
-import type { CreateVmRequest, DeleteVmRequest, StopVmRequest, VmRef } from '../domain/requests';
-import type { createVm, deleteVm, startVm, stopVm } from '../workflows';
+import type {
+  CreateVmRequest,
+  DeleteVmRequest,
+  ResizeDiskRequest,
+  StopVmRequest,
+  VmRef,
+} from '../domain/requests';
+import type { createVm, deleteVm, resizeDisk, startVm, stopVm } from '../workflows';
 import type { ApiClient, ApiOperation } from './api-client';
 
 type Result<W extends (...args: never[]) => unknown> = Awaited<ReturnType<W>>;
 
-/** A VM's life cycle as the CLI drives it, directly (vmOperations) or through the API. */
+/** A VM's life cycle and disks as the CLI drives them, directly (vmOperations) or through the API. */
 export interface VmLifecycle {
   create(req: CreateVmRequest): Promise<ApiOperation<Result<typeof createVm>>>;
   start(req: VmRef): Promise<ApiOperation<Result<typeof startVm>>>;
   stop(req: StopVmRequest): Promise<ApiOperation<Result<typeof stopVm>>>;
   delete(req: DeleteVmRequest): Promise<ApiOperation<Result<typeof deleteVm>>>;
+  resizeDisk(req: ResizeDiskRequest): Promise<ApiOperation<Result<typeof resizeDisk>>>;
 }
 
 const vmPath = (vmId: string) => `/v1/vms/${encodeURIComponent(vmId)}`;
@@ -21,5 +28,6 @@ export function apiVmOperations(api: ApiClient): VmLifecycle {
     start: ({ vmId, ...rest }) => api.start('POST', `${vmPath(vmId)}/start`, rest),
     stop: ({ vmId, ...rest }) => api.start('POST', `${vmPath(vmId)}/stop`, rest),
     delete: ({ vmId, ...rest }) => api.start('DELETE', vmPath(vmId), rest),
+    resizeDisk: ({ vmId, ...rest }) => api.start('POST', `${vmPath(vmId)}/resize-disk`, rest),
   };
 }

@@ -8,6 +8,7 @@ import { registerAuditCommands } from './commands/audit';
 import { registerImageCommands } from './commands/image';
 import { registerLoginCommands } from './commands/login';
 import { registerNetworkCommands } from './commands/network';
+import { registerProjectCommands } from './commands/project';
 import { registerTokenCommands } from './commands/token';
 import { registerVmCommands } from './commands/vm';
 import { CliContext } from './context';
@@ -33,6 +34,7 @@ export function buildCli(ctx: CliContext): Command {
   registerRolloutCommands(program, ctx);
   registerSimCommands(program, ctx);
   registerAuditCommands(program, ctx);
+  registerProjectCommands(program, ctx);
   registerTokenCommands(program, ctx);
   return program;
 }

@@ -15,3 +15,6 @@ export function formatBytes(bytes: number): string {
   }
   return `${bytes} bytes`;
 }
+
+/** The bytes of several disks in all. */
+export const sumBytes = (sizes: readonly number[]): number => sizes.reduce((a, b) => a + b, 0);

@@ -93,6 +93,12 @@ export const vmSchema = z.object({
   memoryMiB: z.number().int().positive(),
   vcpus: z.number().int().positive(),
   diskPath: z.string(),
+  /**
+   * Each disk's provisioned size in bytes, the root disk first (vda, vdb, …): recorded at create
+   * or restore and on every growth, and what the project's disk quota counts. Absent on VMs
+   * recorded before disk quotas: their image's size and their data disks' sizes at creation.
+   */
+  diskBytes: z.array(z.number().int().nonnegative()).optional(),
   labels,
   /** Who may see and operate it through the API (domain/access.ts); absent on older VMs: the default. */
   project: idSchema.optional(),
@@ -215,6 +221,8 @@ export const backupSchema = z.object({
     guest: guestConfigSchema,
     /** The project of the VM it was taken from (absent before VMs had projects: the default). */
     project: idSchema.optional(),
+    /** Its disks' provisioned sizes, root first (absent before disk quotas): a restore claims them. */
+    diskBytes: z.array(z.number().int().nonnegative()).optional(),
   }),
   virtualSizeBytes: z.number().int().nonnegative(),
   sizeBytes: z.number().int().nonnegative().optional(),

@@ -4,6 +4,7 @@ import { DEFAULT_CPU_BASELINE } from '../domain/cpu';
 import type { ProvisionSpec } from '../domain/requests';
 import { MongoServerError, type Filter } from 'mongodb';
 import { DEFAULT_PROJECT } from '../domain/access';
+import { sumBytes } from '../domain/bytes';
 import { NotFoundError, ValidationError } from '../domain/errors';
 import type { Inventory } from './db';
 import { withinQuota } from './quotas';
@@ -25,7 +26,10 @@ export async function getVm(inv: Inventory, vmId: string): Promise<VmDoc> {
 /** Claims the VM id with a `creating` document; a taken id is a validation error. */
 export async function insertCreatingVm(
   inv: Inventory,
-  vm: Pick<VmDoc, '_id' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'createdByRun' | 'guest' | 'project'>,
+  vm: Pick<
+    VmDoc,
+    '_id' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'createdByRun' | 'guest' | 'project' | 'diskBytes'
+  >,
 ): Promise<VmDoc> {
   const now = new Date();
   const doc = vmSchema.parse({
@@ -49,19 +53,22 @@ export async function insertCreatingVm(
 }
 
 /**
- * Claims the VM id for one workflow run. Idempotent for that run, so a retried first step finds
- * its own claim instead of reporting the id as taken.
+ * Claims the VM id for one workflow run, with its disks' sizes (`diskBytes`, root first).
+ * Idempotent for that run, so a retried first step finds its own claim instead of reporting the
+ * id as taken.
  */
 export async function claimVmIdForRun(
   inv: Inventory,
   spec: Pick<ProvisionSpec, 'vmId' | 'image' | 'memoryMiB' | 'vcpus' | 'labels' | 'guest' | 'project'>,
+  diskBytes: number[],
   runId: string,
 ): Promise<void> {
   const existing = await inv.vms.findOne({ _id: spec.vmId });
   if (existing?.state === 'creating' && existing.createdByRun === runId) return;
   const { vmId, image, memoryMiB, vcpus, labels, guest, project } = spec;
   // A new VM takes its place in its project's quota as it is recorded (inventory/quotas.ts).
-  await withinQuota(inv, { project, vmId, vcpus, memoryMiB }, runId, () =>
+  const usage = { project, vmId, vcpus, memoryMiB, diskBytes: sumBytes(diskBytes) };
+  await withinQuota(inv, usage, runId, () =>
     insertCreatingVm(inv, {
       _id: vmId,
       image,
@@ -71,6 +78,7 @@ export async function claimVmIdForRun(
       guest,
       createdByRun: runId,
       project,
+      diskBytes,
     }),
   );
 }
@@ -90,7 +98,18 @@ export async function updateVm(
   inv: Inventory,
   vmId: string,
   set: Partial<
-    Pick<VmDoc, 'state' | 'host' | 'diskPath' | 'stateReason' | 'migration' | 'migratedBy' | 'ha' | 'guest'>
+    Pick<
+      VmDoc,
+      | 'state'
+      | 'host'
+      | 'diskPath'
+      | 'stateReason'
+      | 'migration'
+      | 'migratedBy'
+      | 'ha'
+      | 'guest'
+      | 'diskBytes'
+    >
   >,
   opts: { ifRevision?: number } = {},
 ): Promise<boolean> {

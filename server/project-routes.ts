@@ -1,7 +1,7 @@
 import { parseInput } from '../domain/errors';
 import { quotaSchema, type Quota } from '../domain/quota';
 import { idSchema } from '../domain/ids';
-import { getQuota, projectUsage, setQuota } from '../inventory/quotas';
+import { projectReport, setQuota } from '../inventory/quotas';
 import { authorize } from './auth';
 import { route, type ApiDeps, type ApiRoute } from './route';
 
@@ -19,17 +19,13 @@ export function projectRoutes(deps: ApiDeps): ApiRoute[] {
       async handle({ actor, params }) {
         const project = projectParam(params);
         authorize(actor, 'read', project);
-        return {
-          project,
-          quota: (await getQuota(deps.inv, project)) ?? {},
-          usage: await projectUsage(deps.inv, project),
-        };
+        return projectReport(deps.inv, project);
       },
     }),
     route<Quota>({
       method: 'PUT',
       url: '/v1/projects/:project/quota',
-      summary: "Set a project's quota: vms, vcpus, memoryMiB; an absent limit is none (fleet admin)",
+      summary: "Set a project's quota: vms, vcpus, memoryMiB, diskGiB; an absent limit is none (fleet admin)",
       body: quotaSchema,
       status: 200,
       async handle({ actor, params, body }) {

@@ -1,16 +1,19 @@
 import { z } from 'zod';
 import { readableProjects } from '../domain/access';
+import { sumBytes } from '../domain/bytes';
 import { idSchema } from '../domain/ids';
 import { parseInput } from '../domain/errors';
 import { migrationRequestSchema } from '../domain/migration';
 import {
   createVmRequestSchema,
+  resizeDiskRequestSchema,
   stopVmRequestSchema,
   vmRefSchema,
   type CreateVmRequest,
 } from '../domain/requests';
 import { listHosts } from '../inventory/hosts';
-import { checkQuotaRoom } from '../inventory/quotas';
+import { checkQuotaRoom, diskGrowth } from '../inventory/quotas';
+import type { VmDoc } from '../inventory/schemas';
 import { readUsage } from '../inventory/reservations';
 import { pageOfVms } from '../inventory/vms';
 import { vmOperations, type StartedOperation } from '../client/vm-operations';
@@ -32,6 +35,8 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
     summary: string,
     body: S,
     start: (o: Ops, vmId: string, body: z.output<S>) => Promise<StartedOperation<unknown>>,
+    /** A refusal answered at once (409) rather than by an operation bound to fail. */
+    precheck?: (vm: VmDoc, body: z.output<S>) => Promise<void>,
   ) =>
     route<z.input<S>>({
       method,
@@ -41,6 +46,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       status: 202,
       async handle(ctx) {
         const vm = await operableVm(deps, ctx.actor, ctx.params);
+        await precheck?.(vm, ctx.body as z.output<S>);
         return accepted(vm._id, await start(ops(ctx, projectOf(vm)), vm._id, ctx.body as z.output<S>));
       },
     });
@@ -101,7 +107,10 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       async handle(ctx) {
         const spec = parseInput(createVmRequestSchema, ctx.body, '');
         authorize(ctx.actor, 'operate', spec.project);
-        await checkQuotaRoom(deps.inv, spec);
+        // An unknown image is the create's own refusal, by field: here its root disk counts as 0.
+        const image = await deps.inv.images.findOne({ _id: spec.image });
+        const root = spec.diskSizeBytes ?? image?.virtualSizeBytes ?? 0;
+        await checkQuotaRoom(deps.inv, { ...spec, diskBytes: sumBytes([root, ...spec.dataDisks]) });
         const op = await ops(ctx, spec.project).create(spec);
         return accepted(op.workflowId.slice('vm/'.length), op);
       },
@@ -126,6 +135,17 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       'Live-migrate a VM (operator)',
       migrateBody,
       (o, vmId, body) => o.migrate({ ...body, vmId }),
+    ),
+    operationRoute(
+      'POST',
+      '/v1/vms/:vmId/resize-disk',
+      "Grow one of a VM's disks, within its project's disk quota (operator)",
+      resizeBody,
+      (o, vmId, body) => o.resizeDisk({ ...body, vmId }),
+      async (vm, body) => {
+        const growth = await diskGrowth(deps.inv, vm, body.disk ?? 0, body.sizeBytes);
+        if (growth.after) await checkQuotaRoom(deps.inv, growth.subject, growth.was);
+      },
     ),
     route<z.input<typeof abortBody>>({
       method: 'POST',
@@ -167,6 +187,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
 const startBody = vmRefSchema.omit({ vmId: true }).strict();
 const stopBody = stopVmRequestSchema.omit({ vmId: true }).strict();
 const migrateBody = migrationRequestSchema.omit({ vmId: true }).strict();
+const resizeBody = resizeDiskRequestSchema.omit({ vmId: true }).strict();
 const abortBody = z.strictObject({ reason: z.string().max(500).optional() });
 const pageQuery = z.strictObject({
   after: idSchema.optional(),

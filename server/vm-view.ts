@@ -11,6 +11,8 @@ export function vmView(vm: VmDoc) {
     image: vm.image,
     memoryMiB: vm.memoryMiB,
     vcpus: vm.vcpus,
+    /** Each disk's provisioned size, root first; null for a VM recorded before disk quotas. */
+    diskBytes: vm.diskBytes ?? null,
     labels: vm.labels,
     nics: (vm.guest.nics ?? []).map(({ network, mac, ip }) => ({ network, mac, ip })),
     ha: vm.ha ?? { enabled: false, priority: 0 },

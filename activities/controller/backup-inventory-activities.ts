@@ -17,6 +17,7 @@ import type { Inventory } from '../../inventory/db';
 import { recordEvent } from '../../inventory/events';
 import { backupSchema, type BackupDoc } from '../../inventory/schemas';
 import { allocateNewVmNics, getVm, claimVmIdForRun } from '../../inventory/vms';
+import { disksOf } from '../../inventory/quotas';
 import { currentRun } from './run-context';
 
 export interface BackupPlan {
@@ -161,6 +162,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
             vcpus: vm.vcpus,
             guest: vm.guest,
             project: vm.project,
+            diskBytes: vm.diskBytes,
           },
           virtualSizeBytes: started.virtualSizeBytes,
           startedAt: now,
@@ -372,7 +374,10 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
           nics: undefined,
         },
       };
-      await claimVmIdForRun(inv, spec, currentRun().runId);
+      // The restored disks are the backed-up VM's, at their sizes then: the quota counts those.
+      const imageBytes = (await inv.images.findOne({ _id: backup.vm.image }))?.virtualSizeBytes ?? 0;
+      const diskBytes = disksOf({ ...backup.vm, _id: req.vmId }, () => imageBytes);
+      await claimVmIdForRun(inv, spec, diskBytes, currentRun().runId);
       const nics =
         req.nics === 'none'
           ? []

@@ -13,6 +13,7 @@ import { UEFI_MIN_MEMORY_MIB } from '../../domain/guest';
 import { createVmRequestSchema, type CreateVmSpec, type ProvisionSpec } from '../../domain/requests';
 import type { Inventory } from '../../inventory/db';
 import { recordEvent } from '../../inventory/events';
+import { diskGrowth, withinQuota } from '../../inventory/quotas';
 import { claimCapacity, releaseClaims } from '../../inventory/reservations';
 import type { EventDoc, VmDoc, VmState } from '../../inventory/schemas';
 import { allocateNewVmNics, deleteVmDoc, getVm, claimVmIdForRun, updateVm } from '../../inventory/vms';
@@ -58,7 +59,8 @@ export function createVmInventoryActivities(inv: Inventory, config: Pick<Config,
           cpuModel: config.cpuBaseline,
         },
       };
-      await claimVmIdForRun(inv, spec, currentRun().runId);
+      const diskBytes = [request.diskSizeBytes ?? image.virtualSizeBytes, ...request.dataDisks];
+      await claimVmIdForRun(inv, spec, diskBytes, currentRun().runId);
       if (request.nics?.length) spec.guest.nics = await allocateNewVmNics(inv, spec.vmId, request.nics);
       return {
         spec,
@@ -161,6 +163,33 @@ export function createVmInventoryActivities(inv: Inventory, config: Pick<Config,
           `cannot ${req.operation} vm ${req.vmId}: its migration to ${vm.migration.target} (run ${vm.migration.runId}) ended unsettled; see \`virtflow audit list\``,
         );
       return vm;
+    },
+
+    /**
+     * Records a disk's growth before its host grows it, if the project's quota has room for the
+     * larger disk (arbitrated as a create's claim is). Returns the disks as recorded before, for
+     * the workflow to put back should the host not grow it. A size not above the record changes
+     * nothing here: the host refuses a shrink, naming both sizes.
+     */
+    async claimDiskGrowth(req: { vmId: string; disk: number; sizeBytes: number }): Promise<number[]> {
+      const vm = await getVm(inv, req.vmId);
+      const growth = await diskGrowth(inv, vm, req.disk, req.sizeBytes);
+      if (growth.after) {
+        const after = growth.after;
+        await withinQuota(
+          inv,
+          growth.subject,
+          currentRun().runId,
+          () => updateVm(inv, vm._id, { diskBytes: after }),
+          growth.was,
+        );
+      }
+      return growth.before;
+    },
+
+    /** Puts back a VM's disks as recorded before a growth its host did not make. */
+    async restoreDiskRecord(req: { vmId: string; diskBytes: number[] }): Promise<void> {
+      await updateVm(inv, req.vmId, { diskBytes: req.diskBytes });
     },
 
     /** Checks a host can run guests now: up, agent alive, not in maintenance. */

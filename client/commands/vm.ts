@@ -94,7 +94,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
   const vm = program.command('vm').description('virtual machines');
   registerMigrationCommands(vm, program, ctx);
   const ops = async () => vmOperations(await ctx.client(), ctx.config);
-  /** Create, start, stop, delete: through the API when logged in. */
+  /** Create, start, stop, delete, resize-disk: through the API when logged in. */
   const lifecycle = async (): Promise<VmLifecycle> => {
     const api = ctx.api;
     return api ? apiVmOperations(api) : ops();
@@ -195,7 +195,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .requiredOption('--size <size>', 'the new size, e.g. 40G (disks only grow)', sizeArg)
       .option('--disk <n>', '0 is the root disk, 1 the first data disk (vdb), …', numberArg, 0),
   ).action(async (vmId: string, o: OutputOptions & { wait: boolean; size: number; disk: number }) => {
-    const op = await (await ops()).resizeDisk({ vmId, sizeBytes: o.size, disk: o.disk });
+    const op = await (await lifecycle()).resizeDisk({ vmId, sizeBytes: o.size, disk: o.disk });
     await follow(op, o, (r) =>
       console.log(
         `${o.disk === 0 ? 'disk' : `data disk ${o.disk}`} of vm ${r.vmId} grown ${formatBytes(r.previousBytes)} → ${formatBytes(r.sizeBytes)} on ${r.host} (${r.online ? 'online' : 'offline'})`,

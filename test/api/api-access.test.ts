@@ -11,6 +11,7 @@ import { searchAttributes } from '../../domain/names';
 import { createApiToken } from '../../inventory/api-tokens';
 import { insertSimImage, populateSimFleet } from '../../inventory/sim-fleet';
 import { buildApiServer } from '../../server/app';
+import { vmOperations } from '../../client/vm-operations';
 import { bundleWorkflows, TestStack } from '../helpers/test-stack';
 import { until } from '../helpers/until';
 
@@ -313,6 +314,63 @@ describe('API: tokens, roles, projects and hostile input', () => {
     expect(sixth.body.message).toMatch(/vms: 5 of 5 already used/);
   }, 180_000);
 
+  test("a disk quota counts each disk at its size: a create or a growth past it is refused, by the API and by the workflow's claim", async () => {
+    const GiB = 1024 ** 3;
+    expect((await call('admin', 'PUT', '/v1/projects/team-d/quota', { diskGiB: 3 })).status).toBe(200);
+    const made = await createApiToken(
+      stack.inventory,
+      { name: 'op-d', grants: [{ project: 'team-d', role: 'operator' }] },
+      'test',
+    );
+    tokens['op-d'] = made.token;
+    const ended = (res: { body: { workflowId: string; runId: string } }) =>
+      stack.client.workflow.getHandle(res.body.workflowId, res.body.runId).result();
+
+    // The image's 1 GiB root disk and a 1 GiB data disk: 2 of the 3 GiB.
+    const one = await call('op-d', 'POST', '/v1/vms', {
+      vmId: 'd-one',
+      image: 'sim-image',
+      project: 'team-d',
+      dataDisks: [GiB],
+    });
+    expect(one.status).toBe(202);
+    await ended(one);
+    expect((await call('op-d', 'GET', '/v1/vms/d-one')).body.diskBytes).toEqual([GiB, GiB]);
+
+    const big = await call('op-d', 'POST', '/v1/vms', {
+      vmId: 'd-two',
+      image: 'sim-image',
+      project: 'team-d',
+      diskSizeBytes: 2 * GiB,
+    });
+    expect(big).toMatchObject({ status: 409, body: { error: 'QuotaExceededError' } });
+    expect(big.body.message).toMatch(/diskGiB: needs 2 GiB, 1 GiB of 3 GiB left/);
+
+    // A growth within the quota is recorded; one past it is refused before anything starts.
+    const grow = await call('op-d', 'POST', '/v1/vms/d-one/resize-disk', { disk: 1, sizeBytes: 1.5 * GiB });
+    expect(grow.status).toBe(202);
+    await ended(grow);
+    const past = await call('op-d', 'POST', '/v1/vms/d-one/resize-disk', { disk: 0, sizeBytes: 2 * GiB });
+    expect(past).toMatchObject({ status: 409, body: { error: 'QuotaExceededError' } });
+    expect(past.body.message).toMatch(/diskGiB: needs 1 GiB, 512 MiB of 3 GiB left/);
+    const noDisk = await call('op-d', 'POST', '/v1/vms/d-one/resize-disk', { disk: 2, sizeBytes: 2 * GiB });
+    expect(noDisk).toMatchObject({ status: 400, body: { field: 'disk' } });
+
+    // Started past the API (as when another request took the room after its check), the
+    // workflow's own claim refuses it, and the host is never asked.
+    const direct = await vmOperations(stack.client, stack.config).resizeDisk({
+      vmId: 'd-one',
+      disk: 0,
+      sizeBytes: 2 * GiB,
+    });
+    await expect(direct.result()).rejects.toMatchObject({ cause: { type: 'QuotaExceededError' } });
+    expect((await stack.inventory.vms.findOne({ _id: 'd-one' }))!.diskBytes).toEqual([GiB, 1.5 * GiB]);
+    expect((await call('op-d', 'GET', '/v1/projects/team-d')).body).toMatchObject({
+      quota: { diskGiB: 3 },
+      usage: { vms: 1, diskBytes: 2.5 * GiB },
+    });
+  }, 120_000);
+
   test('the CLI goes through the API with a token, and needs neither MongoDB nor Temporal', async () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'vf-cli-'));
     // Nothing but the API is reachable: the database and Temporal addresses lead nowhere.
@@ -391,6 +449,10 @@ describe('API: tokens, roles, projects and hostile input', () => {
     expect(await virtflow(['vm', 'console', 'a-one', '--log'])).toMatchObject({ code: 0, stderr: '' });
     const drift = await virtflow(['audit', 'drift']);
     expect(drift.stderr.trim()).toBe("virtflow: error: token:op-a may not read the fleet's drift");
+    // A project's quota and usage; only a fleet admin sets a quota.
+    expect((await virtflow(['project', 'show', 'team-a'])).stdout).toMatch(/^vms\s+3 of no limit$/m);
+    const quota = await virtflow(['project', 'quota', 'team-a', '--vms', '9']);
+    expect(quota.stderr.trim()).toBe('virtflow: error: token:op-a may not administer the fleet');
     // What the API does not serve yet is refused while logged in, not done behind its back.
     const direct = await virtflow(['host', 'list']);
     expect(direct.stderr).toMatch(/not served by the API yet: run it with --direct/);

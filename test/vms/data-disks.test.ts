@@ -80,6 +80,7 @@ describe('data disks', () => {
     ).result();
     const files = vmFiles(datastore, 'files');
     expect(created.diskPath).toBe(files.disk);
+    expect((await stack.inventory.vms.findOne({ _id: 'files' }))!.diskBytes).toEqual([96 * MiB, 16 * MiB]);
     const first = (await written('host-a', 'files')).trim();
     expect(first).toMatch(/^[0-9a-f]{64}$/);
     expect(await readsNow('host-a', 'files')).toBe(first);
@@ -118,9 +119,11 @@ describe('data disks', () => {
         await backups.restore({ backupId: backup.backupId, vmId, userData: '' })
       ).result();
       expect(guestBytesSha256(vmFiles(datastore, vmId).diskOf(1))).toBe(sha);
+      // The restore claims the backed-up VM's disks at their sizes in its project's quota.
       expect(await stack.inventory.vms.findOne({ _id: vmId })).toMatchObject({
         state: 'running',
         guest: { dataDisks: [16 * MiB] },
+        diskBytes: [96 * MiB, 16 * MiB],
       });
       expect(restored.verifiedBy).toBe('guest-agent');
     }
@@ -135,6 +138,10 @@ describe('data disks', () => {
       return s === (32 * MiB) / 512 && s;
     });
     expect(sectors).toBe(65536);
+    expect((await stack.inventory.vms.findOne({ _id: 'files-inc' }))!.diskBytes).toEqual([
+      96 * MiB,
+      32 * MiB,
+    ]);
 
     // Deleting a VM deletes its data disks with it.
     await (await vms.delete({ vmId: 'files-inc' })).result();
