@@ -12,12 +12,15 @@ import {
   type BackupPolicyInput,
   type BackupPolicySpec,
 } from '../domain/backup';
+import { DEFAULT_PROJECT } from '../domain/access';
 import { NotFoundError, parseInput, ValidationError } from '../domain/errors';
 import { CONTROLLER_TASK_QUEUE } from '../domain/names';
 import type { Inventory } from '../inventory/db';
 import type { BackupPolicyDoc } from '../inventory/schemas';
 import type { scheduledBackup } from '../workflows';
+import type { Config } from '../domain/config';
 import { overlapPolicy, toScheduleSpec } from './schedule-spec';
+import { runUrl } from './temporal';
 
 export const scheduleIdOf = (name: string) => `backup-policy/${name}`;
 
@@ -40,6 +43,7 @@ export function policySummary(v: PolicyView) {
   const s = v.policy.spec as BackupPolicyInput;
   return {
     name: v.policy._id,
+    project: s.project ?? 'fleet',
     vms:
       s.vmIds?.join(',') ??
       Object.entries(s.vmLabels ?? {})
@@ -54,6 +58,22 @@ export function policySummary(v: PolicyView) {
   };
 }
 
+/** A policy in full, as `backup policy show` prints it and the API answers it. */
+export function policyDetail(config: Config, v: PolicyView) {
+  return {
+    ...policySummary(v),
+    spec: v.policy.spec as BackupPolicyInput,
+    scheduleId: v.policy.scheduleId,
+    temporalUi: `${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/schedules/${encodeURIComponent(v.policy.scheduleId)}`,
+    recentRuns: (v.schedule?.info.recentActions ?? []).map((a) =>
+      runUrl(config, a.action.workflow.workflowId, a.action.workflow.firstExecutionRunId),
+    ),
+    skippedOverlapping: v.schedule?.info.numActionsSkippedOverlap ?? 0,
+  };
+}
+export type PolicyDetail = ReturnType<typeof policyDetail>;
+export type PolicySummary = ReturnType<typeof policySummary>;
+
 /**
  * Backup policies: a document in `backupPolicies` and a Temporal Schedule that runs
  * `scheduledBackup` for it. Everything is validated (spec, VMs, retention) before either is
@@ -66,8 +86,11 @@ export function backupPolicies(client: Client, inv: Inventory) {
   ): Promise<{ spec: BackupPolicySpec; options: ScheduleOptions }> {
     const spec = parseInput(backupPolicySchema, input, '');
     for (const vmId of spec.vmIds ?? []) {
-      if (!(await inv.vms.findOne({ _id: vmId })))
-        throw new ValidationError('vmIds', `no VM named "${vmId}"`);
+      const vm = await inv.vms.findOne({ _id: vmId }, { projection: { project: 1 } });
+      if (!vm) throw new ValidationError('vmIds', `no VM named "${vmId}"`);
+      const project = vm.project ?? DEFAULT_PROJECT;
+      if (spec.project && project !== spec.project)
+        throw new ValidationError('vmIds', `VM ${vmId} is in project ${project}, not ${spec.project}`);
     }
     let scheduleSpec;
     try {
@@ -153,7 +176,13 @@ export function backupPolicies(client: Client, inv: Inventory) {
     async update(name: string, patch: Partial<BackupPolicyInput>): Promise<PolicyView> {
       const current = await inv.backupPolicies.findOne({ _id: name });
       if (!current) throw new NotFoundError('backup policy', name);
-      const { spec, options } = await validate({ ...(current.spec as BackupPolicyInput), ...patch, name });
+      const was = current.spec as BackupPolicyInput;
+      if ('project' in patch && patch.project !== was.project)
+        throw new ValidationError(
+          'project',
+          `policy ${name} stays in ${was.project ? `project ${was.project}` : 'the fleet'}`,
+        );
+      const { spec, options } = await validate({ ...was, ...patch, name });
       await client.schedule.getHandle(options.scheduleId).update((prev) => ({
         ...prev,
         spec: options.spec,

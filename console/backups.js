@@ -1,15 +1,16 @@
-import { api, h, hasFleetGrant, show, table, when } from './ui.js';
+import { api, h, show, table, when } from './ui.js';
 
 const mib = (bytes) => (bytes === undefined ? '' : `${(bytes / 1048576).toFixed(1)} MiB`);
 
 /**
- * Backups of the VMs the operator may see, newest first, and (with a fleet grant) the backup
- * policies with their next run and how many runs in a row failed.
+ * Backups of the VMs the operator may see, newest first, and the backup policies the operator
+ * may read (its projects', and the fleet's with a fleet grant) with their next run and how many
+ * runs in a row failed.
  */
 export async function backupsView() {
   const [backups, policies] = await Promise.all([
     api('GET', '/v1/backups'),
-    hasFleetGrant() ? api('GET', '/v1/backup-policies') : undefined,
+    api('GET', '/v1/backup-policies'),
   ]);
   show(
     h('h1', {}, 'Backups'),
@@ -30,12 +31,13 @@ export async function backupsView() {
         ),
       ),
     ),
-    policies
+    policies.length
       ? [
           h('h2', {}, 'Policies'),
           table(
             [
               'policy',
+              'project',
               'VMs',
               'schedule',
               'paused',
@@ -49,6 +51,7 @@ export async function backupsView() {
                 'tr',
                 { 'data-policy': p.name, class: p.failures > 0 ? 'failing' : '' },
                 h('td', {}, p.name),
+                h('td', {}, p.project),
                 h('td', {}, p.vms),
                 h('td', {}, p.schedule),
                 h('td', {}, p.paused),

@@ -171,6 +171,11 @@ export const overlapPolicies = [
 export const backupPolicySchema = z
   .object({
     name: idSchema,
+    /**
+     * The project the policy belongs to: it backs up only that project's VMs, and that project's
+     * admins manage it. Absent: a fleet policy, over every project's VMs, a fleet admin's.
+     */
+    project: idSchema.optional(),
     /** Which VMs: an explicit list, or every VM carrying all these labels. */
     vmIds: z.array(idSchema).min(1).optional(),
     vmLabels: labelSelectorSchema.optional(),
@@ -210,4 +215,16 @@ export const backupPolicySchema = z
     path: ['vmIds'],
   });
 export type BackupPolicyInput = z.input<typeof backupPolicySchema>;
+
+/**
+ * What an update may change of a policy, each field as a create checks it; nothing defaults
+ * (an absent field keeps its value), and the name and project never change.
+ */
+export const backupPolicyChangeSchema = z.strictObject({
+  schedule: backupScheduleSchema.optional(),
+  retention: retentionSchema.optional(),
+  overlap: z.enum(overlapPolicies).optional(),
+});
+export type BackupPolicyChange = z.input<typeof backupPolicyChangeSchema>;
+export type OverlapPolicy = (typeof overlapPolicies)[number];
 export type BackupPolicySpec = z.output<typeof backupPolicySchema>;

@@ -93,6 +93,7 @@ export const networkSpecSchema = z
     }
   });
 export type NetworkSpec = z.output<typeof networkSpecSchema>;
+export type NetworkSpecInput = z.input<typeof networkSpecSchema>;
 
 /** The addresses a network hands out, as numbers: its pool, or the whole subnet, never the gateway. */
 export function poolRange(n: NetworkSpec): { first: number; last: number; gateway?: number } {

@@ -14,7 +14,7 @@ import {
   type NicRequest,
 } from '../domain/network';
 import type { Inventory } from './db';
-import type { NetworkDoc, NicClaimDoc } from './schemas';
+import type { NetworkDoc, NicClaimDoc, VmDoc } from './schemas';
 
 const isDuplicate = (err: unknown) => err instanceof MongoServerError && err.code === 11000;
 
@@ -91,6 +91,40 @@ export async function getNetwork(inv: Inventory, name: string): Promise<NetworkD
   if (!n) throw new NotFoundError('network', name);
   return n;
 }
+
+/** Every network, by name. */
+export async function listNetworks(inv: Inventory): Promise<NetworkDoc[]> {
+  return inv.networks.find({}).sort({ _id: 1 }).toArray();
+}
+
+/**
+ * A network and the addresses its VMs hold. A VM `visible` does not let the reader see (another
+ * project's) is not named: its address shows as held, by `(another project)`.
+ */
+export async function networkWithAddresses(
+  inv: Inventory,
+  name: string,
+  visible?: (vm: Pick<VmDoc, '_id' | 'project'>) => boolean,
+) {
+  const n = await getNetwork(inv, name);
+  const held = await inv.nicClaims.find({ network: name, kind: 'ip' }).toArray();
+  const projects = visible
+    ? new Map(
+        (
+          await inv.vms
+            .find({ _id: { $in: [...new Set(held.map((c) => c.vmId))] } })
+            .project<Pick<VmDoc, '_id' | 'project'>>({ project: 1 })
+            .toArray()
+        ).map((v) => [v._id, v]),
+      )
+    : undefined;
+  const named = (vmId: string) => {
+    const vm = projects?.get(vmId);
+    return !visible || (vm !== undefined && visible(vm)) ? vmId : '(another project)';
+  };
+  return { ...n, addresses: held.map((c) => ({ address: c._id.split('/').pop()!, vm: named(c.vmId) })) };
+}
+export type NetworkWithAddresses = Awaited<ReturnType<typeof networkWithAddresses>>;
 
 /** Deletes a network no VM uses; one in use is refused, naming its VMs. */
 export async function deleteNetwork(inv: Inventory, name: string): Promise<void> {

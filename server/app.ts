@@ -10,6 +10,9 @@ import { openApiDocument } from './openapi';
 import { operationEventsRoute } from './operation-events';
 import { route, type ApiDeps, type ApiRoute } from './route';
 import { backupRoutes } from './backup-routes';
+import { hostRoutes } from './host-routes';
+import { networkRoutes } from './network-routes';
+import { backupPolicyRoutes } from './backup-policy-routes';
 import { driftRoutes } from './drift-routes';
 import { guestRoutes } from './guest-routes';
 import { imageRoutes } from './image-routes';
@@ -75,7 +78,10 @@ export async function buildApiServer(deps: ApiDeps, opts: ApiServerOptions = {})
     ...imageRoutes(deps),
     ...projectRoutes(deps),
     ...rolloutRoutes(deps),
+    ...hostRoutes(deps),
+    ...networkRoutes(deps),
     ...backupRoutes(deps),
+    ...backupPolicyRoutes(deps),
     ...driftRoutes(deps),
     operationEventsRoute(deps, opts.eventIntervalMs),
   ];

@@ -1,12 +1,11 @@
 import { z } from 'zod';
 import { allowed, DEFAULT_PROJECT } from '../domain/access';
-import { parseInput } from '../domain/errors';
-import { backupRequestSchema } from '../domain/backup';
+import { NotFoundError, parseInput } from '../domain/errors';
+import { backupRequestSchema, restoreRequestSchema } from '../domain/backup';
 import { idSchema } from '../domain/ids';
 import { backupOperations } from '../client/backup-operations';
-import { backupPolicies, policySummary } from '../client/backup-policies';
 import { listBackups } from '../inventory/backups';
-import { authorize, authorizeFleetRead } from './auth';
+import { authorize } from './auth';
 import { accepted } from './operations';
 import { operableVm, projectOf } from './vm-access';
 import { route, type ApiDeps, type ApiRoute } from './route';
@@ -17,13 +16,16 @@ const LIST_LIMIT = 500;
 /** What an operator chooses of a backup; a policy's own fields are the schedule's, not the API's. */
 const backupBody = backupRequestSchema.pick({ full: true, maxSpeedMiBps: true }).strict();
 
+/** The new VM and its first boot; the backup is the path's. */
+const restoreBody = restoreRequestSchema.omit({ backupId: true }).strict();
+const backupIdSchema = restoreRequestSchema.shape.backupId;
+
 const listQuery = z.strictObject({ vm: idSchema.optional(), all: z.enum(['true', 'false']).optional() });
 
 /**
  * Backups belong to the project of the VM they were taken from: a caller sees those of the
- * projects it holds a grant in and backs up the VMs it may operate. Policies pick VMs across
- * projects, so they are fleet-scoped: read with a fleet grant, as `virtflow backup policy list`
- * shows them (next run, failure streak).
+ * projects it holds a grant in, backs up the VMs it may operate, and restores a backup into its
+ * project as an operator there. Policies have their own routes (server/backup-policy-routes.ts).
  */
 export function backupRoutes(deps: ApiDeps): ApiRoute[] {
   return [
@@ -67,14 +69,23 @@ export function backupRoutes(deps: ApiDeps): ApiRoute[] {
         );
       },
     }),
-    route({
-      method: 'GET',
-      url: '/v1/backup-policies',
-      summary: 'Backup policies with their next run and failure streak (fleet grant)',
-      status: 200,
-      async handle({ actor, client }) {
-        authorizeFleetRead(actor, 'backup policies');
-        return (await backupPolicies(client, deps.inv).list()).map(policySummary);
+    route<z.input<typeof restoreBody>>({
+      method: 'POST',
+      url: '/v1/backups/:backupId/restore',
+      summary:
+        "Restore a backup (with its chain) as a new VM in the backed-up VM's project and boot it (operator there); " +
+        '202 with the operation',
+      body: restoreBody,
+      status: 202,
+      async handle(ctx) {
+        const backupId = parseInput(backupIdSchema, ctx.params.backupId, 'backupId');
+        const backup = await deps.inv.backups.findOne({ _id: backupId });
+        const project = backup?.vm.project ?? DEFAULT_PROJECT;
+        if (!backup || !allowed(ctx.actor, 'read', project)) throw new NotFoundError('backup', backupId);
+        authorize(ctx.actor, 'operate', project);
+        const body = ctx.body as z.output<typeof restoreBody>;
+        const op = await backupOperations(ctx.clientIn(project), deps.config).restore({ ...body, backupId });
+        return accepted(body.vmId, op);
       },
     }),
   ];

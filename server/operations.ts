@@ -10,13 +10,17 @@ import type { StartedOperation } from '../client/vm-operations';
 import type { ApiDeps } from './route';
 import { projectOf } from './vm-access';
 
-/** A started operation, as a 202 answers it: where to follow it. */
-export const accepted = (vmId: string, op: StartedOperation<unknown>) => ({
+/** A started operation, as a 202 answers it: where to follow it (`progressUrl`). */
+export const acceptedAt = (progressUrl: string, op: StartedOperation<unknown>) => ({
   workflowId: op.workflowId,
   runId: op.runId,
   temporalUrl: op.url,
-  progressUrl: `/v1/vms/${vmId}/operation`,
+  progressUrl,
 });
+
+/** A started operation on a VM, followed at the VM's operation route. */
+export const accepted = (vmId: string, op: StartedOperation<unknown>) =>
+  acceptedAt(`/v1/vms/${vmId}/operation`, op);
 
 /**
  * The id of a VM whose latest operation the caller may read: the project the operation was

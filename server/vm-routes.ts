@@ -11,10 +11,8 @@ import {
   vmRefSchema,
   type CreateVmRequest,
 } from '../domain/requests';
-import { listHosts } from '../inventory/hosts';
 import { checkQuotaRoom, diskGrowth } from '../inventory/quotas';
 import type { VmDoc } from '../inventory/schemas';
-import { readUsage } from '../inventory/reservations';
 import { pageOfVms } from '../inventory/vms';
 import { vmOperations, type StartedOperation } from '../client/vm-operations';
 import { operableVm, projectOf, readableVm } from './vm-access';
@@ -51,27 +49,6 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       },
     });
   return [
-    route({
-      method: 'GET',
-      url: '/v1/hosts',
-      summary: 'Hosts with their state and capacity (any grant)',
-      status: 200,
-      async handle({ actor }) {
-        authorize(actor, 'read');
-        const usage = await readUsage(deps.inv);
-        return (await listHosts(deps.inv)).map((h) => ({
-          hostId: h._id,
-          state: h.state,
-          maintenance: h.maintenanceState,
-          cluster: h.cluster,
-          labels: h.labels,
-          allocatable: h.allocatable,
-          used: { memoryMiB: usage.get(h._id)?.memoryMiB ?? 0, vcpus: usage.get(h._id)?.vcpus ?? 0 },
-          patchLevel: h.patchLevel,
-          heartbeatAt: h.agent.heartbeatAt,
-        }));
-      },
-    }),
     route({
       method: 'GET',
       url: '/v1/vms',

@@ -99,7 +99,7 @@ async function backUpPage(
   const spec = carried?.spec ?? (await inventory.loadBackupPolicy({ name: req.policy, specOnly: true })).spec;
   const chunk = req.chunk ?? FAN_OUT_CHUNK;
   const page = await inventory.policyVmPage({
-    selector: { vmIds: spec.vmIds, vmLabels: spec.vmLabels },
+    selector: { vmIds: spec.vmIds, vmLabels: spec.vmLabels, project: spec.project },
     run: workflowInfo().workflowId,
     after: carried?.after,
     limit: chunk,

@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { backupPolicySchema, type BackupPolicySpec } from '../../domain/backup';
+import { DEFAULT_PROJECT } from '../../domain/access';
 import { NotFoundError, parseInput } from '../../domain/errors';
 import type { Inventory } from '../../inventory/db';
 import type { BackupDoc } from '../../inventory/schemas';
@@ -16,22 +17,30 @@ import { pageAfter, PassSnapshots } from './pass-snapshots';
 
 export type { PolicyRunResult } from '../../domain/policy-tally';
 
+/** What a policy selects VMs by. */
+type PolicySelector = Pick<BackupPolicySpec, 'vmIds' | 'vmLabels' | 'project'>;
+
 /** Controller-side steps of a scheduled policy run: what to back up and how the run went. */
 export function createBackupPolicyActivities(inv: Inventory, client: () => Promise<Client>) {
   const snapshots = new PassSnapshots();
 
-  /** The VMs a policy selects now (by id, or by labels), sorted by id. */
-  async function selectedVmIds(selector: Pick<BackupPolicySpec, 'vmIds' | 'vmLabels'>): Promise<string[]> {
+  /**
+   * The VMs a policy selects now (by id, or by labels), sorted by id: only its project's, for a
+   * project's policy (a run begun before policies had projects selects fleet-wide, as it did).
+   */
+  async function selectedVmIds(selector: PolicySelector): Promise<string[]> {
     if (selector.vmIds) return [...selector.vmIds].sort();
     const filter = Object.fromEntries(
       Object.entries(selector.vmLabels ?? {}).map(([k, v]) => [`labels.${k}`, v]),
     );
     return (
       await inv.vms
-        .find(filter, { projection: { _id: 1 } })
+        .find(filter, { projection: { _id: 1, project: 1 } })
         .sort({ _id: 1 })
         .toArray()
-    ).map((v) => v._id);
+    )
+      .filter((v) => !selector.project || (v.project ?? DEFAULT_PROJECT) === selector.project)
+      .map((v) => v._id);
   }
 
   return {
@@ -53,7 +62,7 @@ export function createBackupPolicyActivities(inv: Inventory, client: () => Promi
      * whole selection: `next` is the id to continue after, absent on the last page.
      */
     async policyVmPage(req: {
-      selector: Pick<BackupPolicySpec, 'vmIds' | 'vmLabels'>;
+      selector: PolicySelector;
       /** The policy run's workflow id: its selection is read once and paged from memory. */
       run: string;
       after?: string;

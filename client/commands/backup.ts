@@ -2,17 +2,23 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import type { BackupPolicyInput, RetentionPolicy } from '../../domain/backup';
+import type {
+  BackupPolicyChange,
+  BackupPolicyInput,
+  RestoreRequest,
+  RetentionPolicy,
+} from '../../domain/backup';
 import { NotFoundError } from '../../domain/errors';
 import type { BackupDoc } from '../../inventory/schemas';
 import type { BackupResult } from '../../workflows/backup-vm';
+import type { restoreVm } from '../../workflows/restore-vm';
 import { listBackups } from '../../inventory/backups';
 import { backupOperations } from '../backup-operations';
-import { backupPolicies, policySummary, type PolicyView } from '../backup-policies';
+import type { PolicyDetail } from '../backup-policies';
+import { apiPolicyControls, directPolicyControls, type PolicyControls } from '../policy-controls';
 import type { ApiOperation } from '../api-client';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
-import { runUrl } from '../temporal';
 import { labelArg, numberArg, sshKeyFileArg, userDataFileArg } from './args';
 
 const mib = (bytes?: number) => (bytes === undefined ? undefined : `${(bytes / 1024 / 1024).toFixed(1)} MiB`);
@@ -234,16 +240,22 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
           nics: 'fresh' | 'same-addresses' | 'none';
         },
       ) => {
-        const op = await (
-          await ops()
-        ).restore({
+        const request: RestoreRequest = {
           backupId,
           vmId: o.as,
           host: o.host,
           sshKeys: o.sshKey,
           userData: o.userData,
           nics: o.nics,
-        });
+        };
+        // Through the API when logged in: into the backed-up VM's project, as an operator there.
+        const op = ctx.api
+          ? await ctx.api.start<Awaited<ReturnType<typeof restoreVm>>>(
+              'POST',
+              `/v1/backups/${encodeURIComponent(backupId)}/restore`,
+              { ...request, backupId: undefined },
+            )
+          : await (await ops()).restore(request);
         if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
         const r = await op.result();
         emit(o, r, () =>
@@ -255,18 +267,20 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     );
 
   const policy = backup.command('policy').description('scheduled backups (Temporal Schedules)');
-  const pol = async () => backupPolicies(await ctx.client(), await ctx.inventory());
-  const show = (o: OutputOptions) => (v: PolicyView) =>
-    emit(o, v, (x) =>
+  // Through the API when logged in; both ways answer a policy in the same shape.
+  const pol = async (): Promise<PolicyControls> =>
+    ctx.api
+      ? apiPolicyControls(ctx.api)
+      : directPolicyControls(await ctx.client(), await ctx.inventory(), ctx.config);
+  const show = (o: OutputOptions) => (d: PolicyDetail) =>
+    emit(o, d, ({ spec, scheduleId, temporalUi, recentRuns, skippedOverlapping, ...row }) =>
       printFields({
-        ...policySummary(x),
-        spec: JSON.stringify(x.policy.spec),
-        'schedule-id': x.policy.scheduleId,
-        'temporal-ui': `${ctx.config.temporal.uiUrl}/namespaces/${ctx.config.temporal.namespace}/schedules/${encodeURIComponent(x.policy.scheduleId)}`,
-        'recent-runs': x.schedule?.info.recentActions.map((a) =>
-          runUrl(ctx.config, a.action.workflow.workflowId, a.action.workflow.firstExecutionRunId),
-        ),
-        'skipped-overlapping': x.schedule?.info.numActionsSkippedOverlap,
+        ...row,
+        spec: JSON.stringify(spec),
+        'schedule-id': scheduleId,
+        'temporal-ui': temporalUi,
+        'recent-runs': recentRuns,
+        'skipped-overlapping': skippedOverlapping,
       }),
     );
 
@@ -274,6 +288,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     policy
       .command('create <name>')
       .description('create a backup policy and its schedule (idempotent)')
+      .option('--project <name>', "the project it belongs to: it backs up only that project's VMs")
       .option('--vm <vmId...>', 'VMs to back up')
       .option('--vm-label <key=value>', 'back up every VM with this label (repeatable)', labelArg)
       .option('--cron <expr>', 'cron expression: minute hour day-of-month month day-of-week')
@@ -294,6 +309,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
       await pol()
     ).create({
       name,
+      project: o.project as string | undefined,
       vmIds: o.vm as string[] | undefined,
       vmLabels: o.vmLabel as Record<string, string> | undefined,
       schedule: {
@@ -317,10 +333,11 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .description('list backup policies with their schedules')
     .option('--json', 'print JSON')
     .action(async (o: OutputOptions) => {
-      const views = await (await pol()).list();
-      emit(o, views, (vs) =>
-        printTable(vs.map(policySummary), [
+      const rows = await (await pol()).list();
+      emit(o, rows, (rs) =>
+        printTable(rs, [
           'name',
+          'project',
           'vms',
           'schedule',
           'paused',
@@ -344,7 +361,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
       .option('--overlap <policy>', 'overlap policy')
       .option('--json', 'print JSON'),
   ).action(async (name: string, o: OutputOptions & Record<string, unknown>) => {
-    const patch: Partial<BackupPolicyInput> = {};
+    const patch: BackupPolicyChange = {};
     if (o.cron || o.every)
       patch.schedule = { cron: o.cron as string | undefined, everySec: o.every as number | undefined };
     if (o.overlap) patch.overlap = o.overlap as BackupPolicyInput['overlap'];

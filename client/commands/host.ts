@@ -1,44 +1,40 @@
-import { cannotServe } from '../../domain/network';
 import type { Command } from 'commander';
-import { NotFoundError, ValidationError } from '../../domain/errors';
+import { ValidationError } from '../../domain/errors';
+import type { Inventory } from '../../inventory/db';
+import { hostDetail, hostList, hostStatus } from '../../inventory/host-views';
+import { apiHostOperations, hostPath, type HostControls } from '../api-host-operations';
 import { hostOperations } from '../host-operations';
 import { numberArg } from './args';
-import { listHosts } from '../../inventory/hosts';
-import { listVms } from '../../inventory/vms';
-import { describeFence, fenceFor, loadFenceConfig } from '../../domain/fence';
-import { liveness, lossReason } from '../../domain/liveness';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
 
 export function registerHostCommands(program: Command, ctx: CliContext): void {
   const host = program.command('host').description('physical hypervisor hosts');
 
+  // Through the API when logged in; both ways read the same views (inventory/host-views.ts).
+  const read = async <T>(path: string, direct: (inv: Inventory) => Promise<T>): Promise<T> =>
+    ctx.api ? ctx.api.request<T>('GET', path) : direct(await ctx.inventory());
+
   host
     .command('list')
     .description('list hosts with their state and capacity')
     .option('--json', 'print JSON')
     .action(async (opts: OutputOptions) => {
-      const hosts = await listHosts(await ctx.inventory());
-      const now = Date.now();
+      const hosts = await read('/v1/hosts', hostList);
       emit(opts, hosts, (hs) =>
         printTable(
           hs.map((h) => ({
-            id: h._id,
+            id: h.hostId,
             state: h.state,
-            liveness: liveness(h, now),
-            maintenance:
-              h.maintenanceState && h.maintenanceState !== 'none'
-                ? h.maintenanceState
-                : h.maintenance
-                  ? 'yes'
-                  : 'no',
+            liveness: h.liveness,
+            maintenance: h.maintenance,
             cluster: h.cluster,
             vcpus: h.allocatable.vcpus,
             'memory-mib': h.allocatable.memoryMiB,
-            qemu: h.facts.qemuVersion,
+            qemu: h.qemu,
             patch: h.patchLevel,
-            heartbeat: h.agent.heartbeatAt,
-            'needs-operator': h.needsOperator || '',
+            heartbeat: h.heartbeatAt,
+            'needs-operator': h.needsOperator,
           })),
           [
             'id',
@@ -62,30 +58,25 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .description('show one host: facts, capacity, agent')
     .option('--json', 'print JSON')
     .action(async (hostId: string, opts: OutputOptions) => {
-      const inv = await ctx.inventory();
-      const doc = await inv.hosts.findOne({ _id: hostId });
-      if (!doc) throw new NotFoundError('host', hostId);
-      // The networks it can carry, by name: those its uplinks (or any host) serve.
-      const networks = (await inv.networks.find({}).sort({ _id: 1 }).toArray())
-        .filter((n) => !cannotServe(doc.facts.network, { network: n._id, uplink: n.spec.uplink }))
-        .map((n) => n._id);
-      emit(opts, { ...doc, networks }, (h) =>
+      const detail = await read(hostPath(hostId), (inv) => hostDetail(inv, hostId));
+      emit(opts, detail, (h) =>
         printFields({
-          id: h._id,
+          id: h.hostId,
           state: h.state,
+          liveness: h.liveness,
           maintenance: h.maintenance,
           cluster: h.cluster,
-          hostname: h.facts.hostname,
-          'cpu-model': h.facts.cpuModel,
-          vcpus: `${h.allocatable.vcpus} allocatable of ${h.facts.vcpus}`,
-          memory: `${h.allocatable.memoryMiB} MiB allocatable of ${h.facts.memoryMiB} MiB`,
-          qemu: h.facts.qemuVersion,
-          kernel: h.facts.kernel,
+          hostname: h.hostname,
+          'cpu-model': h.cpuModel,
+          vcpus: `${h.vcpus.allocatable} allocatable of ${h.vcpus.total}`,
+          memory: `${h.memoryMiB.allocatable} MiB allocatable of ${h.memoryMiB.total} MiB`,
+          qemu: h.qemu,
+          kernel: h.kernel,
           'patch-level': h.patchLevel,
           agent: `${h.agent.version} pid ${h.agent.pid} on ${h.agent.taskQueue}`,
           'agent-heartbeat': h.agent.heartbeatAt,
           'migration-ports': `${h.migrationPorts.first}-${h.migrationPorts.last}`,
-          uplinks: h.facts.network ? h.facts.network.uplinks.join(', ') || '(none)' : 'serves no networks',
+          uplinks: h.uplinks ? h.uplinks.join(', ') || '(none)' : 'serves no networks',
           networks: h.networks.join(', ') || '(none)',
           revision: h.revision,
         }),
@@ -97,27 +88,12 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .description('liveness, fencing and HA state of a host, with the VMs it holds')
     .option('--json', 'print JSON')
     .action(async (hostId: string, opts: OutputOptions) => {
-      const inv = await ctx.inventory();
-      const doc = await inv.hosts.findOne({ _id: hostId });
-      if (!doc) throw new NotFoundError('host', hostId);
-      const vms = await listVms(inv, { host: hostId });
-      const status = {
-        id: doc._id,
-        state: doc.state,
-        liveness: liveness(doc, Date.now()),
-        'lost-because': lossReason(doc, Date.now(), ctx.config.ha.downGraceMs) ?? '',
-        'needs-operator': doc.needsOperator || '',
-        maintenance: doc.maintenanceState,
-        'agent-heartbeat': doc.agent.heartbeatAt,
-        'facts-interval-s': doc.agent.factsIntervalMs / 1000,
-        fence: fenceShown(ctx.config.fenceConfigPath, doc._id),
-        'fenced-at': doc.fencedAt ?? '',
-        vms: vms.map((v) => `${v._id} ${v.state}${v.ha?.enabled ? ` ha p${v.ha.priority}` : ''}`),
-      };
+      const status = await read(`${hostPath(hostId)}/status`, (inv) => hostStatus(inv, ctx.config, hostId));
       emit(opts, status, (s) => printFields(s));
     });
 
-  const ops = async () => hostOperations(await ctx.client(), ctx.config);
+  const ops = async (): Promise<HostControls> =>
+    ctx.api ? apiHostOperations(ctx.api) : hostOperations(await ctx.client(), ctx.config);
 
   host
     .command('fence <hostId>')
@@ -229,15 +205,4 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
         ),
       );
     });
-}
-
-/** The host's fence as this machine's controller configuration has it, secrets never shown. */
-function fenceShown(file: string | undefined, hostId: string): string {
-  if (!file) return 'unknown here: configured on the controller (VIRTFLOW_FENCE_CONFIG)';
-  try {
-    const f = fenceFor(loadFenceConfig(file), hostId);
-    return f ? describeFence(f) : 'none: HA cannot fence it';
-  } catch (err) {
-    return (err as Error).message;
-  }
 }

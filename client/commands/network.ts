@@ -1,6 +1,13 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { intToIpv4, poolRange, type NetworkSpec } from '../../domain/network';
-import { createNetwork, deleteNetwork, getNetwork } from '../../inventory/networks';
+import {
+  createNetwork,
+  deleteNetwork,
+  listNetworks,
+  networkWithAddresses,
+  type NetworkWithAddresses,
+} from '../../inventory/networks';
+import type { NetworkDoc } from '../../inventory/schemas';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
 import { listArg, numberArg } from './args';
@@ -22,6 +29,9 @@ function describePool(s: NetworkSpec): string {
   return `${intToIpv4(r.first)}-${intToIpv4(r.last)}`;
 }
 
+const networkPath = (name: string) => `/v1/networks/${encodeURIComponent(name)}`;
+
+/** Networks: through the API when logged in, where any grant reads them and a fleet admin changes them. */
 export function registerNetworkCommands(program: Command, ctx: CliContext): void {
   const network = program.command('network').description('networks VMs attach to: isolated bridges or VLANs');
 
@@ -50,7 +60,7 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
           uplink?: string;
         },
       ) => {
-        const doc = await createNetwork(await ctx.inventory(), {
+        const spec = {
           name,
           kind: o.vlan !== undefined ? 'vlan' : 'bridge',
           vlanId: o.vlan,
@@ -59,7 +69,10 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
           gateway: o.gateway,
           pool: o.pool,
           dns: o.dns,
-        });
+        };
+        const doc = ctx.api
+          ? await ctx.api.request<NetworkDoc>('POST', '/v1/networks', spec)
+          : await createNetwork(await ctx.inventory(), spec);
         emit(o, doc, (d) => console.log(`network ${d._id}: ${d.spec.cidr}, ${describeKind(d.spec)}`));
       },
     );
@@ -69,8 +82,9 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
     .description('list networks with their subnet and pool')
     .option('--json', 'print JSON')
     .action(async (o: OutputOptions) => {
-      const inv = await ctx.inventory();
-      const nets = await inv.networks.find({}).sort({ _id: 1 }).toArray();
+      const nets = ctx.api
+        ? await ctx.api.request<NetworkDoc[]>('GET', '/v1/networks')
+        : await listNetworks(await ctx.inventory());
       emit(o, nets, (ns) =>
         printTable(
           ns.map((n) => ({
@@ -90,11 +104,10 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
     .description('show one network and the addresses its VMs hold')
     .option('--json', 'print JSON')
     .action(async (name: string, o: OutputOptions) => {
-      const inv = await ctx.inventory();
-      const n = await getNetwork(inv, name);
-      const held = await inv.nicClaims.find({ network: name, kind: 'ip' }).toArray();
-      const addresses = held.map((c) => ({ address: c._id.split('/').pop()!, vm: c.vmId }));
-      emit(o, { ...n, addresses }, (v) => {
+      const shown = ctx.api
+        ? await ctx.api.request<NetworkWithAddresses>('GET', networkPath(name))
+        : await networkWithAddresses(await ctx.inventory(), name);
+      emit(o, shown, (v) => {
         printFields({
           name: v._id,
           kind: describeKind(v.spec),
@@ -112,7 +125,8 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
     .command('delete <name>')
     .description('delete a network no VM uses')
     .action(async (name: string) => {
-      await deleteNetwork(await ctx.inventory(), name);
+      if (ctx.api) await ctx.api.request('DELETE', networkPath(name));
+      else await deleteNetwork(await ctx.inventory(), name);
       console.log(`network ${name} deleted`);
     });
 }
