@@ -103,6 +103,11 @@ export type DeleteVmRequest = StopVmRequest;
 
 export const importImageRequestSchema = z.object({
   name: idSchema,
+  /**
+   * The project the image belongs to: only its VMs are made from it, only its readers see it.
+   * Absent: a fleet image, which every project may use.
+   */
+  project: idSchema.optional(),
   file: z.string().min(1, 'must name a file'),
   /** The file's format; detected from its header when not given, and refused if they differ. */
   format: z.enum(imageSourceFormats, { error: `must be one of ${imageSourceFormats.join(', ')}` }).optional(),

@@ -118,6 +118,8 @@ async function importStaged(
     const sourceSha256 = await stageInto(staged);
     // The same file under the same name again: nothing to inspect or convert.
     const existing = await inv.images.findOne({ _id: req.name });
+    if (existing && existing.project !== req.project)
+      throw new ValidationError('name', `an image named "${req.name}" exists in ${ownerOf(existing)}`);
     if (existing?.sourceSha256 === sourceSha256) return existing;
     let inspected;
     try {
@@ -159,6 +161,7 @@ async function importStaged(
       firmware: req.firmware,
       guestAgent: req.guestAgent,
       osFamily: req.osFamily,
+      project: req.project,
       sha256,
       sourceSha256,
       virtualSizeBytes: inspected.virtualSizeBytes,
@@ -186,6 +189,22 @@ async function insertImage(inv: Inventory, doc: ImageDoc): Promise<ImageDoc> {
     }
     throw err;
   }
+}
+
+/** Whose an image is, as a refusal names it. */
+const ownerOf = (image: Pick<ImageDoc, 'project'>) =>
+  image.project ? `project ${image.project}` : 'the fleet';
+
+/**
+ * The image a VM of `project` is made from: a fleet image, or one of its own project's. Any other
+ * is refused by field, before anything is written.
+ */
+export async function imageFor(inv: Inventory, name: string, project: string): Promise<ImageDoc> {
+  const image = await inv.images.findOne({ _id: name });
+  if (!image) throw new ValidationError('image', `no image named "${name}" (see \`virtflow image list\`)`);
+  if (image.project && image.project !== project)
+    throw new ValidationError('image', `image ${name} belongs to project ${image.project}, not ${project}`);
+  return image;
 }
 
 export function listImages(inv: Inventory): Promise<ImageDoc[]> {

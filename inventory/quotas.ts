@@ -45,9 +45,7 @@ const CLAIM_TTL_MS = 10 * 60_000;
 
 export async function setQuota(inv: Inventory, project: string, input: unknown): Promise<ProjectQuotaDoc> {
   const quota = parseInput(quotaSchema, input, 'quota');
-  // An absent limit is no limit: stored absent, never as null (the driver writes undefined as null).
-  const limits = Object.fromEntries(Object.entries(quota).filter(([, v]) => v !== undefined));
-  const doc = { _id: project, ...limits, updatedAt: new Date() };
+  const doc = { _id: project, ...quota, updatedAt: new Date() };
   await inv.projectQuotas.replaceOne({ _id: project }, doc, { upsert: true });
   return doc;
 }

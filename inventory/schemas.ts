@@ -144,6 +144,8 @@ export const imageSchema = z.object({
   guestAgent: z.boolean(),
   /** The guest OS family, for the operator (linux, windows, bsd, other). */
   osFamily: z.enum(['linux', 'windows', 'bsd', 'other']),
+  /** The project whose VMs alone are made from it; absent: a fleet image, for every project. */
+  project: idSchema.optional(),
   /** Of the stored qcow2: a host re-checks it before making a disk from the image. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** Of the file as it arrived, so importing the same file again is recognised. */

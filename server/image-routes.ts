@@ -5,6 +5,7 @@ import { parseInput } from '../domain/errors';
 import { importImageRequestSchema } from '../domain/requests';
 import { importImageStream, listImages } from '../inventory/images';
 import type { ImageDoc } from '../inventory/schemas';
+import { allowed } from '../domain/access';
 import { authorize } from './auth';
 import { HttpError } from './http-errors';
 import { pathId, route, type ApiDeps, type ApiRoute } from './route';
@@ -14,7 +15,7 @@ export const MAX_IMAGE_BYTES = 64 * 1024 ** 3;
 
 /** What an upload says of the image besides its bytes, in its query (the body is the image). */
 const uploadQuery = importImageRequestSchema
-  .pick({ format: true, firmware: true, osFamily: true })
+  .pick({ format: true, firmware: true, osFamily: true, project: true })
   .extend({ guestAgent: z.enum(['true', 'false']).optional() })
   .strict();
 
@@ -25,6 +26,7 @@ const imageView = (i: ImageDoc) => ({
   firmware: i.firmware,
   guestAgent: i.guestAgent,
   osFamily: i.osFamily,
+  project: i.project ?? null,
   virtualSizeBytes: i.virtualSizeBytes,
   actualSizeBytes: i.actualSizeBytes,
   sha256: i.sha256,
@@ -32,8 +34,9 @@ const imageView = (i: ImageDoc) => ({
 });
 
 /**
- * The image repository: any grant lists it (a create names an image); a fleet admin uploads
- * one. An upload streams into the repository's private staging file and is imported exactly as
+ * The image repository: the fleet's images, which every project uses, and a project's own, which
+ * only its VMs are made from and only its readers see. A fleet admin uploads the fleet's; a
+ * project's admin uploads its own. An upload streams into the repository's private staging file and is imported exactly as
  * `image import` imports a file: inspected, converted to a standalone qcow2, checked again, and
  * stored only if every check passed. The bytes never pass through memory whole.
  */
@@ -42,11 +45,13 @@ export function imageRoutes(deps: ApiDeps): ApiRoute[] {
     route({
       method: 'GET',
       url: '/v1/images',
-      summary: 'The image repository (any grant)',
+      summary: "The image repository: the fleet's images and those of the caller's projects (any grant)",
       status: 200,
       async handle({ actor }) {
         authorize(actor, 'read');
-        return (await listImages(deps.inv)).map(imageView);
+        return (await listImages(deps.inv))
+          .filter((i) => !i.project || allowed(actor, 'read', i.project))
+          .map(imageView);
       },
     }),
     route({
@@ -54,12 +59,13 @@ export function imageRoutes(deps: ApiDeps): ApiRoute[] {
       url: '/v1/images/:name',
       summary:
         'Upload an image: the body is the file (application/octet-stream); ?format=, ?firmware=, ' +
-        '?guestAgent=, ?osFamily= as `image import` takes them (fleet admin)',
+        "?guestAgent=, ?osFamily= as `image import` takes them; ?project= makes it that project's " +
+        "(its admin's to upload), else it is the fleet's (fleet admin)",
       status: 201,
       async handle({ actor, params, req }) {
-        authorize(actor, 'administer');
         const name = pathId(params, 'name');
         const q = parseInput(uploadQuery, req.query, 'query');
+        authorize(actor, 'administer', q.project);
         if (!(req.body instanceof Readable))
           throw new HttpError(415, 'UnsupportedMediaType', 'an image is sent as application/octet-stream');
         const image = await importImageStream(

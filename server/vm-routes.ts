@@ -11,6 +11,7 @@ import {
   vmRefSchema,
   type CreateVmRequest,
 } from '../domain/requests';
+import { imageFor } from '../inventory/images';
 import { checkQuotaRoom, diskGrowth } from '../inventory/quotas';
 import type { VmDoc } from '../inventory/schemas';
 import { pageOfVms } from '../inventory/vms';
@@ -84,9 +85,9 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       async handle(ctx) {
         const spec = parseInput(createVmRequestSchema, ctx.body, '');
         authorize(ctx.actor, 'operate', spec.project);
-        // An unknown image is the create's own refusal, by field: here its root disk counts as 0.
-        const image = await deps.inv.images.findOne({ _id: spec.image });
-        const root = spec.diskSizeBytes ?? image?.virtualSizeBytes ?? 0;
+        // Refused at once as the create would refuse it: an unknown image, or another project's.
+        const image = await imageFor(deps.inv, spec.image, spec.project);
+        const root = spec.diskSizeBytes ?? image.virtualSizeBytes;
         await checkQuotaRoom(deps.inv, { ...spec, diskBytes: sumBytes([root, ...spec.dataDisks]) });
         const op = await ops(ctx, spec.project).create(spec);
         return accepted(op.workflowId.slice('vm/'.length), op);

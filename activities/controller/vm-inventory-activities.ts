@@ -13,6 +13,7 @@ import { UEFI_MIN_MEMORY_MIB } from '../../domain/guest';
 import { createVmRequestSchema, type CreateVmSpec, type ProvisionSpec } from '../../domain/requests';
 import type { Inventory } from '../../inventory/db';
 import { recordEvent } from '../../inventory/events';
+import { imageFor } from '../../inventory/images';
 import { diskGrowth, withinQuota } from '../../inventory/quotas';
 import { claimCapacity, releaseClaims } from '../../inventory/reservations';
 import type { EventDoc, VmDoc, VmState } from '../../inventory/schemas';
@@ -31,9 +32,7 @@ export function createVmInventoryActivities(inv: Inventory, config: Pick<Config,
      */
     async beginCreateVm(input: unknown): Promise<{ spec: ProvisionSpec; image: ImageRef }> {
       const request = parseInput(createVmRequestSchema, input, '');
-      const image = await inv.images.findOne({ _id: request.image });
-      if (!image)
-        throw new ValidationError('image', `no image named "${request.image}" (see \`virtflow image list\`)`);
+      const image = await imageFor(inv, request.image, request.project);
       if (image.firmware === 'uefi' && request.memoryMiB < UEFI_MIN_MEMORY_MIB)
         throw new ValidationError(
           'memoryMiB',

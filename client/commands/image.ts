@@ -13,6 +13,7 @@ const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 function imageFields(i: ImageDoc) {
   return {
     name: i._id,
+    project: i.project ?? 'fleet',
     format: i.format,
     'imported-from': i.sourceFormat,
     firmware: i.firmware,
@@ -38,6 +39,10 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .option('--firmware <firmware>', 'how it boots: bios (SeaBIOS) or uefi (OVMF)', 'bios')
     .option('--no-guest-agent', 'the image runs no QEMU guest agent (liveness falls back to the console)')
     .option('--os <family>', 'guest OS family: linux, windows, bsd or other', 'linux')
+    .option(
+      '--project <name>',
+      "the project whose VMs alone use it (default: the fleet's, for every project)",
+    )
     .option('--json', 'print JSON')
     .action(
       async (
@@ -48,6 +53,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
           firmware: string;
           guestAgent: boolean;
           os: string;
+          project?: string;
         },
       ) => {
         const req = parseInput(
@@ -59,6 +65,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
             firmware: opts.firmware,
             guestAgent: opts.guestAgent,
             osFamily: opts.os,
+            project: opts.project,
             maxVirtualSizeBytes: ctx.config.images.maxVirtualSizeBytes,
           },
           '',
@@ -78,6 +85,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
             firmware: req.firmware,
             guestAgent: String(req.guestAgent),
             osFamily: req.osFamily,
+            ...(req.project ? { project: req.project } : {}),
           });
           const view = await ctx.api.upload<Record<string, unknown>>(
             `/v1/images/${encodeURIComponent(req.name)}?${query}`,
@@ -116,7 +124,10 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
       if (ctx.api) {
         const views = await ctx.api.request<Record<string, unknown>[]>('GET', '/v1/images');
         emit(opts, views, (vs) =>
-          printTable(vs, ['name', 'format', 'firmware', 'virtualSizeBytes', 'sha256', 'createdAt']),
+          printTable(
+            vs.map((v) => ({ ...v, project: v.project ?? 'fleet' })),
+            ['name', 'project', 'format', 'firmware', 'virtualSizeBytes', 'sha256', 'createdAt'],
+          ),
         );
         return;
       }
@@ -124,7 +135,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
       emit(opts, images, (is) =>
         printTable(
           is.map((i) => ({ ...imageFields(i), sha256: i.sha256.slice(0, 12) })),
-          ['name', 'format', 'virtual-size', 'actual-size', 'sha256', 'created'],
+          ['name', 'project', 'format', 'virtual-size', 'actual-size', 'sha256', 'created'],
         ),
       );
     });

@@ -728,7 +728,7 @@ describe('API: tokens, roles, projects and hostile input', () => {
     expect(list.body.map((r: { name: string }) => r.name)).toContain('api-roll');
   }, 180_000);
 
-  test('an image streams to the repository through the API, checked as an import is; only a fleet admin uploads', async () => {
+  test("an image streams to the repository through the API, checked as an import is; a fleet admin uploads the fleet's, a project's admin its own", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vf-upload-'));
     const raw = path.join(dir, 'tiny.raw');
     fs.writeFileSync(raw, Buffer.alloc(4 * 1024 * 1024, 0x5a));
@@ -772,6 +772,39 @@ describe('API: tokens, roles, projects and hostile input', () => {
     expect(fs.readFileSync(back).equals(fs.readFileSync(raw))).toBe(true);
     const listed = await call('view-a', 'GET', '/v1/images');
     expect(listed.body.map((i: { name: string }) => i.name)).toContain('tiny');
+
+    // A project's image: its admin uploads it, only its readers see it, only its VMs use it.
+    expect((await upload('adm-a', '/v1/images/a-fleet?format=raw', fs.createReadStream(raw))).status).toBe(
+      403,
+    );
+    const own = await upload('adm-a', '/v1/images/a-img?format=raw&project=team-a', fs.createReadStream(raw));
+    expect(own).toMatchObject({ status: 201, body: { name: 'a-img', project: 'team-a' } });
+    const taken = await upload(
+      'adm-a',
+      '/v1/images/tiny?format=raw&project=team-a',
+      fs.createReadStream(raw),
+    );
+    expect(taken).toMatchObject({ status: 400, body: { field: 'name' } });
+    expect(taken.body.message).toMatch(/exists in the fleet/);
+    const names = async (who: string) =>
+      ((await call(who, 'GET', '/v1/images')).body as { name: string }[]).map((i) => i.name);
+    expect(await names('view-a')).toEqual(expect.arrayContaining(['a-img', 'tiny']));
+    expect(await names('op-b')).not.toContain('a-img');
+    const foreign = await call('op-b', 'POST', '/v1/vms', {
+      vmId: 'b-img',
+      image: 'a-img',
+      project: 'team-b',
+    });
+    expect(foreign).toMatchObject({ status: 400, body: { field: 'image' } });
+    expect(foreign.body.message).toMatch(/image a-img belongs to project team-a, not team-b/);
+    // Started past the API, the create's own first step refuses it as well, before anything is written.
+    const direct = await vmOperations(stack.client, stack.config).create({
+      vmId: 'b-img',
+      image: 'a-img',
+      project: 'team-b',
+    });
+    await expect(direct.result()).rejects.toMatchObject({ cause: { type: 'ValidationError' } });
+    expect(await stack.inventory.vms.countDocuments({ _id: 'b-img' })).toBe(0);
 
     // What an import refuses, an upload refuses, by field, and nothing is stored.
     const lying = await upload('admin', '/v1/images/liar?format=qcow2', Buffer.alloc(65536, 1));
