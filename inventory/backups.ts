@@ -1,17 +1,18 @@
+import type { Filter } from 'mongodb';
 import type { Inventory } from './db';
+import { inProjects, newestFirstPage, type PageRequest } from './pages';
 import type { BackupDoc } from './schemas';
 
 /**
  * Backups newest first: good and running ones, or with `all` failed and pruned too; of one VM
- * when `vmId` is given; at most `limit`.
+ * when `vmId` is given; of VMs of `projects` only when given; a page at a time when `limit` is.
  */
 export function listBackups(
   inv: Inventory,
-  opts: { vmId?: string; all?: boolean; limit?: number } = {},
+  opts: { vmId?: string; all?: boolean; projects?: string[] | 'all' } & Partial<PageRequest> = {},
 ): Promise<BackupDoc[]> {
-  const filter: Record<string, unknown> = {};
+  const filter: Filter<BackupDoc> = { ...inProjects('vm.project', opts.projects ?? 'all') };
   if (opts.vmId) filter.vmId = opts.vmId;
   if (!opts.all) filter.state = { $in: ['good', 'running'] };
-  const found = inv.backups.find(filter).sort({ startedAt: -1 });
-  return (opts.limit ? found.limit(opts.limit) : found).toArray();
+  return newestFirstPage(inv.backups, filter, 'startedAt', opts);
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Inventory } from './db';
 import { recordEvent } from './events';
+import { newestFirstPage, type PageRequest } from './pages';
 import type { DriftDoc, DriftKind } from './schemas';
 
 export interface DriftFinding {
@@ -99,9 +100,14 @@ async function resolveOpen(
 }
 
 /** Drift newest first: open and fixed, or with `all` resolved too; at most `limit`. */
-export function listDrift(inv: Inventory, opts: { all?: boolean; limit?: number } = {}): Promise<DriftDoc[]> {
-  const found = inv.drift
-    .find(opts.all ? {} : { state: { $in: ['open', 'fixed'] } })
-    .sort({ lastSeenAt: -1 });
-  return (opts.limit ? found.limit(opts.limit) : found).toArray();
+export function listDrift(
+  inv: Inventory,
+  opts: { all?: boolean } & Partial<PageRequest> = {},
+): Promise<DriftDoc[]> {
+  return newestFirstPage(
+    inv.drift,
+    opts.all ? {} : { state: { $in: ['open', 'fixed'] } },
+    'lastSeenAt',
+    opts,
+  );
 }

@@ -3,10 +3,10 @@ import type { NicConfig, NicRequest } from '../domain/network';
 import { DEFAULT_CPU_BASELINE } from '../domain/cpu';
 import type { ProvisionSpec } from '../domain/requests';
 import { MongoServerError, type Filter } from 'mongodb';
-import { DEFAULT_PROJECT } from '../domain/access';
 import { sumBytes } from '../domain/bytes';
 import { NotFoundError, ValidationError } from '../domain/errors';
 import type { Inventory } from './db';
+import { inProjects } from './pages';
 import { withinQuota } from './quotas';
 import { vmSchema, type VmDoc, type VmState } from './schemas';
 
@@ -212,12 +212,10 @@ export function pageOfVms(
   inv: Inventory,
   page: { after?: string; limit: number; projects: string[] | 'all' },
 ): Promise<VmDoc[]> {
-  const filter: Filter<VmDoc> = page.after ? { _id: { $gt: page.after } } : {};
-  if (page.projects !== 'all') {
-    const inProjects: Filter<VmDoc>[] = [{ project: { $in: page.projects } }];
-    if (page.projects.includes(DEFAULT_PROJECT)) inProjects.push({ project: { $exists: false } });
-    filter.$or = inProjects;
-  }
+  const filter: Filter<VmDoc> = {
+    ...(page.after ? { _id: { $gt: page.after } } : {}),
+    ...inProjects('project', page.projects),
+  };
   return inv.vms.find(filter).sort({ _id: 1 }).limit(page.limit).toArray();
 }
 

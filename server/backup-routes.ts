@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { allowed, DEFAULT_PROJECT } from '../domain/access';
+import { allowed, DEFAULT_PROJECT, readableProjects } from '../domain/access';
 import { NotFoundError, parseInput } from '../domain/errors';
 import { backupRequestSchema, restoreRequestSchema } from '../domain/backup';
 import { idSchema } from '../domain/ids';
@@ -8,10 +8,7 @@ import { listBackups } from '../inventory/backups';
 import { authorize } from './auth';
 import { accepted } from './operations';
 import { operableVm, projectOf } from './vm-access';
-import { route, type ApiDeps, type ApiRoute } from './route';
-
-/** Backups listed at most, newest first. */
-const LIST_LIMIT = 500;
+import { linkNextPage, pageLimit, route, type ApiDeps, type ApiRoute } from './route';
 
 /** What an operator chooses of a backup; a policy's own fields are the schedule's, not the API's. */
 const backupBody = backupRequestSchema.pick({ full: true, maxSpeedMiBps: true }).strict();
@@ -20,7 +17,12 @@ const backupBody = backupRequestSchema.pick({ full: true, maxSpeedMiBps: true })
 const restoreBody = restoreRequestSchema.omit({ backupId: true }).strict();
 const backupIdSchema = restoreRequestSchema.shape.backupId;
 
-const listQuery = z.strictObject({ vm: idSchema.optional(), all: z.enum(['true', 'false']).optional() });
+const listQuery = z.strictObject({
+  vm: idSchema.optional(),
+  all: z.enum(['true', 'false']).optional(),
+  after: z.string().min(1).max(200).optional(),
+  limit: pageLimit,
+});
 
 /**
  * Backups belong to the project of the VM they were taken from: a caller sees those of the
@@ -32,27 +34,39 @@ export function backupRoutes(deps: ApiDeps): ApiRoute[] {
     route({
       method: 'GET',
       url: '/v1/backups',
-      summary: 'Backups of the VMs of every project the caller holds a grant in (?vm=, ?all=true)',
+      summary:
+        'Backups of the VMs of every project the caller holds a grant in, newest first (?vm=, ?all=true), ' +
+        'a page at a time (?limit= up to 1000, default 500; ?after=<last id>); a `Link: rel="next"` header names the next page',
       status: 200,
-      async handle({ actor, req }) {
+      async handle({ actor, req, reply }) {
         authorize(actor, 'read');
         const q = parseInput(listQuery, req.query, 'query');
-        const docs = await listBackups(deps.inv, { vmId: q.vm, all: q.all === 'true', limit: LIST_LIMIT });
-        return docs
-          .filter((b) => allowed(actor, 'read', b.vm.project ?? DEFAULT_PROJECT))
-          .map((b) => ({
-            backupId: b._id,
-            vmId: b.vmId,
-            project: b.vm.project ?? DEFAULT_PROJECT,
-            kind: b.kind,
-            state: b.state,
-            sizeBytes: b.sizeBytes,
-            startedAt: b.startedAt,
-            finishedAt: b.finishedAt,
-            verifiedAt: b.verifiedAt,
-            parentId: b.parentId,
-            fullReason: b.fullReason,
-          }));
+        const docs = await listBackups(deps.inv, {
+          vmId: q.vm,
+          all: q.all === 'true',
+          projects: readableProjects(actor),
+          after: q.after,
+          limit: q.limit,
+        });
+        linkNextPage(
+          reply,
+          '/v1/backups',
+          { vm: q.vm, all: q.all },
+          { limit: q.limit, lastId: docs.at(-1)?._id, count: docs.length },
+        );
+        return docs.map((b) => ({
+          backupId: b._id,
+          vmId: b.vmId,
+          project: b.vm.project ?? DEFAULT_PROJECT,
+          kind: b.kind,
+          state: b.state,
+          sizeBytes: b.sizeBytes,
+          startedAt: b.startedAt,
+          finishedAt: b.finishedAt,
+          verifiedAt: b.verifiedAt,
+          parentId: b.parentId,
+          fullReason: b.fullReason,
+        }));
       },
     }),
     route({

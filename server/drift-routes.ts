@@ -3,9 +3,13 @@ import { parseInput } from '../domain/errors';
 import { auditOperations } from '../client/audit-operations';
 import { listDrift } from '../inventory/drift';
 import { authorize, authorizeFleetRead } from './auth';
-import { route, type ApiDeps, type ApiRoute } from './route';
+import { linkNextPage, pageLimit, route, type ApiDeps, type ApiRoute } from './route';
 
-const listQuery = z.strictObject({ all: z.enum(['true', 'false']).optional() });
+const listQuery = z.strictObject({
+  all: z.enum(['true', 'false']).optional(),
+  after: z.string().min(1).max(200).optional(),
+  limit: pageLimit,
+});
 
 /** What the reconciler found between the inventory and the hosts, and the fixes it proposes. */
 export function driftRoutes(deps: ApiDeps): ApiRoute[] {
@@ -13,13 +17,21 @@ export function driftRoutes(deps: ApiDeps): ApiRoute[] {
     route({
       method: 'GET',
       url: '/v1/drift',
-      summary: 'Open and fixed drift, newest first; ?all=true adds resolved (fleet grant)',
+      summary:
+        'Open and fixed drift, last seen first; ?all=true adds resolved; a page at a time (?limit=, ?after=<last id>, ' +
+        'a `Link: rel="next"` header names the next) (fleet grant)',
       status: 200,
-      async handle({ actor, req }) {
+      async handle({ actor, req, reply }) {
         // About hosts and what runs on them, whatever project owns it.
         authorizeFleetRead(actor, 'drift');
-        const all = parseInput(listQuery, req.query, 'query').all === 'true';
-        const docs = await listDrift(deps.inv, { all, limit: 500 });
+        const q = parseInput(listQuery, req.query, 'query');
+        const docs = await listDrift(deps.inv, { all: q.all === 'true', after: q.after, limit: q.limit });
+        linkNextPage(
+          reply,
+          '/v1/drift',
+          { all: q.all },
+          { limit: q.limit, lastId: docs.at(-1)?._id, count: docs.length },
+        );
         return docs.map((d) => ({
           id: d._id,
           kind: d.kind,

@@ -6,7 +6,8 @@ import { rolloutOperations } from '../client/rollout-operations';
 import { runUrl } from '../client/temporal';
 import { rolloutProgress } from '../workflows/rollout-control';
 import { runOf } from './operations';
-import { authorize } from './auth';
+import { forecastRollout } from '../client/rollout-forecast';
+import { authorize, authorizeFleetRead } from './auth';
 import { pathId, route, type ApiDeps, type ApiRoute, type RouteContext } from './route';
 
 /** Rollouts listed at most: the newest first. */
@@ -99,6 +100,19 @@ export function rolloutRoutes(deps: ApiDeps): ApiRoute[] {
           temporalUrl: started.url,
           progressUrl: `/v1/rollouts/${ctx.body.name}`,
         };
+      },
+    }),
+    route<RolloutRequest>({
+      method: 'POST',
+      url: '/v1/rollouts/forecast',
+      summary:
+        'Forecast a rolling patch on a simulated twin of its hosts: makespan, peak unavailability and each ' +
+        "host's state; nothing real is touched (fleet grant); answered when the forecast ends",
+      body: rolloutRequestSchema.strict(),
+      status: 200,
+      async handle(ctx) {
+        authorizeFleetRead(ctx.actor, 'rollout forecasts');
+        return forecastRollout(ctx.client, deps.config, deps.inv, ctx.body);
       },
     }),
     control('/v1/rollouts/:name/pause', 'Pause after the hosts in flight (fleet admin)', (o, n) =>

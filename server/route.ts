@@ -50,3 +50,24 @@ export const route = <B>(r: ApiRoute<B>): ApiRoute => r as ApiRoute;
 export function pathId(params: Record<string, string>, name: string): string {
   return parseInput(idSchema, params[name], name);
 }
+
+/** `?limit=` of a paged listing: up to 1000 items a page, 500 by default. */
+export const pageLimit = z.coerce.number().int().min(1).max(1000).default(500);
+
+/**
+ * Names the next page of a listing in a `Link: rel="next"` header when this page is full: the
+ * same query, continued after the last item's id.
+ */
+export function linkNextPage(
+  reply: FastifyReply,
+  path: string,
+  query: Record<string, string | number | undefined>,
+  page: { limit: number; lastId?: string; count: number },
+): void {
+  if (page.count < page.limit || page.lastId === undefined) return;
+  const next = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) next.set(k, String(v));
+  next.set('after', page.lastId);
+  next.set('limit', String(page.limit));
+  void reply.header('link', `<${path}?${next}>; rel="next"`);
+}

@@ -20,7 +20,15 @@ import { operableVm, projectOf, readableVm } from './vm-access';
 import { vmView } from './vm-view';
 import { authorize } from './auth';
 import { accepted, operationOf, readableOperation } from './operations';
-import { pathId, route, type ApiDeps, type ApiRoute, type RouteContext } from './route';
+import {
+  linkNextPage,
+  pageLimit,
+  pathId,
+  route,
+  type ApiDeps,
+  type ApiRoute,
+  type RouteContext,
+} from './route';
 
 export function vmRoutes(deps: ApiDeps): ApiRoute[] {
   /** The VM operations, started in `project` as the caller. */
@@ -60,10 +68,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       async handle({ actor, req, reply }) {
         const page = parseInput(pageQuery, req.query, 'query');
         const vms = await pageOfVms(deps.inv, { ...page, projects: readableProjects(actor) });
-        if (vms.length === page.limit) {
-          const next = new URLSearchParams({ after: vms.at(-1)!._id, limit: String(page.limit) });
-          void reply.header('link', `</v1/vms?${next}>; rel="next"`);
-        }
+        linkNextPage(reply, '/v1/vms', {}, { limit: page.limit, lastId: vms.at(-1)?._id, count: vms.length });
         return vms.map(vmView);
       },
     }),
@@ -167,7 +172,4 @@ const stopBody = stopVmRequestSchema.omit({ vmId: true }).strict();
 const migrateBody = migrationRequestSchema.omit({ vmId: true }).strict();
 const resizeBody = resizeDiskRequestSchema.omit({ vmId: true }).strict();
 const abortBody = z.strictObject({ reason: z.string().max(500).optional() });
-const pageQuery = z.strictObject({
-  after: idSchema.optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(500),
-});
+const pageQuery = z.strictObject({ after: idSchema.optional(), limit: pageLimit });

@@ -26,7 +26,7 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
     .action(async (o: OutputOptions & { all?: boolean }) => {
       // Through the API when logged in (its JSON names the id `id`); else from the inventory.
       const found = ctx.api
-        ? await ctx.api.request<DriftView[]>('GET', `/v1/drift${o.all ? '?all=true' : ''}`)
+        ? await ctx.api.list<DriftView>(`/v1/drift${o.all ? '?all=true' : ''}`)
         : await listDrift(await ctx.inventory(), { all: o.all });
       emit(o, found, (d) =>
         printTable(

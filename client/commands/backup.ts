@@ -145,7 +145,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
           ...(o.vm ? { vm: o.vm } : {}),
           ...(o.all ? { all: 'true' } : {}),
         });
-        const views = await ctx.api.request<BackupView[]>('GET', `/v1/backups?${query}`);
+        const views = await ctx.api.list<BackupView>(`/v1/backups?${query}`);
         emit(o, views, (vs) =>
           printTable(
             vs.map((b) => backupRow(b.backupId, b)),

@@ -35,7 +35,7 @@ function printForecast(f: RolloutForecast): void {
 
 export function registerRolloutCommands(program: Command, ctx: CliContext): void {
   const rollout = program.command('rollout').description('rolling patches across hosts');
-  // Through the API when logged in; a dry run's forecast still needs the controller's databases.
+  // Through the API when logged in, a dry run's forecast included.
   const ops = async (): Promise<RolloutControls> =>
     ctx.api ? apiRolloutOperations(ctx.api) : rolloutOperations(await ctx.client(), ctx.config);
 
@@ -79,16 +79,13 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
       if (o.dryRun) {
         if (!o.json) console.error('forecasting on a simulated twin of the hosts…');
         let last = '';
-        const forecast = await forecastRollout(
-          await ctx.client(),
-          ctx.config,
-          await ctx.inventory(),
-          request,
-          (p) => {
-            const line = `${p.phase}: ${p.message}`;
-            if (!o.json && line !== last) console.error(`  ${(last = line)}`);
-          },
-        );
+        // Through the API the forecast runs on the server, and answers when it ends.
+        const forecast = ctx.api
+          ? await ctx.api.request<RolloutForecast>('POST', '/v1/rollouts/forecast', request)
+          : await forecastRollout(await ctx.client(), ctx.config, await ctx.inventory(), request, (p) => {
+              const line = `${p.phase}: ${p.message}`;
+              if (!o.json && line !== last) console.error(`  ${(last = line)}`);
+            });
         emit(o, forecast, printForecast);
         return;
       }

@@ -117,6 +117,12 @@ describe('API: tokens, roles, projects and hostile input', () => {
         [401, 403, 403, 403, 'skip'],
       ],
       ['POST', '/v1/rollouts/nope/pause', {}, [401, 403, 403, 403, 404]],
+      [
+        'POST',
+        '/v1/rollouts/forecast',
+        { name: 'f', patch: 'security-2026-11', hosts: ['sim-0001'] },
+        [401, 403, 403, 403, 'skip'],
+      ],
       ['POST', '/v1/vms/b-one/backup', {}, [401, 404, 404, 'skip', 'skip']],
       [
         'POST',
@@ -667,6 +673,87 @@ describe('API: tokens, roles, projects and hostile input', () => {
       expect(res.status).toBe(400);
       expect(res.body.field).toMatch(/^query/);
     }
+  });
+
+  test('backups and drift come a page at a time, newest first, each page naming the next, none twice', async () => {
+    // Catalogued by hand (simulated hosts take no backups): seven per project, two of them
+    // started in the same millisecond, so the id must break the tie.
+    const t0 = Date.now() - 3_600_000;
+    const a1 = (await stack.inventory.vms.findOne({ _id: 'a-one' }))!;
+    for (const [project, vmId] of [
+      ['team-a', 'a-one'],
+      ['team-b', 'b-one'],
+    ] as const)
+      for (let i = 0; i < 7; i++) {
+        const at = new Date(t0 + (i === 6 ? 5 : i) * 1000);
+        await stack.inventory.backups.insertOne({
+          _id: `page-${project}-${i}`,
+          createdAt: at,
+          updatedAt: at,
+          revision: 1,
+          vmId,
+          host: 'sim-0001',
+          kind: 'full',
+          state: 'good',
+          chainId: `page-${project}-${i}`,
+          parentId: null,
+          bitmap: 'vf-x',
+          path: `/nowhere/${i}.qcow2`,
+          consistency: 'crash-consistent',
+          vm: { image: a1.image, memoryMiB: 128, vcpus: 1, guest: a1.guest, project },
+          virtualSizeBytes: 1 << 30,
+          startedAt: at,
+          protected: false,
+        });
+      }
+    /** Every page of a listing from its first, by the links, as the CLI follows them. */
+    const pages = async (who: string, url: string) => {
+      const seen: string[][] = [];
+      for (let next: string | undefined = url; next;) {
+        const res = await call(who, 'GET', next);
+        expect(res.status).toBe(200);
+        seen.push(res.body.map((x: { backupId?: string; id?: string }) => x.backupId ?? x.id));
+        next = /<([^>]+)>; rel="next"/.exec(res.headers.get('link') ?? '')?.[1];
+      }
+      return seen;
+    };
+    const aPages = await pages('view-a', '/v1/backups?vm=a-one&limit=2');
+    expect(aPages.map((p) => p.length)).toEqual([2, 2, 2, 1]);
+    expect(aPages.flat()).toEqual([
+      'page-team-a-6',
+      'page-team-a-5',
+      'page-team-a-4',
+      'page-team-a-3',
+      'page-team-a-2',
+      'page-team-a-1',
+      'page-team-a-0',
+    ]);
+    // A project's reader pages through its own backups only.
+    const everyB = (await pages('op-b', '/v1/backups?limit=3')).flat();
+    expect(everyB.filter((id) => id.startsWith('page-'))).toHaveLength(7);
+    expect(everyB.some((id) => id.startsWith('page-team-a'))).toBe(false);
+
+    for (let i = 0; i < 5; i++) {
+      const at = new Date(t0 + i * 1000);
+      await stack.inventory.drift.insertOne({
+        _id: `page-drift-${i}`,
+        createdAt: at,
+        updatedAt: at,
+        revision: 1,
+        kind: 'orphan-disk',
+        hostId: 'sim-0001',
+        subject: `disk ${i}`,
+        message: 'left behind',
+        state: 'open',
+        fix: `virtflow audit fix page-drift-${i}`,
+        lastSeenAt: at,
+      });
+    }
+    const drift = (await pages('admin', '/v1/drift?limit=2')).flat().filter((id) => id.startsWith('page-'));
+    expect(drift).toEqual(['page-drift-4', 'page-drift-3', 'page-drift-2', 'page-drift-1', 'page-drift-0']);
+    const unknown = await call('admin', 'GET', '/v1/drift?after=nothing-like-it');
+    expect(unknown).toMatchObject({ status: 400, body: { field: 'after' } });
+    expect((await call('admin', 'GET', '/v1/backups?limit=5000')).body.field).toBe('query.limit');
   });
 
   test('a rolling patch is started and steered by a fleet admin, read by any grant, and records who', async () => {

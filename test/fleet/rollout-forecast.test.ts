@@ -1,4 +1,7 @@
-import { forecastRollout } from '../../client/rollout-forecast';
+import { ApiClient } from '../../client/api-client';
+import { forecastRollout, type RolloutForecast } from '../../client/rollout-forecast';
+import { createApiToken } from '../../inventory/api-tokens';
+import { buildApiServer } from '../../server/app';
 import { hostPatchSeconds, defaultTimingModel } from '../../hypervisor/sim/timing-model';
 import { populateSimFleet } from '../../inventory/sim-fleet';
 import { TestStack } from '../helpers/test-stack';
@@ -63,4 +66,41 @@ describe('rollout --dry-run', () => {
     ).rejects.toThrow(/maxUnavailable/);
     expect(await stack.inventory.hosts.countDocuments({ cluster: { $ne: 'lab' } })).toBe(0);
   });
+
+  test('through the API, a fleet grant gets the same forecast, run on the server', async () => {
+    const { token } = await createApiToken(
+      stack.inventory,
+      { name: 'fleet-viewer', grants: [{ project: '*', role: 'viewer' }] },
+      'test',
+    );
+    const app = await buildApiServer({ inv: stack.inventory, client: stack.client, config: stack.config });
+    try {
+      const base = await app.listen({ host: '127.0.0.1', port: 0 });
+      const api = new ApiClient(base, token);
+      const forecast = await api.request<RolloutForecast>('POST', '/v1/rollouts/forecast', {
+        name: 'lab-api',
+        patch: 'security-2026-11',
+        hosts: ['sim-lab-0001', 'sim-lab-0002'],
+        maxUnavailable: 1,
+      });
+      expect(forecast.progress.phase).toBe('done');
+      expect(forecast.hosts.map((h) => [h.hostId, h.state]).sort()).toEqual([
+        ['sim-lab-0001', 'patched'],
+        ['sim-lab-0002', 'patched'],
+      ]);
+      expect(forecast.peakUnavailable).toBe(1);
+      const emptyHost = hostPatchSeconds(defaultTimingModel, [], 2);
+      expect(forecast.makespanSec).toBeGreaterThanOrEqual(2 * emptyHost - 10);
+      await expect(
+        api.request('POST', '/v1/rollouts/forecast', {
+          name: 'x',
+          patch: 'security-2026-11',
+          cluster: 'nowhere',
+        }),
+      ).rejects.toThrow(/cluster: cluster "nowhere" has no hosts/);
+      expect(await stack.inventory.hosts.countDocuments({ cluster: { $ne: 'lab' } })).toBe(0);
+    } finally {
+      await app.close();
+    }
+  }, 600_000);
 });
