@@ -1,11 +1,23 @@
+import type { SetHaRequest } from '../domain/ha';
 import type {
+  AddNicRequest,
   CreateVmRequest,
   DeleteVmRequest,
+  RemoveNicRequest,
   ResizeDiskRequest,
   StopVmRequest,
   VmRef,
 } from '../domain/requests';
-import type { createVm, deleteVm, resizeDisk, startVm, stopVm } from '../workflows';
+import type {
+  addNic,
+  createVm,
+  deleteVm,
+  removeNic,
+  resizeDisk,
+  setVmHa,
+  startVm,
+  stopVm,
+} from '../workflows';
 import type { ApiClient, ApiOperation } from './api-client';
 
 type Result<W extends (...args: never[]) => unknown> = Awaited<ReturnType<W>>;
@@ -17,6 +29,9 @@ export interface VmLifecycle {
   stop(req: StopVmRequest): Promise<ApiOperation<Result<typeof stopVm>>>;
   delete(req: DeleteVmRequest): Promise<ApiOperation<Result<typeof deleteVm>>>;
   resizeDisk(req: ResizeDiskRequest): Promise<ApiOperation<Result<typeof resizeDisk>>>;
+  addNic(req: AddNicRequest): Promise<ApiOperation<Result<typeof addNic>>>;
+  removeNic(req: RemoveNicRequest): Promise<ApiOperation<Result<typeof removeNic>>>;
+  setHa(req: SetHaRequest): Promise<ApiOperation<Result<typeof setVmHa>>>;
 }
 
 const vmPath = (vmId: string) => `/v1/vms/${encodeURIComponent(vmId)}`;
@@ -29,5 +44,9 @@ export function apiVmOperations(api: ApiClient): VmLifecycle {
     stop: ({ vmId, ...rest }) => api.start('POST', `${vmPath(vmId)}/stop`, rest),
     delete: ({ vmId, ...rest }) => api.start('DELETE', vmPath(vmId), rest),
     resizeDisk: ({ vmId, ...rest }) => api.start('POST', `${vmPath(vmId)}/resize-disk`, rest),
+    addNic: ({ vmId, ...rest }) => api.start('POST', `${vmPath(vmId)}/nics`, rest),
+    removeNic: ({ vmId, network }) =>
+      api.start('DELETE', `${vmPath(vmId)}/nics/${encodeURIComponent(network)}`),
+    setHa: ({ vmId, ...rest }) => api.start('POST', `${vmPath(vmId)}/ha`, rest),
   };
 }

@@ -27,7 +27,9 @@ export function auditOperations(client: Client, config: Config) {
       });
       return {
         workflowId,
+        runId: handle.firstExecutionRunId,
         url: runUrl(config, workflowId, handle.firstExecutionRunId),
+        handle,
         result: () => handle.result(),
       };
     },

@@ -1,9 +1,12 @@
 import { z } from 'zod';
 import { parseInput } from '../domain/errors';
-import { auditOperations } from '../client/audit-operations';
+import { auditOperations, RECONCILE_SCHEDULE } from '../client/audit-operations';
+import { NotFoundError } from '../domain/errors';
+import { progressQuery } from '../workflows/observability';
+import { acceptedAt, runOf } from './operations';
 import { listDrift } from '../inventory/drift';
 import { authorize, authorizeFleetRead } from './auth';
-import { linkNextPage, pageLimit, route, type ApiDeps, type ApiRoute } from './route';
+import { linkNextPage, pageLimit, pathId, route, type ApiDeps, type ApiRoute } from './route';
 
 const listQuery = z.strictObject({
   all: z.enum(['true', 'false']).optional(),
@@ -54,6 +57,44 @@ export function driftRoutes(deps: ApiDeps): ApiRoute[] {
       async handle({ actor, client, params }) {
         authorize(actor, 'administer');
         return auditOperations(client, deps.config).fix(params.id);
+      },
+    }),
+    route<Record<string, never>>({
+      method: 'POST',
+      url: '/v1/reconcile',
+      summary:
+        'Run one reconciliation pass over every host now (fleet admin); followed at /v1/reconcile/<pass>',
+      body: z.strictObject({}),
+      status: 202,
+      async handle({ actor, client }) {
+        authorize(actor, 'administer');
+        const pass = await auditOperations(client, deps.config).run();
+        return acceptedAt(`/v1/${pass.workflowId}`, pass);
+      },
+    }),
+    route({
+      method: 'GET',
+      url: '/v1/reconcile/:pass',
+      summary: 'A reconciliation pass: its status, and what it found per host and fleet-wide (fleet grant)',
+      status: 200,
+      async handle({ actor, client, params }) {
+        authorizeFleetRead(actor, 'reconciliation passes');
+        const pass = pathId(params, 'pass');
+        const run = await runOf(client, deps.config, `reconcile/${pass}`, progressQuery);
+        if (!run) throw new NotFoundError('reconciliation pass', pass);
+        return run;
+      },
+    }),
+    route<{ everySec: number }>({
+      method: 'PUT',
+      url: '/v1/reconcile/schedule',
+      summary: 'Reconcile every `everySec` seconds (the Temporal Schedule "reconcile") (fleet admin)',
+      body: z.strictObject({ everySec: z.number().int() }),
+      status: 200,
+      async handle({ actor, client, body }) {
+        authorize(actor, 'administer');
+        await auditOperations(client, deps.config).ensureSchedule(body.everySec);
+        return { schedule: RECONCILE_SCHEDULE, everySec: body.everySec };
       },
     }),
   ];

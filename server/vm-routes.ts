@@ -1,10 +1,12 @@
 import { z } from 'zod';
 import { readableProjects } from '../domain/access';
 import { sumBytes } from '../domain/bytes';
+import { setHaRequestSchema } from '../domain/ha';
 import { idSchema } from '../domain/ids';
 import { parseInput } from '../domain/errors';
-import { migrationRequestSchema } from '../domain/migration';
+import { forceCompleteSchema, migrationRequestSchema, setBandwidthSchema } from '../domain/migration';
 import {
+  addNicRequestSchema,
   createVmRequestSchema,
   resizeDiskRequestSchema,
   stopVmRequestSchema,
@@ -55,6 +57,26 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
         const vm = await operableVm(deps, ctx.actor, ctx.params);
         await precheck?.(vm, ctx.body as z.output<S>);
         return accepted(vm._id, await start(ops(ctx, projectOf(vm)), vm._id, ctx.body as z.output<S>));
+      },
+    });
+  /** A control of a VM's running migration: operator; its refusal is a 409 with the reason. */
+  const migrationControl = <S extends z.ZodType>(
+    verb: string,
+    summary: string,
+    body: S,
+    send: (o: Ops, vmId: string, body: z.output<S>) => Promise<string>,
+  ) =>
+    route<z.input<S>>({
+      method: 'POST',
+      url: `/v1/vms/:vmId/migration/${verb}`,
+      summary,
+      body: body as z.ZodType<z.input<S>>,
+      status: 200,
+      async handle(ctx) {
+        const vm = await operableVm(deps, ctx.actor, ctx.params);
+        return {
+          outcome: await send(vmOperations(ctx.client, deps.config), vm._id, ctx.body as z.output<S>),
+        };
       },
     });
   return [
@@ -130,19 +152,49 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
         if (growth.after) await checkQuotaRoom(deps.inv, growth.subject, growth.was);
       },
     ),
-    route<z.input<typeof abortBody>>({
-      method: 'POST',
-      url: '/v1/vms/:vmId/migration/abort',
-      summary: "Abort a VM's running migration (operator)",
-      body: abortBody,
-      status: 200,
+    migrationControl(
+      'abort',
+      "Abort a VM's running migration; it stays on its source (operator)",
+      abortBody,
+      (o, vmId, b) => o.abortMigration(vmId, b.reason),
+    ),
+    migrationControl(
+      'force-complete',
+      "Finish a VM's running migration now: pause the guest until the copy ends, or switch to post-copy (operator)",
+      forceCompleteSchema.strict(),
+      (o, vmId, b) => o.forceCompleteMigration(vmId, b),
+    ),
+    migrationControl(
+      'bandwidth',
+      "Change a VM's running migration's bandwidth cap (operator)",
+      setBandwidthSchema.strict(),
+      (o, vmId, b) => o.setMaxBandwidth(vmId, b.maxBandwidthMiBps),
+    ),
+    operationRoute(
+      'POST',
+      '/v1/vms/:vmId/nics',
+      'Add a NIC on a network, hot-plugged into a running VM (operator)',
+      addNicBody,
+      (o, vmId, body) => o.addNic({ ...body, vmId }),
+    ),
+    route<Record<string, never>>({
+      method: 'DELETE',
+      url: '/v1/vms/:vmId/nics/:network',
+      summary: "Remove a VM's NIC on a network; a running guest must release it (operator)",
+      status: 202,
       async handle(ctx) {
         const vm = await operableVm(deps, ctx.actor, ctx.params);
-        return {
-          outcome: await vmOperations(ctx.client, deps.config).abortMigration(vm._id, ctx.body.reason),
-        };
+        const network = pathId(ctx.params, 'network');
+        return accepted(vm._id, await ops(ctx, projectOf(vm)).removeNic({ vmId: vm._id, network }));
       },
     }),
+    operationRoute(
+      'POST',
+      '/v1/vms/:vmId/ha',
+      'Protect a VM with HA (restarted when its guest dies or its host is lost), or not (operator)',
+      haBody,
+      (o, vmId, body) => o.setHa({ ...body, vmId }),
+    ),
     operationRoute(
       'DELETE',
       '/v1/vms/:vmId',
@@ -171,5 +223,7 @@ const startBody = vmRefSchema.omit({ vmId: true }).strict();
 const stopBody = stopVmRequestSchema.omit({ vmId: true }).strict();
 const migrateBody = migrationRequestSchema.omit({ vmId: true }).strict();
 const resizeBody = resizeDiskRequestSchema.omit({ vmId: true }).strict();
+const addNicBody = addNicRequestSchema.omit({ vmId: true }).strict();
+const haBody = setHaRequestSchema.omit({ vmId: true }).strict();
 const abortBody = z.strictObject({ reason: z.string().max(500).optional() });
 const pageQuery = z.strictObject({ after: idSchema.optional(), limit: pageLimit });

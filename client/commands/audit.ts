@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { listDrift } from '../../inventory/drift';
+import type { reconcileFleet } from '../../workflows';
 import { auditOperations } from '../audit-operations';
 import type { CliContext } from '../context';
 import { emit, printTable, type OutputOptions } from '../output';
@@ -60,7 +61,9 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
     .description('run one reconciliation pass over every host now')
     .option('--json', 'print JSON')
     .action(async (o: OutputOptions) => {
-      const run = await (await ops()).run();
+      const run = ctx.api
+        ? await ctx.api.start<Awaited<ReturnType<typeof reconcileFleet>>>('POST', '/v1/reconcile', {})
+        : await (await ops()).run();
       if (!o.json) console.error(`started ${run.workflowId} — ${run.url}`);
       const result = await run.result();
       emit(o, result, (r) => {
@@ -82,7 +85,8 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
     .description('reconcile every N seconds (a Temporal Schedule named "reconcile")')
     .requiredOption('--every <seconds>', 'interval', numberArg)
     .action(async (o: { every: number }) => {
-      await (await ops()).ensureSchedule(o.every);
+      if (ctx.api) await ctx.api.request('PUT', '/v1/reconcile/schedule', { everySec: o.every });
+      else await (await ops()).ensureSchedule(o.every);
       console.log(`reconciling every ${o.every} s (schedule "reconcile")`);
     });
 }

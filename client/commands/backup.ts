@@ -11,7 +11,7 @@ import type {
 import { NotFoundError } from '../../domain/errors';
 import type { BackupDoc } from '../../inventory/schemas';
 import type { BackupResult } from '../../workflows/backup-vm';
-import type { restoreVm } from '../../workflows/restore-vm';
+import type { pruneVmBackups, restoreVm, verifyBackup } from '../../workflows';
 import { listBackups } from '../../inventory/backups';
 import { backupOperations } from '../backup-operations';
 import type { PolicyDetail } from '../backup-policies';
@@ -59,6 +59,8 @@ type BackupRowFields = Pick<
 
 /** A backup as `GET /v1/backups` answers it (server/backup-routes.ts). */
 type BackupView = BackupRowFields & { backupId: string; project: string };
+
+const backupPath = (id: string) => `/v1/backups/${encodeURIComponent(id)}`;
 
 function backupRow(id: string, b: BackupRowFields) {
   return {
@@ -168,11 +170,15 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .description('show one backup and its lineage')
     .option('--json', 'print JSON')
     .action(async (id: string, o: OutputOptions) => {
-      const doc = await (await ctx.inventory()).backups.findOne({ _id: id });
+      const doc = ctx.api
+        ? await ctx.api.request<
+            BackupView & Pick<BackupDoc, 'chainId' | 'bitmap' | 'path'> & Partial<BackupDoc>
+          >('GET', backupPath(id))
+        : await (await ctx.inventory()).backups.findOne({ _id: id });
       if (!doc) throw new NotFoundError('backup', id);
       emit(o, doc, (b) =>
         printFields({
-          ...backupRow(b._id, b),
+          ...backupRow(id, b),
           chain: b.chainId,
           bitmap: b.bitmap,
           path: b.path,
@@ -190,7 +196,13 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
     .description('check a backup and its chain: qemu-img check, checksums, backing files')
     .option('--json', 'print JSON')
     .action(async (id: string, o: OutputOptions) => {
-      const op = await (await ops()).verify(id);
+      const op = ctx.api
+        ? await ctx.api.start<Awaited<ReturnType<typeof verifyBackup>>>(
+            'POST',
+            `${backupPath(id)}/verify`,
+            {},
+          )
+        : await (await ops()).verify(id);
       if (!o.json) console.error(`started ${op.workflowId} — ${op.url}`);
       const r = await op.result();
       emit(o, r, () => console.log(`verified ${r.verified.join(', ')}`));
@@ -204,7 +216,14 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
       .option('--json', 'print JSON'),
   ).action(
     async (vmId: string, o: OutputOptions & { dryRun?: boolean } & Record<string, number | undefined>) => {
-      const op = await (await ops()).prune(vmId, retentionFrom(o), o.dryRun ?? false);
+      const [retention, dryRun] = [retentionFrom(o), o.dryRun ?? false];
+      const op = ctx.api
+        ? await ctx.api.start<Awaited<ReturnType<typeof pruneVmBackups>>>(
+            'POST',
+            `/v1/vms/${encodeURIComponent(vmId)}/backups/prune`,
+            { retention, dryRun },
+          )
+        : await (await ops()).prune(vmId, retention, dryRun);
       const r = await op.result();
       emit(o, r, () =>
         console.log(`${r.dryRun ? 'would prune' : 'pruned'}: ${r.pruned.join(', ') || 'nothing'}`),
@@ -252,7 +271,7 @@ export function registerBackupCommands(program: Command, ctx: CliContext): void 
         const op = ctx.api
           ? await ctx.api.start<Awaited<ReturnType<typeof restoreVm>>>(
               'POST',
-              `/v1/backups/${encodeURIComponent(backupId)}/restore`,
+              `${backupPath(backupId)}/restore`,
               { ...request, backupId: undefined },
             )
           : await (await ops()).restore(request);

@@ -3,6 +3,7 @@ import cliProgress from 'cli-progress';
 import type { MigrationProgress, MigrationResult } from '../../workflows/migration-control';
 import type { CliContext } from '../context';
 import { emit, type OutputOptions } from '../output';
+import { apiMigrationOperations, type MigrationControls } from '../api-migration-operations';
 import { vmOperations } from '../vm-operations';
 import { numberArg } from './args';
 
@@ -12,11 +13,7 @@ const MiB = 1024 * 1024;
  * Draws the migration's progress bar from its `progress` query until the run ends: bytes sent,
  * rate, dirty-sync round and phase, as QEMU reports them through the source agent.
  */
-async function watchMigration(
-  ops: ReturnType<typeof vmOperations>,
-  vmId: string,
-  done: Promise<unknown>,
-): Promise<void> {
+async function watchMigration(ops: MigrationControls, vmId: string, done: Promise<unknown>): Promise<void> {
   const bar = new cliProgress.SingleBar(
     {
       format: '{phase} |{bar}| {percentage}% · {sent}/{total} MiB · {rate} MiB/s · round {round} · {message}',
@@ -50,7 +47,9 @@ async function watchMigration(
 }
 
 export function registerMigrationCommands(vm: Command, program: Command, ctx: CliContext): void {
-  const ops = async () => vmOperations(await ctx.client(), ctx.config);
+  // Through the API when logged in; the progress bar reads the same progress either way.
+  const ops = async (): Promise<MigrationControls> =>
+    ctx.api ? apiMigrationOperations(ctx.api) : vmOperations(await ctx.client(), ctx.config);
 
   vm.command('migrate <vmId>')
     .description('live-migrate a running VM to another host (placement picks one unless --to)')

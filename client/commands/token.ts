@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { grantSchema, type Grant } from '../../domain/access';
 import { parseInput } from '../../domain/errors';
-import { createApiToken, listApiTokens, revokeApiToken } from '../../inventory/api-tokens';
+import { createApiToken, listApiTokens, revokeApiToken, type ApiTokenView } from '../../inventory/api-tokens';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
 import { numberArg } from './args';
@@ -14,8 +14,8 @@ function grantArg(value: string, previous: Grant[] = []): Grant[] {
 }
 
 /**
- * API tokens, managed where the database is reachable (the CLI's direct mode): this is how the
- * first administrator's token comes to exist.
+ * API tokens: through the API by a fleet admin when logged in, or where the database is
+ * reachable (the CLI's direct mode), which is how the first administrator's token comes to exist.
  */
 export function registerTokenCommands(program: Command, ctx: CliContext): void {
   const token = program.command('token').description('API tokens: roles per project for the API and console');
@@ -31,11 +31,10 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
     .option('--expires-in-days <n>', 'the token stops working after this many days', numberArg)
     .option('--json', 'print JSON')
     .action(async (name: string, o: OutputOptions & { grant: Grant[]; expiresInDays?: number }) => {
-      const created = await createApiToken(
-        await ctx.inventory(),
-        { name, grants: o.grant, expiresInDays: o.expiresInDays },
-        ctx.actor.name,
-      );
+      const request = { name, grants: o.grant, expiresInDays: o.expiresInDays };
+      const created = ctx.api
+        ? await ctx.api.request<{ token: string; view: ApiTokenView }>('POST', '/v1/tokens', request)
+        : await createApiToken(await ctx.inventory(), request, ctx.actor.name);
       emit(o, created, (c) => {
         printFields({ id: c.view._id, name: c.view.name, expires: c.view.expiresAt ?? 'never' });
         console.log(`\ntoken (shown once): ${c.token}`);
@@ -47,7 +46,9 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
     .description('every token, without its secret')
     .option('--json', 'print JSON')
     .action(async (o: OutputOptions) => {
-      const tokens = await listApiTokens(await ctx.inventory());
+      const tokens = ctx.api
+        ? await ctx.api.request<ApiTokenView[]>('GET', '/v1/tokens')
+        : await listApiTokens(await ctx.inventory());
       emit(o, tokens, (ts) =>
         printTable(
           ts.map((t) => ({
@@ -67,7 +68,9 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
     .description('revoke a token: the API refuses it from the next request on')
     .option('--json', 'print JSON')
     .action(async (id: string, o: OutputOptions) => {
-      const view = await revokeApiToken(await ctx.inventory(), id);
+      const view = ctx.api
+        ? await ctx.api.request<ApiTokenView>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`)
+        : await revokeApiToken(await ctx.inventory(), id);
       emit(o, view, (v) =>
         console.log(`token ${v._id} (${v.name}) revoked at ${v.revokedAt?.toISOString()}`),
       );

@@ -94,7 +94,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
   const vm = program.command('vm').description('virtual machines');
   registerMigrationCommands(vm, program, ctx);
   const ops = async () => vmOperations(await ctx.client(), ctx.config);
-  /** Create, start, stop, delete, resize-disk: through the API when logged in. */
+  /** A VM's life cycle, disks, NICs and HA: through the API when logged in. */
   const lifecycle = async (): Promise<VmLifecycle> => {
     const api = ctx.api;
     return api ? apiVmOperations(api) : ops();
@@ -210,7 +210,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .description('add a NIC on a network (hot-plugged into a running VM, its address given by its agent)')
       .option('--ip <address>', "the NIC's address (default: the pool's next free one)"),
   ).action(async (vmId: string, network: string, o: OutputOptions & { wait: boolean; ip?: string }) => {
-    const op = await (await ops()).addNic({ vmId, network, ip: o.ip });
+    const op = await (await lifecycle()).addNic({ vmId, network, ip: o.ip });
     await follow(op, o, (r) =>
       console.log(
         `vm ${r.vmId}: NIC ${r.nic.mac} on ${r.nic.network}, ${r.nic.ip}/${r.nic.prefix}; ${r.guest}`,
@@ -222,7 +222,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .command('remove <vmId> <network>')
       .description("remove a VM's NIC on a network (the running guest must release it)"),
   ).action(async (vmId: string, network: string, o: OutputOptions & { wait: boolean }) => {
-    const op = await (await ops()).removeNic({ vmId, network });
+    const op = await (await lifecycle()).removeNic({ vmId, network });
     await follow(op, o, (r) => console.log(`vm ${r.vmId}: NIC ${r.nic.mac} on ${r.nic.network} removed`));
   });
 
@@ -243,7 +243,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       .option('--priority <n>', `restart priority, 0-${HA_PRIORITY_MAX}`, numberArg, 0)
       .option('--off', 'turn HA protection off'),
   ).action(async (vmId: string, o: OutputOptions & { wait: boolean; priority: number; off?: boolean }) => {
-    const op = await (await ops()).setHa({ vmId, enabled: !o.off, priority: o.priority });
+    const op = await (await lifecycle()).setHa({ vmId, enabled: !o.off, priority: o.priority });
     await follow(op, o, (r) =>
       console.log(`vm ${r._id}: HA ${r.ha?.enabled ? `on, priority ${r.ha.priority}` : 'off'}`),
     );

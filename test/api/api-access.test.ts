@@ -124,6 +124,17 @@ describe('API: tokens, roles, projects and hostile input', () => {
         [401, 403, 403, 403, 'skip'],
       ],
       ['POST', '/v1/vms/b-one/backup', {}, [401, 404, 404, 'skip', 'skip']],
+      ['POST', '/v1/vms/b-one/nics', { network: 'nowhere' }, [401, 404, 404, 'skip', 'skip']],
+      ['DELETE', '/v1/vms/b-one/nics/nowhere', undefined, [401, 404, 404, 'skip', 'skip']],
+      ['POST', '/v1/vms/b-one/ha', { priority: 1 }, [401, 404, 404, 'skip', 'skip']],
+      [
+        'POST',
+        '/v1/vms/b-one/backups/prune',
+        { retention: { keepLast: 1 } },
+        [401, 404, 404, 'skip', 'skip'],
+      ],
+      ['GET', '/v1/backups/nope', undefined, [401, 404, 404, 404, 404]],
+      ['POST', '/v1/reconcile', {}, [401, 403, 403, 403, 'skip']],
       [
         'POST',
         '/v1/tokens',
@@ -618,6 +629,15 @@ describe('API: tokens, roles, projects and hostile input', () => {
     expect(await virtflow(['vm', 'console', 'a-one', '--log'])).toMatchObject({ code: 0, stderr: '' });
     const drift = await virtflow(['audit', 'drift']);
     expect(drift.stderr.trim()).toBe("virtflow: error: token:op-a may not read the fleet's drift");
+    // A live migration, and its controls, refused with the workflow's reason when none runs.
+    const moved = await virtflow(['vm', 'migrate', 'a-one', '--json']);
+    expect(moved).toMatchObject({ code: 0, stderr: '' });
+    const migration = JSON.parse(moved.stdout);
+    expect(migration).toMatchObject({ vmId: 'a-one', workflowId: 'vm/a-one' });
+    expect(migration.target).not.toBe(migration.source);
+    expect((await stack.inventory.vms.findOne({ _id: 'a-one' }))!.host).toBe(migration.target);
+    const idle = await virtflow(['op', 'abort', 'a-one']);
+    expect([idle.code, idle.stderr]).toEqual([1, expect.stringMatching(/^virtflow: error: /)]);
     // A project's quota and usage; only a fleet admin sets a quota.
     expect((await virtflow(['project', 'show', 'team-a'])).stdout).toMatch(/^vms\s+3 of no limit$/m);
     const quota = await virtflow(['project', 'quota', 'team-a', '--vms', '9']);
@@ -635,8 +655,22 @@ describe('API: tokens, roles, projects and hostile input', () => {
     expect(await virtflow(['network', 'list', '--json'])).toMatchObject({ code: 0, stdout: '[]\n' });
     const net = await virtflow(['network', 'create', 'n-cli', '--cidr', '10.98.0.0/24']);
     expect(net.stderr.trim()).toBe('virtflow: error: token:op-a may not administer the fleet');
-    // What the API does not serve yet is refused while logged in, not done behind its back.
-    const direct = await virtflow(['backup', 'verify', 'nope']);
+    // A VM's HA and backups; tokens and reconciliation passes are a fleet admin's.
+    const ha = await virtflow(['vm', 'set-ha', 'a-two', '--priority', '3', '--json']);
+    expect(ha).toMatchObject({ code: 0, stderr: '' });
+    expect((await stack.inventory.vms.findOne({ _id: 'a-two' }))!.ha).toEqual({ enabled: true, priority: 3 });
+    expect((await virtflow(['backup', 'verify', 'nope'])).stderr.trim()).toBe(
+      'virtflow: error: backup "nope" does not exist',
+    );
+    for (const refused of [
+      ['token', 'list'],
+      ['audit', 'run'],
+    ])
+      expect((await virtflow(refused)).stderr.trim()).toBe(
+        'virtflow: error: token:op-a may not administer the fleet',
+      );
+    // What the API does not serve is refused while logged in, not done behind its back.
+    const direct = await virtflow(['sim', 'down']);
     expect(direct.stderr).toMatch(/not served by the API yet: run it with --direct/);
     expect((await virtflow(['vm', 'delete', 'cli-1', '--grace', '0'])).code).toBe(0);
     expect(await stack.inventory.vms.countDocuments({ _id: 'cli-1' })).toBe(0);
@@ -751,6 +785,19 @@ describe('API: tokens, roles, projects and hostile input', () => {
     }
     const drift = (await pages('admin', '/v1/drift?limit=2')).flat().filter((id) => id.startsWith('page-'));
     expect(drift).toEqual(['page-drift-4', 'page-drift-3', 'page-drift-2', 'page-drift-1', 'page-drift-0']);
+    // A reconciliation pass on demand, followed to its end: it looks at every host.
+    const pass = await call('admin', 'POST', '/v1/reconcile', {});
+    expect(pass).toMatchObject({
+      status: 202,
+      body: { progressUrl: expect.stringMatching(/^\/v1\/reconcile\/fleet-/) },
+    });
+    const ended = await until('the reconciliation pass to end', async () => {
+      const run = await call('admin', 'GET', pass.body.progressUrl);
+      return run.body.status !== 'RUNNING' && run.body;
+    });
+    expect(ended).toMatchObject({ type: 'reconcileFleet', status: 'COMPLETED', actor: 'token:admin' });
+    expect(Object.keys(ended.result.hosts).sort()).toEqual(['sim-0001', 'sim-0002']);
+    expect((await call('op-a', 'GET', pass.body.progressUrl)).status).toBe(403);
     const unknown = await call('admin', 'GET', '/v1/drift?after=nothing-like-it');
     expect(unknown).toMatchObject({ status: 400, body: { field: 'after' } });
     expect((await call('admin', 'GET', '/v1/backups?limit=5000')).body.field).toBe('query.limit');
