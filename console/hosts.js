@@ -11,13 +11,14 @@ export async function hostsView() {
   show(
     h('h1', {}, 'Hosts'),
     table(
-      ['host', 'state', 'maintenance', 'memory', 'vCPUs', 'patch level'],
+      ['host', 'state', 'liveness', 'maintenance', 'memory', 'vCPUs', 'patch level'],
       hosts.map((x) =>
         h(
           'tr',
           { 'data-host': x.hostId },
           h('td', {}, x.hostId),
           h('td', {}, x.state),
+          h('td', { class: x.liveness === 'alive' ? '' : 'failing', title: x.needsOperator }, x.liveness),
           h('td', {}, x.maintenance),
           h(
             'td',

@@ -88,6 +88,7 @@ describe('the web console in a real browser', () => {
     await page.goto(`${base}/console/#/hosts`);
     await page.waitForSelector(`tr[data-host="${host}"]`);
     expect(await page.textContent(`tr[data-host="${host}"]`)).toMatch(/128 \/ 2048 MiB/);
+    expect(await page.textContent(`tr[data-host="${host}"]`)).toMatch(/alive/);
     await shot(page, '3-hosts');
   }, 300_000);
 
