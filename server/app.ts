@@ -7,7 +7,7 @@ import { authenticate } from './auth';
 import { sendError, HttpError } from './http-errors';
 import { registerConsole } from './console-routes';
 import { openApiDocument } from './openapi';
-import { operationEventsRoute } from './operation-events';
+import { eventsOf } from './operation-events';
 import { route, type ApiDeps, type ApiRoute } from './route';
 import { backupRoutes } from './backup-routes';
 import { hostRoutes } from './host-routes';
@@ -83,8 +83,7 @@ export async function buildApiServer(deps: ApiDeps, opts: ApiServerOptions = {})
     ...backupRoutes(deps),
     ...backupPolicyRoutes(deps),
     ...driftRoutes(deps),
-    operationEventsRoute(deps, opts.eventIntervalMs),
-  ];
+  ].flatMap((r) => (r.events ? [r, eventsOf(r, opts.eventIntervalMs)] : [r]));
   const document = openApiDocument(routes);
   routes.push(
     route({

@@ -127,6 +127,7 @@ export function backupRoutes(deps: ApiDeps): ApiRoute[] {
       url: '/v1/backups/:backupId/verification',
       summary: "The backup's latest verification: its status, and its result or why it failed (viewer)",
       status: 200,
+      events: true,
       async handle(ctx) {
         const b = await backupFor(ctx, 'read');
         const run = await runOf(ctx.client, deps.config, `backup/${b._id}/verify`, progressQuery);

@@ -77,6 +77,7 @@ export function driftRoutes(deps: ApiDeps): ApiRoute[] {
       url: '/v1/reconcile/:pass',
       summary: 'A reconciliation pass: its status, and what it found per host and fleet-wide (fleet grant)',
       status: 200,
+      events: true,
       async handle({ actor, client, params }) {
         authorizeFleetRead(actor, 'reconciliation passes');
         const pass = pathId(params, 'pass');

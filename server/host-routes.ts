@@ -84,6 +84,7 @@ export function hostRoutes(deps: ApiDeps): ApiRoute[] {
       summary:
         "The host's latest operation (maintenance, patch, fence): its status and, while it runs, its progress",
       status: 200,
+      events: true,
       async handle(ctx) {
         authorize(ctx.actor, 'read');
         const hostId = hostOf(ctx);

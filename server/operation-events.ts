@@ -1,21 +1,23 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { operationOf, readableOperation } from './operations';
-import { pathId, route, type ApiDeps, type ApiRoute } from './route';
+import { route, type ApiRoute } from './route';
 
 /**
- * A VM operation's progress as Server-Sent Events: a `progress` event whenever the answer
- * changes (checked every `intervalMs`), then one `end` event with the run's final status. The
- * console's migration view and `curl -N` follow an operation with it.
+ * The twin of a route that answers a run (a VM's or a host's operation, a rollout, a backup's
+ * verification, a reconciliation pass) at `<its url>/events`: the same answer as Server-Sent
+ * Events, a `progress` event whenever it changes (read every `intervalMs`), then one `end` event
+ * with the run's final status. The console and `curl -N` follow an operation with it. It reads
+ * through the route's own handler, so who may read it is decided in one place.
  */
-export function operationEventsRoute(deps: ApiDeps, intervalMs = 1000): ApiRoute {
+export function eventsOf(r: ApiRoute, intervalMs = 1000): ApiRoute {
   return route({
     method: 'GET',
-    url: '/v1/vms/:vmId/operation/events',
-    summary: "The VM's current operation as Server-Sent Events (progress, then end)",
+    url: `${r.url}/events`,
+    summary: `${r.summary}: as Server-Sent Events (progress, then end)`,
     status: 200,
-    async handle({ actor, params, client, req, reply }) {
-      const vmId = await readableOperation(deps, actor, client, pathId(params, 'vmId'));
-      const first = await operationOf(client, deps, vmId);
+    async handle(ctx) {
+      const read = async () => (await r.handle(ctx)) as { status: string };
+      const first = await read();
+      const { req, reply } = ctx;
       reply.hijack();
       const out = reply.raw;
       out.writeHead(200, {
@@ -26,9 +28,9 @@ export function operationEventsRoute(deps: ApiDeps, intervalMs = 1000): ApiRoute
       let closed = false;
       req.raw.on('close', () => (closed = true));
       let last = '';
-      for (let op = first; !closed; op = await operationOf(client, deps, vmId)) {
-        const data = JSON.stringify(op);
-        if (op.status !== 'RUNNING') {
+      for (let run = first; !closed; run = await read()) {
+        const data = JSON.stringify(run);
+        if (run.status !== 'RUNNING') {
           out.end(`event: end\ndata: ${data}\n\n`);
           return;
         }

@@ -80,6 +80,7 @@ export function rolloutRoutes(deps: ApiDeps): ApiRoute[] {
       url: '/v1/rollouts/:name',
       summary: "A rollout: phase, what it waits for, each host's state (any grant)",
       status: 200,
+      events: true,
       async handle(ctx) {
         authorize(ctx.actor, 'read');
         return rolloutOf(ctx);

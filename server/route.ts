@@ -41,6 +41,8 @@ export interface ApiRoute<B = unknown> {
   body?: z.ZodType<B>;
   /** 202 for a started operation. */
   status: 200 | 201 | 202;
+  /** It answers a run (with its `status`): also served as Server-Sent Events at `<url>/events`. */
+  events?: true;
   handle(ctx: RouteContext<B>): Promise<unknown>;
 }
 

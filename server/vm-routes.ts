@@ -207,6 +207,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       url: '/v1/vms/:vmId/operation',
       summary: "The VM's latest operation: its status and, while it runs, its progress",
       status: 200,
+      events: true,
       async handle({ actor, params, client }) {
         return operationOf(
           client,

@@ -40,6 +40,19 @@ describe('API: tokens, roles, projects and hostile input', () => {
     return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
   };
 
+  /** The Server-Sent Events of `<progressUrl>/events`, read as `who` to the stream's end. */
+  const streamed = async (who: string, progressUrl: string) => {
+    const res = await fetch(`${base}${progressUrl}/events`, {
+      headers: { authorization: `Bearer ${tokens[who]}` },
+    });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const stream = await res.text();
+    return [...stream.matchAll(/^event: (\w+)\ndata: (.*)$/gm)].map(([, name, data]) => ({
+      name,
+      data: JSON.parse(data),
+    }));
+  };
+
   /** Creates a VM through the API as `who` and waits for its run to end. */
   const createVm = async (who: string, vmId: string, project: string) => {
     const res = await call(who, 'POST', '/v1/vms', { vmId, image: 'sim-image', project });
@@ -203,15 +216,7 @@ describe('API: tokens, roles, projects and hostile input', () => {
   test("an operation's progress streams as Server-Sent Events until it ends", async () => {
     const started = await call('op-a', 'POST', '/v1/vms/a-one/start', {});
     expect(started.status).toBe(202);
-    const res = await fetch(`${base}${started.body.progressUrl}/events`, {
-      headers: { authorization: `Bearer ${tokens['op-a']}` },
-    });
-    expect(res.headers.get('content-type')).toBe('text/event-stream');
-    const stream = await res.text();
-    const events = [...stream.matchAll(/^event: (\w+)\ndata: (.*)$/gm)].map(([, name, data]) => ({
-      name,
-      data: JSON.parse(data),
-    }));
+    const events = await streamed('op-a', started.body.progressUrl);
     const end = events.at(-1)!;
     expect(end).toMatchObject({ name: 'end', data: { type: 'startVm', status: 'COMPLETED' } });
     expect(events.slice(0, -1).every((e) => e.name === 'progress' && e.data.status === 'RUNNING')).toBe(true);
@@ -520,7 +525,11 @@ describe('API: tokens, roles, projects and hostile input', () => {
       status: 202,
       body: { workflowId: 'host/sim-0001', progressUrl: '/v1/hosts/sim-0001/operation' },
     });
-    const done = await follow(entered.body.progressUrl);
+    // Followed as Server-Sent Events, as a VM's operation is: progress, then its end.
+    const events = await streamed('view-a', entered.body.progressUrl);
+    expect(events.slice(0, -1).every((e) => e.name === 'progress')).toBe(true);
+    const done = events.at(-1)!.data;
+    expect(events.at(-1)!.name).toBe('end');
     expect(done).toMatchObject({ type: 'enterMaintenance', status: 'COMPLETED', actor: 'token:admin' });
     expect(done.result.moved.length).toBeGreaterThan(0);
     expect(done.result.moved.map((m: { vmId: string }) => m.vmId).sort()).toEqual(
