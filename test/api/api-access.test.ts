@@ -72,6 +72,9 @@ describe('API: tokens, roles, projects and hostile input', () => {
       'op-a': [{ project: 'team-a', role: 'operator' }],
       'view-a': [{ project: 'team-a', role: 'viewer' }],
       'adm-a': [{ project: 'team-a', role: 'admin' }],
+      // The quota tests' projects.
+      'op-q': [{ project: 'team-q', role: 'operator' }],
+      'op-d': [{ project: 'team-d', role: 'operator' }],
       'op-b': [{ project: 'team-b', role: 'operator' }],
       expired: [{ project: 'team-a', role: 'admin' }],
       revoked: [{ project: 'team-a', role: 'admin' }],
@@ -299,12 +302,6 @@ describe('API: tokens, roles, projects and hostile input', () => {
     const quota = await call('admin', 'PUT', '/v1/projects/team-q/quota', { vms: 5, vcpus: 100 });
     expect(quota).toMatchObject({ status: 200, body: { quota: { vms: 5, vcpus: 100 } } });
     expect((await call('op-a', 'PUT', '/v1/projects/team-a/quota', { vms: 50 })).status).toBe(403);
-    const made = await createApiToken(
-      stack.inventory,
-      { name: 'op-q', grants: [{ project: 'team-q', role: 'operator' }] },
-      'test',
-    );
-    tokens['op-q'] = made.token;
 
     const outcomes = await Promise.all(
       Array.from({ length: 20 }, async (_, i) => {
@@ -349,12 +346,6 @@ describe('API: tokens, roles, projects and hostile input', () => {
   test("a disk quota counts each disk at its size: a create or a growth past it is refused, by the API and by the workflow's claim", async () => {
     const GiB = 1024 ** 3;
     expect((await call('admin', 'PUT', '/v1/projects/team-d/quota', { diskGiB: 3 })).status).toBe(200);
-    const made = await createApiToken(
-      stack.inventory,
-      { name: 'op-d', grants: [{ project: 'team-d', role: 'operator' }] },
-      'test',
-    );
-    tokens['op-d'] = made.token;
     const ended = (res: { body: { workflowId: string; runId: string } }) =>
       stack.client.workflow.getHandle(res.body.workflowId, res.body.runId).result();
 
