@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { dataPaths } from '../domain/config';
-import { parseInput } from '../domain/errors';
+import { NotFoundError, parseInput } from '../domain/errors';
 import { importImageRequestSchema } from '../domain/requests';
 import { importImageStream, listImages } from '../inventory/images';
 import type { ImageDoc } from '../inventory/schemas';
@@ -52,6 +52,20 @@ export function imageRoutes(deps: ApiDeps): ApiRoute[] {
         return (await listImages(deps.inv))
           .filter((i) => !i.project || allowed(actor, 'read', i.project))
           .map(imageView);
+      },
+    }),
+    route({
+      method: 'GET',
+      url: '/v1/images/:name',
+      summary: "One image: a fleet image, or one of the caller's projects' (any grant there)",
+      status: 200,
+      async handle({ actor, params }) {
+        authorize(actor, 'read');
+        const name = pathId(params, 'name');
+        const image = await deps.inv.images.findOne({ _id: name });
+        if (!image || (image.project && !allowed(actor, 'read', image.project)))
+          throw new NotFoundError('image', name);
+        return imageView(image);
       },
     }),
     route({

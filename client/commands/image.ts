@@ -145,6 +145,14 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .description('show one image')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: OutputOptions) => {
+      if (ctx.api) {
+        const view = await ctx.api.request<Record<string, unknown>>(
+          'GET',
+          `/v1/images/${encodeURIComponent(name)}`,
+        );
+        emit(opts, view, (v) => printFields({ ...v, project: v.project ?? 'fleet' }));
+        return;
+      }
       const doc = await (await ctx.inventory()).images.findOne({ _id: name });
       if (!doc) throw new NotFoundError('image', name);
       emit(opts, doc, (i) => printFields(imageFields(i)));

@@ -344,6 +344,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
         emit(o, view, (v) =>
           printFields({
             ...viewRow(v),
+            disks: v.diskBytes?.map((bytes, i) => `vd${'abcdefghi'[i]} ${formatBytes(bytes)}`),
             nics: v.nics.map((n) => `${n.network} ${n.mac} ${n.ip}`),
             labels: Object.entries(v.labels).map(([k, x]) => `${k}=${x}`),
           }),

@@ -395,6 +395,9 @@ describe('API: tokens, roles, projects and hostile input', () => {
     // So do images: the list, and an upload, which only a fleet admin may make.
     const images = JSON.parse((await virtflow(['image', 'list', '--json'])).stdout) as { name: string }[];
     expect(images.map((i) => i.name)).toContain('sim-image');
+    const image = await virtflow(['image', 'show', 'sim-image']);
+    expect(image.stdout).toMatch(/^project\s+fleet$/m);
+    expect((await virtflow(['vm', 'show', 'a-one'])).stdout).toMatch(/^disks\s+vda 1 GiB$/m);
     fs.writeFileSync(path.join(home, 'x.raw'), Buffer.alloc(65536));
     const imported = await virtflow([
       'image',

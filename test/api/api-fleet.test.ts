@@ -408,6 +408,8 @@ describe('API: hosts, backups, policies, rollouts and images', () => {
       ((await call(who, 'GET', '/v1/images')).body as { name: string }[]).map((i) => i.name);
     expect(await names('view-a')).toEqual(expect.arrayContaining(['a-img', 'tiny']));
     expect(await names('op-b')).not.toContain('a-img');
+    expect((await call('op-b', 'GET', '/v1/images/a-img')).status).toBe(404);
+    expect((await call('view-a', 'GET', '/v1/images/a-img')).body).toMatchObject({ project: 'team-a' });
     const foreign = await call('op-b', 'POST', '/v1/vms', {
       vmId: 'b-img',
       image: 'a-img',
