@@ -1,11 +1,35 @@
-import { api, h, show, table, when } from './ui.js';
+import { act, api, canOperate, h, show, table, when } from './ui.js';
 
 const mib = (bytes) => (bytes === undefined ? '' : `${(bytes / 1048576).toFixed(1)} MiB`);
+
+/** Pause or Resume, and Run now, for who may operate the policy's project (the fleet's: `*`). */
+function policyControls(p) {
+  if (!canOperate(p.project === 'fleet' ? '*' : p.project)) return '';
+  const button = (control, label) =>
+    h(
+      'button',
+      {
+        'data-policy-control': control,
+        onclick: () =>
+          act(
+            async () => (
+              await api('POST', `/v1/backup-policies/${encodeURIComponent(p.name)}/${control}`, {}),
+              backupsView()
+            ),
+          ),
+      },
+      label,
+    );
+  return [
+    p.paused === 'yes' ? button('resume', 'Resume') : button('pause', 'Pause'),
+    button('trigger', 'Run now'),
+  ];
+}
 
 /**
  * Backups of the VMs the operator may see, newest first, and the backup policies the operator
  * may read (its projects', and the fleet's with a fleet grant) with their next run and how many
- * runs in a row failed.
+ * runs in a row failed; who may operate a policy's project pauses, resumes or runs it here.
  */
 export async function backupsView() {
   const [backups, policies] = await Promise.all([
@@ -45,11 +69,12 @@ export async function backupsView() {
               'last run',
               'last outcome',
               'failures in a row',
+              '',
             ],
             policies.map((p) =>
               h(
                 'tr',
-                { 'data-policy': p.name, class: p.failures > 0 ? 'failing' : '' },
+                { 'data-policy': p.name, 'data-paused': p.paused, class: p.failures > 0 ? 'failing' : '' },
                 h('td', {}, p.name),
                 h('td', {}, p.project),
                 h('td', {}, p.vms),
@@ -59,6 +84,7 @@ export async function backupsView() {
                 h('td', {}, when(p['last-run'])),
                 h('td', {}, p['last-outcome'] ?? ''),
                 h('td', {}, String(p.failures)),
+                h('td', {}, policyControls(p)),
               ),
             ),
           ),

@@ -74,8 +74,9 @@ export const operableProjects = () =>
     .filter((g) => rank[g.role] >= rank.operator)
     .map((g) => (g.project === '*' ? 'default' : g.project));
 
+/** Shows a page: its nodes, and the nodes of any list among them, in order. */
 export function show(...nodes) {
-  view.replaceChildren(...nodes);
+  view.replaceChildren(...nodes.flat());
 }
 
 export function failure(err) {

@@ -166,6 +166,45 @@ describe('the web console in a real browser', () => {
     await page.waitForSelector('text=Drift is read with a fleet grant.');
   }, 120_000);
 
+  test("an operator pauses, resumes and runs its project's backup policy from the backups page; a viewer gets no control", async () => {
+    const made = await fetch(`${base}/v1/backup-policies`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokens['fleet-admin']}`, 'content-type': 'application/json' },
+      // A label no VM carries: its run on demand backs nothing up, so no operation holds web-1.
+      body: JSON.stringify({
+        name: 'lab-nightly',
+        project: 'lab',
+        vmLabels: { tier: 'none-here' },
+        schedule: { cron: '0 3 * * *' },
+      }),
+    });
+    expect(made.status).toBe(201);
+    const viewer = await logIn('lab-viewer');
+    await viewer.goto(`${base}/console/#/backups`);
+    await viewer.waitForSelector('tr[data-policy="lab-nightly"]');
+    expect(await viewer.$$('tr[data-policy="lab-nightly"] button')).toHaveLength(0);
+
+    const page = await logIn('lab-operator');
+    await page.goto(`${base}/console/#/backups`);
+    await page.click('tr[data-policy="lab-nightly"] button[data-policy-control="pause"]');
+    await page.waitForSelector('tr[data-policy="lab-nightly"][data-paused="yes"]');
+    const schedule = stack.client.schedule.getHandle('backup-policy/lab-nightly');
+    expect((await schedule.describe()).state.paused).toBe(true);
+    await shot(page, '9b-policy-paused');
+    await page.click('tr[data-policy="lab-nightly"] button[data-policy-control="resume"]');
+    await page.waitForSelector('tr[data-policy="lab-nightly"][data-paused="no"]');
+    expect((await schedule.describe()).state.paused).toBe(false);
+    await page.click('tr[data-policy="lab-nightly"] button[data-policy-control="trigger"]');
+    // Run now starts the policy's run at once (its scheduled time is hours away), and it ends.
+    const run = await until(
+      'the policy to run once',
+      async () => (await schedule.describe()).info.recentActions[0]?.action.workflow,
+    );
+    await stack.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).result();
+    await schedule.delete();
+    await stack.inventory.backupPolicies.deleteOne({ _id: 'lab-nightly' });
+  }, 120_000);
+
   test('a fleet admin starts a rollout, sees it halt on a failing host, skips the host and resumes it to the end', async () => {
     // No VM to move: the rollout is about the hosts.
     const vm = await stack.inventory.vms.findOne({ _id: 'web-1' });
@@ -210,4 +249,27 @@ describe('the web console in a real browser', () => {
     }
     await page.waitForSelector('tr[data-rollout="web-roll"]');
   }, 600_000);
+
+  test('a fleet admin takes a host out of service and back from the hosts page; an operator is offered neither', async () => {
+    const operator = await logIn('lab-operator');
+    await operator.goto(`${base}/console/#/hosts`);
+    await operator.waitForSelector('tr[data-host="host-a"]');
+    expect(await operator.$$('button[data-maintenance]')).toHaveLength(0);
+
+    // host-a: the rollout above patched it and returned it to service (it left host-b to an operator).
+    const page = await logIn('fleet-admin');
+    await page.goto(`${base}/console/#/hosts`);
+    await page.click('tr[data-host="host-a"] button[data-maintenance="enter"]');
+    await page.waitForSelector('tr[data-host="host-a"][data-maintenance="in-maintenance"]', {
+      timeout: 60_000,
+    });
+    expect((await stack.inventory.hosts.findOne({ _id: 'host-a' }))!.maintenance).toBe(true);
+    await page.waitForSelector('tr[data-host="host-a"] a:text("enterMaintenance completed")');
+    await shot(page, '15-host-in-maintenance');
+    await page.click('tr[data-host="host-a"] button[data-maintenance="exit"]');
+    await page.waitForSelector('tr[data-host="host-a"][data-maintenance="no"]', { timeout: 60_000 });
+    expect((await stack.inventory.hosts.findOne({ _id: 'host-a' }))!.maintenance).toBe(false);
+    const events = await stack.inventory.events.find({ subject: 'host/host-a' }).toArray();
+    expect(events.filter((e) => e.actor === 'token:fleet-admin').length).toBeGreaterThan(0);
+  }, 120_000);
 });
