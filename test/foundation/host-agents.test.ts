@@ -117,7 +117,11 @@ describe('the local stack: three host agents and the controller on the real dev 
     }
     expect(consoleTail(log, 4096)).toContain('flood flood');
     expect(fs.existsSync(`${log}.1`)).toBe(true); // it was rotated
-    expect(largest).toBeLessThan(64 * 1024 + 1024 * 1024);
+    // The log and its rotated end stay under twice the cap plus what the guest prints between two
+    // rotations (hypervisor/console-log.ts). Rotations are a second apart, later when the agent's
+    // loop is held up on a loaded machine: 2 MiB allows about 5 s of flood between them, the most
+    // the heartbeat check below tolerates; 15 s unrotated would be over 5 MB.
+    expect(largest).toBeLessThan(2 * 64 * 1024 + 2 * 1024 * 1024);
     // Three missed fact intervals would count the host as lost.
     expect(oldestHeartbeatMs).toBeLessThan(3 * 2000);
     await withGuestAgent(qemu.files('flood').agentSocket, 5000, (a) => a.execute('guest-ping'));
