@@ -42,6 +42,15 @@ export class CliContext {
       );
   }
 
+  /**
+   * What a read command shows, the same either way: the API's answer to `GET path` when logged
+   * in, else `direct` on the inventory.
+   */
+  async read<T>(path: string, direct: (inv: Inventory) => Promise<T>): Promise<T> {
+    const api = this.api;
+    return api ? api.request<T>('GET', path) : direct(await this.inventory());
+  }
+
   async inventory(): Promise<Inventory> {
     this.directOnly();
     this.inv ??= await openInventory(this.config);

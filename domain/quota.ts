@@ -41,6 +41,17 @@ export interface QuotaUsage extends VmUsage {
 const GiB = 1024 ** 3;
 
 /**
+ * A new VM's disks as it will record them, root first: the root at its asked size or else its
+ * image's, then its data disks.
+ */
+export function newVmDisks(
+  request: { diskSizeBytes?: number; dataDisks: number[] },
+  imageBytes: number,
+): number[] {
+  return [request.diskSizeBytes ?? imageBytes, ...request.dataDisks];
+}
+
+/**
  * What `vm` would take beyond the quota beside the project's `others`, one reason per limit;
  * empty when it fits. With `before` (the VM as it is, for a change such as a grown disk) only
  * what grows is checked, and each reason names the growth: a project over a quota lowered since

@@ -124,7 +124,6 @@ export async function networkWithAddresses(
   };
   return { ...n, addresses: held.map((c) => ({ address: c._id.split('/').pop()!, vm: named(c.vmId) })) };
 }
-export type NetworkWithAddresses = Awaited<ReturnType<typeof networkWithAddresses>>;
 
 /** Deletes a network no VM uses; one in use is refused, naming its VMs. */
 export async function deleteNetwork(inv: Inventory, name: string): Promise<void> {

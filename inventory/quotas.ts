@@ -65,7 +65,7 @@ type UsageFields = Pick<VmDoc, '_id' | 'project' | 'vcpus' | 'memoryMiB' | 'disk
  * Each of a VM's disks' provisioned sizes, root first. A VM recorded before disk quotas has no
  * record: its root disk was made at its image's size, its data disks at their creation sizes.
  */
-export function disksOf(vm: UsageFields, imageBytes: (image: string) => number): number[] {
+function disksOf(vm: UsageFields, imageBytes: (image: string) => number): number[] {
   return vm.diskBytes ?? [imageBytes(vm.image), ...(vm.guest?.dataDisks ?? [])];
 }
 
@@ -89,7 +89,6 @@ export async function recordedDisks(inv: Inventory, vm: UsageFields): Promise<nu
 export async function projectReport(inv: Inventory, project: string) {
   return { project, quota: (await getQuota(inv, project)) ?? {}, usage: await projectUsage(inv, project) };
 }
-export type ProjectReport = Awaited<ReturnType<typeof projectReport>>;
 
 /** A disk's growth as the quota sees it: the VM's disks and usage before, and after when it grows. */
 export type DiskGrowth =
@@ -102,7 +101,7 @@ export type DiskGrowth =
  */
 export async function diskGrowth(
   inv: Inventory,
-  vm: UsageFields & { guest: { dataDisks?: number[] } },
+  vm: UsageFields,
   disk: number,
   sizeBytes: number,
 ): Promise<DiskGrowth> {

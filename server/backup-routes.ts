@@ -79,12 +79,7 @@ export function backupRoutes(deps: ApiDeps): ApiRoute[] {
           after: q.after,
           limit: q.limit,
         });
-        linkNextPage(
-          reply,
-          '/v1/backups',
-          { vm: q.vm, all: q.all },
-          { limit: q.limit, lastId: docs.at(-1)?._id, count: docs.length },
-        );
+        linkNextPage(reply, '/v1/backups', { vm: q.vm, all: q.all }, q.limit, docs);
         return docs.map(backupView);
       },
     }),

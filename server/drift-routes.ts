@@ -29,12 +29,7 @@ export function driftRoutes(deps: ApiDeps): ApiRoute[] {
         authorizeFleetRead(actor, 'drift');
         const q = parseInput(listQuery, req.query, 'query');
         const docs = await listDrift(deps.inv, { all: q.all === 'true', after: q.after, limit: q.limit });
-        linkNextPage(
-          reply,
-          '/v1/drift',
-          { all: q.all },
-          { limit: q.limit, lastId: docs.at(-1)?._id, count: docs.length },
-        );
+        linkNextPage(reply, '/v1/drift', { all: q.all }, q.limit, docs);
         return docs.map((d) => ({
           id: d._id,
           kind: d.kind,

@@ -5,7 +5,7 @@ import { NotFoundError, parseInput } from '../domain/errors';
 import { importImageRequestSchema } from '../domain/requests';
 import { importImageStream, listImages } from '../inventory/images';
 import type { ImageDoc } from '../inventory/schemas';
-import { allowed } from '../domain/access';
+import { allowed, type Actor } from '../domain/access';
 import { authorize } from './auth';
 import { HttpError } from './http-errors';
 import { pathId, route, type ApiDeps, type ApiRoute } from './route';
@@ -18,6 +18,9 @@ const uploadQuery = importImageRequestSchema
   .pick({ format: true, firmware: true, osFamily: true, project: true })
   .extend({ guestAgent: z.enum(['true', 'false']).optional() })
   .strict();
+
+/** A fleet image is any caller's to see; a project's image, its readers'. */
+const visible = (actor: Actor, i: ImageDoc) => !i.project || allowed(actor, 'read', i.project);
 
 const imageView = (i: ImageDoc) => ({
   name: i._id,
@@ -49,9 +52,7 @@ export function imageRoutes(deps: ApiDeps): ApiRoute[] {
       status: 200,
       async handle({ actor }) {
         authorize(actor, 'read');
-        return (await listImages(deps.inv))
-          .filter((i) => !i.project || allowed(actor, 'read', i.project))
-          .map(imageView);
+        return (await listImages(deps.inv)).filter((i) => visible(actor, i)).map(imageView);
       },
     }),
     route({
@@ -63,8 +64,7 @@ export function imageRoutes(deps: ApiDeps): ApiRoute[] {
         authorize(actor, 'read');
         const name = pathId(params, 'name');
         const image = await deps.inv.images.findOne({ _id: name });
-        if (!image || (image.project && !allowed(actor, 'read', image.project)))
-          throw new NotFoundError('image', name);
+        if (!image || !visible(actor, image)) throw new NotFoundError('image', name);
         return imageView(image);
       },
     }),

@@ -64,12 +64,14 @@ export function linkNextPage(
   reply: FastifyReply,
   path: string,
   query: Record<string, string | number | undefined>,
-  page: { limit: number; lastId?: string; count: number },
+  limit: number,
+  items: { _id: string }[],
 ): void {
-  if (page.count < page.limit || page.lastId === undefined) return;
+  const last = items.at(-1);
+  if (items.length < limit || !last) return;
   const next = new URLSearchParams();
   for (const [k, v] of Object.entries(query)) if (v !== undefined) next.set(k, String(v));
-  next.set('after', page.lastId);
-  next.set('limit', String(page.limit));
+  next.set('after', last._id);
+  next.set('limit', String(limit));
   void reply.header('link', `<${path}?${next}>; rel="next"`);
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { readableProjects } from '../domain/access';
 import { sumBytes } from '../domain/bytes';
+import { newVmDisks } from '../domain/quota';
 import { setHaRequestSchema } from '../domain/ha';
 import { idSchema } from '../domain/ids';
 import { parseInput } from '../domain/errors';
@@ -90,7 +91,7 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
       async handle({ actor, req, reply }) {
         const page = parseInput(pageQuery, req.query, 'query');
         const vms = await pageOfVms(deps.inv, { ...page, projects: readableProjects(actor) });
-        linkNextPage(reply, '/v1/vms', {}, { limit: page.limit, lastId: vms.at(-1)?._id, count: vms.length });
+        linkNextPage(reply, '/v1/vms', {}, page.limit, vms);
         return vms.map(vmView);
       },
     }),
@@ -114,8 +115,8 @@ export function vmRoutes(deps: ApiDeps): ApiRoute[] {
         authorize(ctx.actor, 'operate', spec.project);
         // Refused at once as the create would refuse it: an unknown image, or another project's.
         const image = await imageFor(deps.inv, spec.image, spec.project);
-        const root = spec.diskSizeBytes ?? image.virtualSizeBytes;
-        await checkQuotaRoom(deps.inv, { ...spec, diskBytes: sumBytes([root, ...spec.dataDisks]) });
+        const diskBytes = sumBytes(newVmDisks(spec, image.virtualSizeBytes));
+        await checkQuotaRoom(deps.inv, { ...spec, diskBytes });
         const op = await ops(ctx, spec.project).create(spec);
         return accepted(op.workflowId.slice('vm/'.length), op);
       },

@@ -17,7 +17,7 @@ import type { Inventory } from '../../inventory/db';
 import { recordEvent } from '../../inventory/events';
 import { backupSchema, type BackupDoc } from '../../inventory/schemas';
 import { allocateNewVmNics, getVm, claimVmIdForRun } from '../../inventory/vms';
-import { disksOf } from '../../inventory/quotas';
+import { recordedDisks } from '../../inventory/quotas';
 import { currentRun } from './run-context';
 
 export interface BackupPlan {
@@ -375,8 +375,7 @@ export function createBackupInventoryActivities(inv: Inventory, config: Config) 
         },
       };
       // The restored disks are the backed-up VM's, at their sizes then: the quota counts those.
-      const imageBytes = (await inv.images.findOne({ _id: backup.vm.image }))?.virtualSizeBytes ?? 0;
-      const diskBytes = disksOf({ ...backup.vm, _id: req.vmId }, () => imageBytes);
+      const diskBytes = await recordedDisks(inv, { ...backup.vm, _id: req.vmId });
       await claimVmIdForRun(inv, spec, diskBytes, currentRun().runId);
       const nics =
         req.nics === 'none'

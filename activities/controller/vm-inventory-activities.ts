@@ -10,6 +10,7 @@ import { placeVm, type NetworkNeed, type PlacementDecision } from '../../domain/
 import { placementHosts } from '../../inventory/placement-view';
 import { formatBytes } from '../../domain/bytes';
 import { UEFI_MIN_MEMORY_MIB } from '../../domain/guest';
+import { newVmDisks } from '../../domain/quota';
 import { createVmRequestSchema, type CreateVmSpec, type ProvisionSpec } from '../../domain/requests';
 import type { Inventory } from '../../inventory/db';
 import { recordEvent } from '../../inventory/events';
@@ -58,8 +59,7 @@ export function createVmInventoryActivities(inv: Inventory, config: Pick<Config,
           cpuModel: config.cpuBaseline,
         },
       };
-      const diskBytes = [request.diskSizeBytes ?? image.virtualSizeBytes, ...request.dataDisks];
-      await claimVmIdForRun(inv, spec, diskBytes, currentRun().runId);
+      await claimVmIdForRun(inv, spec, newVmDisks(request, image.virtualSizeBytes), currentRun().runId);
       if (request.nics?.length) spec.guest.nics = await allocateNewVmNics(inv, spec.vmId, request.nics);
       return {
         spec,

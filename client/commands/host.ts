@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { ValidationError } from '../../domain/errors';
-import type { Inventory } from '../../inventory/db';
 import { hostDetail, hostList, hostStatus } from '../../inventory/host-views';
 import { apiHostOperations, hostPath, type HostControls } from '../api-host-operations';
 import { hostOperations } from '../host-operations';
@@ -12,8 +11,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
   const host = program.command('host').description('physical hypervisor hosts');
 
   // Through the API when logged in; both ways read the same views (inventory/host-views.ts).
-  const read = async <T>(path: string, direct: (inv: Inventory) => Promise<T>): Promise<T> =>
-    ctx.api ? ctx.api.request<T>('GET', path) : direct(await ctx.inventory());
+  const read = ctx.read.bind(ctx);
 
   host
     .command('list')

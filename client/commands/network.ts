@@ -1,12 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { intToIpv4, poolRange, type NetworkSpec } from '../../domain/network';
-import {
-  createNetwork,
-  deleteNetwork,
-  listNetworks,
-  networkWithAddresses,
-  type NetworkWithAddresses,
-} from '../../inventory/networks';
+import { createNetwork, deleteNetwork, listNetworks, networkWithAddresses } from '../../inventory/networks';
 import type { NetworkDoc } from '../../inventory/schemas';
 import type { CliContext } from '../context';
 import { emit, printFields, printTable, type OutputOptions } from '../output';
@@ -82,9 +76,7 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
     .description('list networks with their subnet and pool')
     .option('--json', 'print JSON')
     .action(async (o: OutputOptions) => {
-      const nets = ctx.api
-        ? await ctx.api.request<NetworkDoc[]>('GET', '/v1/networks')
-        : await listNetworks(await ctx.inventory());
+      const nets = await ctx.read('/v1/networks', listNetworks);
       emit(o, nets, (ns) =>
         printTable(
           ns.map((n) => ({
@@ -104,9 +96,7 @@ export function registerNetworkCommands(program: Command, ctx: CliContext): void
     .description('show one network and the addresses its VMs hold')
     .option('--json', 'print JSON')
     .action(async (name: string, o: OutputOptions) => {
-      const shown = ctx.api
-        ? await ctx.api.request<NetworkWithAddresses>('GET', networkPath(name))
-        : await networkWithAddresses(await ctx.inventory(), name);
+      const shown = await ctx.read(networkPath(name), (inv) => networkWithAddresses(inv, name));
       emit(o, shown, (v) => {
         printFields({
           name: v._id,

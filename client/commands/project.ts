@@ -3,7 +3,7 @@ import { formatBytes } from '../../domain/bytes';
 import { idSchema } from '../../domain/ids';
 import { parseInput } from '../../domain/errors';
 import type { Quota } from '../../domain/quota';
-import { projectReport, setQuota, type ProjectReport } from '../../inventory/quotas';
+import { projectReport, setQuota } from '../../inventory/quotas';
 import type { CliContext } from '../context';
 import { emit, printFields, type OutputOptions } from '../output';
 import { numberArg } from './args';
@@ -22,9 +22,9 @@ export function registerProjectCommands(program: Command, ctx: CliContext): void
     .description("a project's quota and its VMs' usage of it")
     .option('--json', 'print JSON')
     .action(async (name: string, o: OutputOptions) => {
-      const report = ctx.api
-        ? await ctx.api.request<ProjectReport>('GET', path(name))
-        : await projectReport(await ctx.inventory(), parseInput(idSchema, name, 'project'));
+      const report = await ctx.read(path(name), (inv) =>
+        projectReport(inv, parseInput(idSchema, name, 'project')),
+      );
       emit(o, report, ({ quota: q, usage: u }) =>
         printFields({
           project: report.project,
